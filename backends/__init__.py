@@ -1,0 +1,1 @@
+"""Built-in ptdcore backends, each registered through the ``ptdcore`` entry-point group."""

@@ -1,0 +1,91 @@
+// pybind11 binding of ptdcore::PreparedModel. Arguments are converted and
+// raw pointers taken while the GIL is held; the GIL is released only around
+// the engine call.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "ptdcore/engine.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
+using IndexArray = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+
+template <typename T, typename A>
+std::vector<T> to_vector(const A& a) {
+  return std::vector<T>(a.data(), a.data() + a.size());
+}
+
+void require(bool ok, const std::string& msg) {
+  if (!ok) throw py::value_error(msg);
+}
+
+ptdcore::PreparedModel make_model(int64_t nr_states, int64_t nr_params, bool discrete,
+                                  const DoubleArray& alpha, const IndexArray& src,
+                                  const IndexArray& dst, const DoubleArray& constant,
+                                  const IndexArray& coef_ptr, const IndexArray& coef_index,
+                                  const DoubleArray& coef_value,
+                                  const std::optional<DoubleArray>& rewards) {
+  ptdcore::Structure s;
+  s.nr_states = nr_states;
+  s.nr_params = nr_params;
+  s.discrete = discrete;
+  s.alpha = to_vector<double>(alpha);
+  s.src = to_vector<int64_t>(src);
+  s.dst = to_vector<int64_t>(dst);
+  s.constant = to_vector<double>(constant);
+  s.coef_ptr = to_vector<int64_t>(coef_ptr);
+  s.coef_index = to_vector<int64_t>(coef_index);
+  s.coef_value = to_vector<double>(coef_value);
+  if (rewards) s.rewards = to_vector<double>(*rewards);
+  return ptdcore::PreparedModel(std::move(s));  // validates; std::invalid_argument -> ValueError
+}
+
+py::tuple evaluate(const ptdcore::PreparedModel& model, const DoubleArray& theta,
+                   const DoubleArray& times, int64_t nr_moments, bool jacobian, int threads) {
+  const int64_t P = model.nr_params();
+  require(theta.ndim() == 2 && theta.shape(1) == P,
+          "theta must have shape (B, " + std::to_string(P) + ")");
+  require(times.ndim() == 1, "times must be one-dimensional");
+  require(nr_moments >= 0, "nr_moments must be >= 0");
+  const int64_t B = theta.shape(0), T = times.shape(0), K = nr_moments;
+  DoubleArray pmf({B, T}), moments({B, K});
+  DoubleArray dpmf(jacobian ? std::vector<py::ssize_t>{B, T, P} : std::vector<py::ssize_t>{0});
+  DoubleArray dmoments(jacobian ? std::vector<py::ssize_t>{B, K, P} : std::vector<py::ssize_t>{0});
+  ptdcore::Outputs out{pmf.mutable_data(), moments.mutable_data(),
+                       jacobian ? dpmf.mutable_data() : nullptr,
+                       jacobian ? dmoments.mutable_data() : nullptr};
+  const double* theta_ptr = theta.data();
+  const double* times_ptr = times.data();
+  {
+    py::gil_scoped_release release;
+    model.evaluate_batch(theta_ptr, B, times_ptr, T, K, out, threads);
+  }
+  if (jacobian) return py::make_tuple(pmf, moments, dpmf, dmoments);
+  return py::make_tuple(pmf, moments);
+}
+
+}  // namespace
+
+void register_prepared_model(py::module_& m) {
+  py::class_<ptdcore::PreparedModel>(m, "PreparedModel",
+                                     "A validated model structure, built once, evaluated many times.")
+      .def(py::init(&make_model), py::arg("nr_states"), py::arg("nr_params"), py::arg("discrete"),
+           py::arg("alpha"), py::arg("src"), py::arg("dst"), py::arg("constant"),
+           py::arg("coef_ptr"), py::arg("coef_index"), py::arg("coef_value"),
+           py::arg("rewards") = py::none())
+      .def_property_readonly("nr_states", &ptdcore::PreparedModel::nr_states)
+      .def_property_readonly("nr_params", &ptdcore::PreparedModel::nr_params)
+      .def_property_readonly("acyclic", &ptdcore::PreparedModel::acyclic)
+      .def("evaluate", &evaluate, py::arg("theta"), py::arg("times"), py::arg("nr_moments"),
+           py::arg("jacobian") = false, py::arg("threads") = 0,
+           "Evaluate a batch: theta (B, P), times (T,). Returns (pmf, moments) or, with "
+           "jacobian=True, (pmf, moments, dpmf, dmoments).");
+}

@@ -1,0 +1,49 @@
+/* ptdcore engine: the C ABI (used by the cffi backend and by C callers).
+ *
+ * Every function is thread-safe: a ptd_model is immutable once created.
+ * Errors are reported through the return value and a caller-provided
+ * message buffer, never by aborting. */
+#ifndef PTDCORE_C_API_H
+#define PTDCORE_C_API_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define PTD_EXPORT __declspec(dllexport)
+#else
+#define PTD_EXPORT __attribute__((visibility("default")))
+#endif
+
+typedef struct ptd_model ptd_model;
+
+/* Builds and validates a model; NULL on failure with the reason in err.
+ * dst[e] == -1 is the exit; rewards may be NULL. */
+PTD_EXPORT ptd_model* ptd_model_new(int64_t nr_states, int64_t nr_params, int discrete,
+                                    const double* alpha, int64_t nr_edges, const int64_t* src,
+                                    const int64_t* dst, const double* constant,
+                                    const int64_t* coef_ptr, const int64_t* coef_index,
+                                    const double* coef_value, const double* rewards, char* err,
+                                    int64_t err_len);
+
+PTD_EXPORT void ptd_model_free(ptd_model* model);
+
+/* Evaluates a batch of B parameter vectors (theta is B x P, row-major).
+ * pmf is B x T, moments B x K; dpmf (B x T x P) and dmoments (B x K x P)
+ * may both be NULL when no Jacobian is wanted. threads = 0 uses every core.
+ * Returns 0 on success, non-zero with the reason in err otherwise. */
+PTD_EXPORT int ptd_model_evaluate(const ptd_model* model, const double* theta, int64_t B,
+                                  const double* times, int64_t T, int64_t K, double* pmf,
+                                  double* moments, double* dpmf, double* dmoments, int threads,
+                                  char* err, int64_t err_len);
+
+PTD_EXPORT int64_t ptd_model_nr_params(const ptd_model* model);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PTDCORE_C_API_H */

@@ -1,0 +1,164 @@
+// ptdcore engine: the density (continuous) and the probability mass
+// function (discrete), with exact Jacobians.
+//
+// Both rest on one kernel, the sequence c_k = alpha P^k s for
+// P = I + Q / lambda:
+//  - continuous, by uniformisation: f(t) = sum_k Pois(k; lambda t) c_k with
+//    Q the sub-intensity matrix, s the exit rates and lambda the largest
+//    total out-rate, so P is substochastic and every term is non-negative.
+//    The Poisson weights are truncated as poisson.hpp describes, which
+//    bounds the truncation error by ~1e-40 * lambda in absolute terms, far
+//    below the stated 1e-13 relative accuracy wherever the density is not
+//    negligible; both tails of the density stay relatively accurate down to
+//    values near 1e-300.
+//  - discrete: P(N = n) = c_{n-1} with lambda = 1 (P = T, s = t).
+// The Jacobian holds lambda fixed: the identity
+// exp(Q t) = sum_k Pois(k; lambda t) (I + Q/lambda)^k holds for any lambda,
+// so differentiating the series at fixed lambda is exact.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "ptdcore/numeric_graph.hpp"
+#include "ptdcore/poisson.hpp"
+
+namespace ptdcore {
+
+// Largest number of series terms evaluated for one theta; times that need
+// more (lambda * t beyond ~4e6, or discrete n beyond it) give NaN.
+inline constexpr int64_t kMaxSeriesTerms = int64_t{1} << 22;
+
+// c (K+1) and dc ((K+1) x P, only if g.with_grad) for k = 0..K.
+inline void power_series(const NumericGraph& g, double lambda, int64_t K, std::vector<double>& c,
+                         std::vector<double>& dc) {
+  const int64_t n = g.n, P = g.P, E = g.nr_edges();
+  const bool jac = g.with_grad;
+  const double inv = 1.0 / lambda;
+  std::vector<double> diag(n), wl(E), gl(jac ? E * P : 0), ddl(jac ? n * P : 0);
+  for (int64_t i = 0; i < n; ++i) diag[i] = 1.0 - g.out[i] * inv;
+  for (int64_t e = 0; e < E; ++e) wl[e] = g.w[e] * inv;
+  for (size_t q = 0; q < gl.size(); ++q) gl[q] = g.g[q] * inv;
+  for (size_t q = 0; q < ddl.size(); ++q) ddl[q] = g.dout[q] * inv;
+  std::vector<double> v(g.alpha), v2(n);
+  std::vector<double> dv(jac ? n * P : 0, 0.0), dv2(jac ? n * P : 0);
+  if (jac && !g.dalpha.empty()) dv = g.dalpha;
+  c.assign(K + 1, 0.0);
+  dc.assign(jac ? (K + 1) * P : 0, 0.0);
+  const double* src_g = gl.data();
+  for (int64_t k = 0;; ++k) {
+    double ck = 0.0;
+    for (int64_t i = 0; i < n; ++i) ck += v[i] * g.exit[i];
+    c[k] = ck;
+    if (jac) {
+      double* dck = dc.data() + k * P;
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t p = 0; p < P; ++p)
+          dck[p] += dv[i * P + p] * g.exit[i] + v[i] * g.dexit[i * P + p];
+    }
+    if (k == K) break;
+    for (int64_t i = 0; i < n; ++i) v2[i] = v[i] * diag[i];
+    for (int64_t e = 0; e < E; ++e) v2[g.dst[e]] += v[g.src[e]] * wl[e];
+    if (jac) {
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t p = 0; p < P; ++p)
+          dv2[i * P + p] = dv[i * P + p] * diag[i] - v[i] * ddl[i * P + p];
+      for (int64_t e = 0; e < E; ++e) {
+        const double vi = v[g.src[e]], we = wl[e];
+        const double* dvi = dv.data() + g.src[e] * P;
+        double* dvj = dv2.data() + g.dst[e] * P;
+        const double* ge = src_g + e * P;
+        for (int64_t p = 0; p < P; ++p) dvj[p] += dvi[p] * we + vi * ge[p];
+      }
+      dv.swap(dv2);
+    }
+    v.swap(v2);
+  }
+}
+
+// Density of the continuous model at times[0..T): pdf (T), dpdf (T x P).
+inline void continuous_density(const NumericGraph& g, const double* times, int64_t T, double* pdf,
+                               double* dpdf) {
+  const int64_t P = g.P;
+  const bool jac = dpdf != nullptr;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  double lambda = 0.0;
+  for (int64_t i = 0; i < g.n; ++i) lambda = std::max(lambda, g.out[i]);
+  if (!(lambda > 0.0)) {  // no state ever leaves: no density anywhere
+    for (int64_t q = 0; q < T; ++q) {
+      const bool ok = std::isfinite(times[q]) && times[q] >= 0.0;
+      pdf[q] = ok ? 0.0 : nan;
+      for (int64_t p = 0; p < P && jac; ++p) dpdf[q * P + p] = ok ? 0.0 : nan;
+    }
+    return;
+  }
+  std::vector<PoissonWindow> windows(T);
+  std::vector<char> valid(T, 0);
+  int64_t K = 0;
+  for (int64_t q = 0; q < T; ++q) {
+    const double m = lambda * times[q];
+    if (!std::isfinite(m) || times[q] < 0.0 || m > 0.9 * static_cast<double>(kMaxSeriesTerms))
+      continue;
+    windows[q] = poisson_window(m);
+    if (windows[q].right() >= kMaxSeriesTerms) continue;
+    valid[q] = 1;
+    K = std::max(K, windows[q].right());
+  }
+  std::vector<double> c, dc;
+  power_series(g, lambda, K, c, dc);
+  for (int64_t q = 0; q < T; ++q) {
+    if (!valid[q]) {
+      pdf[q] = nan;
+      for (int64_t p = 0; p < P && jac; ++p) dpdf[q * P + p] = nan;
+      continue;
+    }
+    const PoissonWindow& win = windows[q];
+    double f = 0.0;
+    for (size_t j = 0; j < win.weights.size(); ++j) f += win.weights[j] * c[win.left + j];
+    pdf[q] = f;
+    for (int64_t p = 0; p < P && jac; ++p) {
+      double df = 0.0;
+      for (size_t j = 0; j < win.weights.size(); ++j)
+        df += win.weights[j] * dc[(win.left + j) * P + p];
+      dpdf[q * P + p] = df;
+    }
+  }
+}
+
+// Probability mass of the discrete model at whole numbers times[0..T).
+inline void discrete_mass(const NumericGraph& g, const double* times, int64_t T, double* pmf,
+                          double* dpmf) {
+  const int64_t P = g.P;
+  const bool jac = dpmf != nullptr;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  int64_t K = 0;
+  auto step_of = [](double t) -> int64_t {  // -1: not a valid whole number
+    if (!std::isfinite(t) || t < 0.0 || t != std::floor(t) ||
+        t > static_cast<double>(kMaxSeriesTerms))
+      return -1;
+    return static_cast<int64_t>(t);
+  };
+  for (int64_t q = 0; q < T; ++q) K = std::max(K, step_of(times[q]) - 1);
+  std::vector<double> c, dc;
+  power_series(g, 1.0, K, c, dc);
+  double alpha_sum = 0.0;
+  for (double a : g.alpha) alpha_sum += a;
+  for (int64_t q = 0; q < T; ++q) {
+    const int64_t step = step_of(times[q]);
+    if (step < 0) {
+      pmf[q] = nan;
+      for (int64_t p = 0; p < P && jac; ++p) dpmf[q * P + p] = nan;
+    } else if (step == 0) {
+      pmf[q] = std::max(0.0, 1.0 - alpha_sum);
+      for (int64_t p = 0; p < P && jac; ++p) dpmf[q * P + p] = 0.0;
+    } else {
+      pmf[q] = c[step - 1];
+      for (int64_t p = 0; p < P && jac; ++p) dpmf[q * P + p] = dc[(step - 1) * P + p];
+    }
+  }
+}
+
+}  // namespace ptdcore

@@ -1,0 +1,128 @@
+// ptdcore engine: moments and their exact Jacobians.
+//
+// Continuous (Bladt & Nielsen, Matrix-Exponential Distributions in Applied
+// Probability, Thm 8.1.5), with U = M^{-1}, M = -S and rewards r (all ones
+// without rewards):
+//     E[Y^k] = k! alpha (U diag(r))^k 1,
+// computed by the solves x_0 = 1, M x_k = r o x_{k-1}.
+// Discrete: factorial moments E[N (N-1) ... (N-k+1)] = k! alpha T^{k-1}
+// (I - T)^{-k} 1, turned into raw moments with Stirling numbers of the
+// second kind.
+// Jacobians by forward mode: M dx_k = r o dx_{k-1} - dM x_k, where
+// (dM_p x)_i = dout_{i,p} x_i - sum_{e: i->j} g_{e,p} x_j.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "ptdcore/linear_solver.hpp"
+#include "ptdcore/numeric_graph.hpp"
+
+namespace ptdcore {
+
+namespace detail {
+
+// y += dM_p x for parameter p.
+inline void add_dM_times(const NumericGraph& g, int64_t p, const double* x, double* y) {
+  const int64_t n = g.n, P = g.P;
+  for (int64_t i = 0; i < n; ++i) y[i] += g.dout[i * P + p] * x[i];
+  for (int64_t e = 0; e < g.nr_edges(); ++e) y[g.src[e]] -= g.g[e * P + p] * x[g.dst[e]];
+}
+
+// y = M x (sparse product).
+inline void M_times(const NumericGraph& g, const double* x, double* y) {
+  for (int64_t i = 0; i < g.n; ++i) y[i] = g.out[i] * x[i];
+  for (int64_t e = 0; e < g.nr_edges(); ++e) y[g.src[e]] -= g.w[e] * x[g.dst[e]];
+}
+
+inline double dot(const std::vector<double>& a, const double* b) {
+  double s = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+}  // namespace detail
+
+// moments: (K); dmoments: (K x P) or nullptr. `rewards` may be nullptr.
+// Returns false when M is singular at this theta (infinite moments).
+inline bool compute_moments(const SccTopology& topo, const NumericGraph& g, const double* rewards,
+                            bool discrete, int64_t K, double* moments, double* dmoments,
+                            BlockSolver& solver) {
+  if (K <= 0) return true;
+  const int64_t n = g.n, P = g.P;
+  const bool jac = dmoments != nullptr;
+  if (!solver.factorise(topo, g)) return false;
+  // x[k] for k = 0..K and dx[k][p] (n each).
+  std::vector<double> x((K + 1) * n, 0.0), dx(jac ? (K + 1) * P * n : 0, 0.0);
+  std::vector<double> b(n), tmp(n);
+  std::fill(x.begin(), x.begin() + n, 1.0);
+  for (int64_t k = 1; k <= K; ++k) {
+    const double* prev = x.data() + (k - 1) * n;
+    for (int64_t i = 0; i < n; ++i) b[i] = rewards ? rewards[i] * prev[i] : prev[i];
+    solver.solve(b.data(), x.data() + k * n);
+    if (!jac) continue;
+    for (int64_t p = 0; p < P; ++p) {
+      const double* dprev = dx.data() + ((k - 1) * P + p) * n;
+      for (int64_t i = 0; i < n; ++i) b[i] = rewards ? rewards[i] * dprev[i] : dprev[i];
+      std::fill(tmp.begin(), tmp.end(), 0.0);
+      detail::add_dM_times(g, p, x.data() + k * n, tmp.data());
+      for (int64_t i = 0; i < n; ++i) b[i] -= tmp[i];
+      solver.solve(b.data(), dx.data() + (k * P + p) * n);
+    }
+  }
+  std::vector<double> raw(K), draw(jac ? K * P : 0);
+  double factorial = 1.0;
+  for (int64_t k = 1; k <= K; ++k) {
+    factorial *= static_cast<double>(k);
+    if (!discrete) {
+      raw[k - 1] = factorial * detail::dot(g.alpha, x.data() + k * n);
+      for (int64_t p = 0; p < P && jac; ++p)
+        draw[(k - 1) * P + p] = factorial * detail::dot(g.alpha, dx.data() + (k * P + p) * n);
+      continue;
+    }
+    // Factorial moment k: apply T = I - M (k - 1) times to y_k = x_k.
+    std::vector<double> z(x.begin() + k * n, x.begin() + (k + 1) * n);
+    std::vector<double> dz(jac ? P * n : 0);
+    if (jac) std::copy(dx.begin() + k * P * n, dx.begin() + (k + 1) * P * n, dz.begin());
+    for (int64_t step = 1; step < k; ++step) {
+      if (jac) {
+        for (int64_t p = 0; p < P; ++p) {
+          double* dzp = dz.data() + p * n;
+          detail::M_times(g, dzp, tmp.data());
+          std::fill(b.begin(), b.end(), 0.0);
+          detail::add_dM_times(g, p, z.data(), b.data());
+          for (int64_t i = 0; i < n; ++i) dzp[i] -= tmp[i] + b[i];
+        }
+      }
+      detail::M_times(g, z.data(), tmp.data());
+      for (int64_t i = 0; i < n; ++i) z[i] -= tmp[i];
+    }
+    raw[k - 1] = factorial * detail::dot(g.alpha, z.data());
+    for (int64_t p = 0; p < P && jac; ++p)
+      draw[(k - 1) * P + p] = factorial * detail::dot(g.alpha, dz.data() + p * n);
+  }
+  if (!discrete) {
+    std::copy(raw.begin(), raw.end(), moments);
+    if (jac) std::copy(draw.begin(), draw.end(), dmoments);
+    return true;
+  }
+  // E[N^k] = sum_j S2(k, j) E[N^(j)], S2 the Stirling numbers of the 2nd kind.
+  std::vector<double> s2((K + 1) * (K + 1), 0.0);
+  s2[0] = 1.0;
+  for (int64_t k = 1; k <= K; ++k)
+    for (int64_t j = 1; j <= k; ++j)
+      s2[k * (K + 1) + j] = j * s2[(k - 1) * (K + 1) + j] + s2[(k - 1) * (K + 1) + j - 1];
+  for (int64_t k = 1; k <= K; ++k) {
+    double m = 0.0;
+    for (int64_t j = 1; j <= k; ++j) m += s2[k * (K + 1) + j] * raw[j - 1];
+    moments[k - 1] = m;
+    for (int64_t p = 0; p < P && jac; ++p) {
+      double dm = 0.0;
+      for (int64_t j = 1; j <= k; ++j) dm += s2[k * (K + 1) + j] * draw[(j - 1) * P + p];
+      dmoments[(k - 1) * P + p] = dm;
+    }
+  }
+  return true;
+}
+
+}  // namespace ptdcore

@@ -1,0 +1,91 @@
+// ptdcore engine: the model evaluated at one theta.
+//
+// A NumericGraph holds edge weights (and, optionally, their gradients in
+// theta, dense over the P parameters) for one parameter vector. Internal
+// edges carry the off-diagonal rates/probabilities; exits and the total
+// out-weight of every state are kept per state. Self-loops of discrete
+// models are not stored: the remainder 1 - out_i stays in state i.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "ptdcore/structure.hpp"
+
+namespace ptdcore {
+
+struct NumericGraph {
+  int64_t n = 0;
+  int64_t P = 0;
+  bool with_grad = false;
+  std::vector<int64_t> src, dst;  // internal edges only (no exits, no self-loops)
+  std::vector<double> w, g;       // weights (E) and gradients (E x P)
+  std::vector<double> alpha, dalpha;  // (n), (n x P); dalpha empty means zero
+  std::vector<double> out, dout;      // total out-weight per state (n), (n x P)
+  std::vector<double> exit, dexit;    // exit weight per state (n), (n x P)
+
+  int64_t nr_edges() const { return static_cast<int64_t>(src.size()); }
+};
+
+// Tolerance on the out-probabilities of a discrete state (sum <= 1 + tol).
+inline constexpr double kDiscreteSumTolerance = 1e-12;
+
+// Fills `graph` with the model at theta. Returns false when theta is not
+// finite, makes a weight negative or non-finite, or (discrete) makes the
+// out-probabilities of a state sum above 1: the caller then reports NaN.
+inline bool build_numeric_graph(const Structure& s, const double* theta, bool with_grad,
+                                NumericGraph& graph) {
+  const int64_t n = s.nr_states, P = s.nr_params, E = s.nr_edges();
+  for (int64_t p = 0; p < P; ++p)
+    if (!std::isfinite(theta[p])) return false;
+  graph.n = n;
+  graph.P = P;
+  graph.with_grad = with_grad;
+  graph.src.clear();
+  graph.dst.clear();
+  graph.w.clear();
+  graph.g.clear();
+  graph.alpha.assign(s.alpha.begin(), s.alpha.end());
+  graph.dalpha.clear();
+  graph.out.assign(n, 0.0);
+  graph.exit.assign(n, 0.0);
+  graph.dout.assign(with_grad ? n * P : 0, 0.0);
+  graph.dexit.assign(with_grad ? n * P : 0, 0.0);
+  std::vector<double> self_loop(s.discrete ? n : 0, 0.0);
+  std::vector<double> grad(P, 0.0);
+  for (int64_t e = 0; e < E; ++e) {
+    double w = s.constant[e];
+    if (with_grad) std::fill(grad.begin(), grad.end(), 0.0);
+    for (int64_t k = s.coef_ptr[e]; k < s.coef_ptr[e + 1]; ++k) {
+      w += s.coef_value[k] * theta[s.coef_index[k]];
+      if (with_grad) grad[s.coef_index[k]] += s.coef_value[k];
+    }
+    if (!std::isfinite(w) || w < 0.0) return false;
+    const int64_t i = s.src[e], j = s.dst[e];
+    if (j == i) {  // discrete self-loop: implied by the remainder
+      self_loop[i] += w;
+      continue;
+    }
+    graph.out[i] += w;
+    if (with_grad)
+      for (int64_t p = 0; p < P; ++p) graph.dout[i * P + p] += grad[p];
+    if (j < 0) {
+      graph.exit[i] += w;
+      if (with_grad)
+        for (int64_t p = 0; p < P; ++p) graph.dexit[i * P + p] += grad[p];
+      continue;
+    }
+    graph.src.push_back(i);
+    graph.dst.push_back(j);
+    graph.w.push_back(w);
+    if (with_grad) graph.g.insert(graph.g.end(), grad.begin(), grad.end());
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(graph.out[i])) return false;
+    if (s.discrete && graph.out[i] + self_loop[i] > 1.0 + kDiscreteSumTolerance) return false;
+  }
+  return true;
+}
+
+}  // namespace ptdcore

@@ -1,0 +1,90 @@
+// ptdcore engine: the immutable model structure and its validation.
+//
+// A structure is a phase-type model given as a graph of transient states.
+// Every edge weight is linear in theta:
+//     w_e(theta) = constant_e + sum_p coef_{e,p} * theta_p
+// with the coefficients stored sparsely (CSR over edges). dst == -1 is the
+// exit (absorption). The engine never keeps mutable global state.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ptdcore {
+
+struct Structure {
+  int64_t nr_states = 0;
+  int64_t nr_params = 0;
+  bool discrete = false;
+  std::vector<double> alpha;        // (nr_states)
+  std::vector<int64_t> src;         // (E)
+  std::vector<int64_t> dst;         // (E), -1 = exit
+  std::vector<double> constant;     // (E)
+  std::vector<int64_t> coef_ptr;    // (E + 1)
+  std::vector<int64_t> coef_index;  // (nnz)
+  std::vector<double> coef_value;   // (nnz)
+  std::vector<double> rewards;      // (nr_states) or empty (no rewards)
+
+  int64_t nr_edges() const { return static_cast<int64_t>(src.size()); }
+  bool has_rewards() const { return !rewards.empty(); }
+};
+
+// Throws std::invalid_argument naming the offending edge or state. These
+// checks keep the engine memory-safe on its own; the Python layer performs
+// the user-facing model checks (reachability of absorption and so on).
+inline void validate(const Structure& s) {
+  auto fail = [](const std::string& msg) { throw std::invalid_argument(msg); };
+  const int64_t n = s.nr_states;
+  const int64_t E = s.nr_edges();
+  if (n < 1) fail("structure has no states (nr_states must be >= 1)");
+  if (s.nr_params < 0) fail("nr_params must be >= 0");
+  if (static_cast<int64_t>(s.alpha.size()) != n)
+    fail("alpha has length " + std::to_string(s.alpha.size()) + ", expected nr_states = " +
+         std::to_string(n));
+  if (static_cast<int64_t>(s.dst.size()) != E || static_cast<int64_t>(s.constant.size()) != E)
+    fail("edge arrays src, dst and constant must have the same length");
+  if (static_cast<int64_t>(s.coef_ptr.size()) != E + 1)
+    fail("coef_ptr must have length nr_edges + 1");
+  if (s.coef_index.size() != s.coef_value.size())
+    fail("coef_index and coef_value must have the same length");
+  if (s.coef_ptr[0] != 0 || s.coef_ptr[E] != static_cast<int64_t>(s.coef_index.size()))
+    fail("coef_ptr must start at 0 and end at the number of coefficients");
+  double alpha_sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double a = s.alpha[i];
+    if (!std::isfinite(a) || a < 0.0 || a > 1.0)
+      fail("state " + std::to_string(i) + ": alpha = " + std::to_string(a) + " is outside [0, 1]");
+    alpha_sum += a;
+  }
+  if (alpha_sum > 1.0 + 1e-12) fail("alpha sums to " + std::to_string(alpha_sum) + " > 1");
+  for (int64_t e = 0; e < E; ++e) {
+    const std::string where = "edge " + std::to_string(e);
+    if (s.src[e] < 0 || s.src[e] >= n) fail(where + ": source state out of range");
+    if (s.dst[e] < -1 || s.dst[e] >= n) fail(where + ": destination state out of range");
+    if (!s.discrete && s.dst[e] == s.src[e])
+      fail(where + ": self-loop on state " + std::to_string(s.src[e]) +
+           " in a continuous model (the diagonal is implied)");
+    if (!std::isfinite(s.constant[e])) fail(where + ": constant is not finite");
+    if (s.coef_ptr[e + 1] < s.coef_ptr[e]) fail("coef_ptr must be non-decreasing");
+    for (int64_t k = s.coef_ptr[e]; k < s.coef_ptr[e + 1]; ++k) {
+      if (s.coef_index[k] < 0 || s.coef_index[k] >= s.nr_params)
+        fail(where + ": coefficient parameter index out of range");
+      if (!std::isfinite(s.coef_value[k])) fail(where + ": coefficient is not finite");
+    }
+  }
+  if (s.has_rewards()) {
+    if (s.discrete) fail("rewards are not supported for discrete models");
+    if (static_cast<int64_t>(s.rewards.size()) != n)
+      fail("rewards has length " + std::to_string(s.rewards.size()) + ", expected nr_states = " +
+           std::to_string(n));
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(s.rewards[i]) || s.rewards[i] < 0.0)
+        fail("state " + std::to_string(i) + ": reward must be finite and >= 0");
+  }
+}
+
+}  // namespace ptdcore

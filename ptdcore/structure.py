@@ -1,0 +1,155 @@
+"""The immutable, hashable, serialisable model structure every backend receives."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+FORMAT_NAME = "ptdcore.structure"
+FORMAT_VERSION = 1
+
+_ARRAY_FIELDS = {
+    "alpha": np.float64,
+    "src": np.int64,
+    "dst": np.int64,
+    "constant": np.float64,
+    "coef_ptr": np.int64,
+    "coef_index": np.int64,
+    "coef_value": np.float64,
+}
+
+
+def _frozen(values: Any, dtype: type) -> np.ndarray:
+    arr = np.array(values, dtype=dtype, copy=True).reshape(-1)
+    arr.setflags(write=False)
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class Structure:
+    """A phase-type model as arrays: states, alpha, edges linear in theta, rewards.
+
+    Edge ``e`` goes from ``src[e]`` to ``dst[e]`` (``-1`` is absorption) with
+    weight ``constant[e] + sum(coef_value[k] * theta[coef_index[k]])`` over
+    ``k`` in ``coef_ptr[e]:coef_ptr[e + 1]``.
+
+    Equality and hashing use :attr:`content_hash`, which covers everything
+    that affects results (not the state labels).
+    """
+
+    nr_states: int
+    nr_params: int
+    discrete: bool
+    alpha: np.ndarray
+    src: np.ndarray
+    dst: np.ndarray
+    constant: np.ndarray
+    coef_ptr: np.ndarray
+    coef_index: np.ndarray
+    coef_value: np.ndarray
+    rewards: np.ndarray | None = None
+    states: tuple[tuple[int, ...], ...] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nr_states", int(self.nr_states))
+        object.__setattr__(self, "nr_params", int(self.nr_params))
+        object.__setattr__(self, "discrete", bool(self.discrete))
+        for name, dtype in _ARRAY_FIELDS.items():
+            object.__setattr__(self, name, _frozen(getattr(self, name), dtype))
+        if self.rewards is not None:
+            object.__setattr__(self, "rewards", _frozen(self.rewards, np.float64))
+        if self.states is not None:
+            object.__setattr__(self, "states", tuple(tuple(int(x) for x in s) for s in self.states))
+
+    @property
+    def nr_edges(self) -> int:
+        """Number of edges, exits included."""
+        return int(self.src.shape[0])
+
+    @cached_property
+    def content_hash(self) -> str:
+        """Stable SHA-256 of the numerical content (hex)."""
+        h = hashlib.sha256()
+        h.update(f"{FORMAT_NAME}/{FORMAT_VERSION}/{self.nr_states}/{self.nr_params}/".encode())
+        h.update(b"discrete" if self.discrete else b"continuous")
+        for name in _ARRAY_FIELDS:
+            arr = np.ascontiguousarray(getattr(self, name))
+            h.update(name.encode())
+            h.update(arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes())
+        if self.rewards is not None:
+            h.update(b"rewards")
+            h.update(self.rewards.astype("<f8", copy=False).tobytes())
+        return h.hexdigest()
+
+    def __hash__(self) -> int:
+        return hash(self.content_hash)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Structure):
+            return NotImplemented
+        return self.content_hash == other.content_hash
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (floats round-trip exactly through ``repr``)."""
+        out: dict[str, Any] = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "nr_states": self.nr_states,
+            "nr_params": self.nr_params,
+            "discrete": self.discrete,
+        }
+        for name in _ARRAY_FIELDS:
+            out[name] = getattr(self, name).tolist()
+        out["rewards"] = None if self.rewards is None else self.rewards.tolist()
+        out["states"] = None if self.states is None else [list(s) for s in self.states]
+        out["content_hash"] = self.content_hash
+        return out
+
+    def to_json(self) -> str:
+        """Serialise to a versioned JSON string."""
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Structure:
+        """Inverse of :meth:`to_dict`; checks the format name and version."""
+        if data.get("format") != FORMAT_NAME:
+            raise ValueError(f"not a ptdcore structure (format = {data.get('format')!r})")
+        if data.get("version") != FORMAT_VERSION:
+            raise ValueError(
+                f"unsupported structure version {data.get('version')!r} "
+                f"(this ptdcore reads version {FORMAT_VERSION})"
+            )
+        states = data.get("states")
+        structure = cls(
+            nr_states=data["nr_states"],
+            nr_params=data["nr_params"],
+            discrete=data["discrete"],
+            **{name: data[name] for name in _ARRAY_FIELDS},
+            rewards=data.get("rewards"),
+            states=None if states is None else [tuple(s) for s in states],
+        )
+        expected = data.get("content_hash")
+        if expected is not None and expected != structure.content_hash:
+            raise ValueError("structure JSON is corrupt: its content hash does not match")
+        return structure
+
+    @classmethod
+    def from_json(cls, text: str) -> Structure:
+        """Inverse of :meth:`to_json`."""
+        return cls.from_dict(json.loads(text))
+
+    def coefficient_matrix(self) -> np.ndarray:
+        """Dense (nr_edges, nr_params) coefficients (for small models and tests)."""
+        dense = np.zeros((self.nr_edges, self.nr_params))
+        rows = np.repeat(np.arange(self.nr_edges), np.diff(self.coef_ptr))
+        np.add.at(dense, (rows, self.coef_index), self.coef_value)
+        return dense
+
+    def weights(self, theta: np.ndarray) -> np.ndarray:
+        """Edge weights at one theta (nr_edges,)."""
+        return self.constant + self.coefficient_matrix() @ np.asarray(theta, dtype=np.float64)
