@@ -1,10 +1,41 @@
-"""ptdcore: phase-type distributions with exact densities, moments and gradients."""
+"""ptdcore: phase-type distributions with exact densities, moments and gradients.
+
+Heavy dependencies (JAX, the compiled backends) load on first use.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from .backend import Backend, Capabilities, PmfMoments, PmfMomentsJacobian
 from .graph import Graph
+from .hookspecs import hookimpl
+from .registry import backend_info, get_backend, list_backends, refresh_backends
 from .structure import Structure
 
 __version__ = "0.1.0"
 
-__all__ = ["Graph", "Structure", "__version__"]
+__all__ = [
+    "Backend",
+    "Capabilities",
+    "Graph",
+    "Model",
+    "PmfMoments",
+    "PmfMomentsJacobian",
+    "Structure",
+    "__version__",
+    "backend_info",
+    "get_backend",
+    "hookimpl",
+    "list_backends",
+    "model",
+    "refresh_backends",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("model", "Model"):
+        from . import jax_model
+
+        return getattr(jax_model, name)
+    raise AttributeError(f"module 'ptdcore' has no attribute {name!r}")

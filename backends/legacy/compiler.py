@@ -1,0 +1,88 @@
+"""Compile generated sources into a disk cache of shared libraries.
+
+Cache entries are keyed by the structure's content hash, the compiler (path and
+``--version``), the flags, the engine headers and the generator version. Writes are
+atomic (compile to a unique temporary file, then ``os.replace``), so processes
+compiling the same model at once (``pytest -n auto``) never see a partial file.
+A library whose embedded key does not match, or that fails to load, is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+CXX_FLAGS = ["-std=c++17", "-O2", "-shared", "-fPIC", "-ffp-contract=off", "-fvisibility=hidden"]
+ENV_CACHE_DIR = "PTDCORE_CACHE_DIR"
+
+
+def include_dir() -> Path:
+    """The engine headers shipped with the package."""
+    return Path(__file__).with_name("include")
+
+
+def cache_dir() -> Path:
+    """``$PTDCORE_CACHE_DIR``, else ``$XDG_CACHE_HOME/ptdcore/legacy`` (``~/.cache``)."""
+    if os.environ.get(ENV_CACHE_DIR):
+        return Path(os.environ[ENV_CACHE_DIR])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ptdcore" / "legacy"
+
+
+def find_compiler() -> str | None:
+    """``$CXX`` if set, else the first of c++, g++, clang++ on PATH."""
+    if os.environ.get("CXX"):
+        return shutil.which(os.environ["CXX"])
+    for name in ("c++", "g++", "clang++"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@lru_cache(maxsize=8)
+def compiler_identity(compiler: str) -> str:
+    """Path and version banner of the compiler (part of the cache key)."""
+    out = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60)
+    return f"{os.path.realpath(compiler)}\n{out.stdout.strip()}"
+
+
+@lru_cache(maxsize=1)
+def headers_digest() -> str:
+    h = hashlib.sha256()
+    for path in sorted(include_dir().rglob("*")):
+        if path.is_file():
+            h.update(path.relative_to(include_dir()).as_posix().encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def cache_key(structure_hash: str, compiler: str, generator_version: str) -> str:
+    h = hashlib.sha256()
+    for part in (structure_hash, compiler_identity(compiler), " ".join(CXX_FLAGS),
+                 headers_digest(), generator_version):  # fmt: skip
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def compile_library(source: str, target: Path, compiler: str) -> None:
+    """Compile ``source`` to ``target`` atomically; raise RuntimeError with the compiler output."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as tmp:
+        src = Path(tmp) / "model.cpp"
+        src.write_text(source)
+        out = Path(tmp) / "model.so"
+        cmd = [compiler, *CXX_FLAGS, f"-I{include_dir()}", str(src), "-o", str(out)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"legacy backend: compiling the model failed ({' '.join(cmd)}):\n"
+                f"{proc.stderr[-4000:]}"
+            )
+        os.replace(out, target)

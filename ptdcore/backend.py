@@ -1,0 +1,151 @@
+"""The abstract backend protocol every ptdcore backend implements."""
+
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .structure import Structure
+
+
+class PmfMoments(NamedTuple):
+    """pmf (B, T) and moments (B, K)."""
+
+    pmf: np.ndarray
+    moments: np.ndarray
+
+
+class PmfMomentsJacobian(NamedTuple):
+    """pmf (B, T), moments (B, K), dpmf (B, T, P), dmoments (B, K, P)."""
+
+    pmf: np.ndarray
+    moments: np.ndarray
+    dpmf: np.ndarray
+    dmoments: np.ndarray
+
+
+class Capabilities(NamedTuple):
+    """What a backend can do, known without running it."""
+
+    jit_native: bool = False
+    """Runs inside ``jax.jit`` with no Python callback (XLA custom call)."""
+    releases_gil: bool = False
+    """Other Python threads run while it computes."""
+    parallel_batch: bool = False
+    """Evaluates the rows of a batch in parallel."""
+    devices: tuple[str, ...] = ("cpu",)
+    """Where it computes."""
+
+
+class Backend(abc.ABC):
+    """A way of running the ptdcore engine.
+
+    Subclasses set ``name`` (and optionally ``description``, ``priority``,
+    ``capabilities``) and implement :meth:`compute_pmf_and_moments`. Register
+    them through the ``ptdcore_register_backends`` hook (see
+    :mod:`ptdcore.hookspecs`); ptdcore's JAX model and equivalence suite then
+    work with them unchanged.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    priority: ClassVar[int] = 0
+    """Higher is preferred when no backend is named (the fastest gets the highest)."""
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        """``(True, "")`` if the backend can run here, else ``(False, reason)``."""
+        return True, ""
+
+    @abc.abstractmethod
+    def compute_pmf_and_moments(
+        self,
+        structure: Structure,
+        theta: np.ndarray,
+        times: np.ndarray,
+        nr_moments: int,
+        *,
+        jacobian: bool = False,
+    ) -> PmfMoments | PmfMomentsJacobian:
+        """Evaluate a batch.
+
+        Parameters
+        ----------
+        structure
+            The model (:class:`ptdcore.Structure`).
+        theta
+            ``(B, P)`` float64 parameter vectors.
+        times
+            ``(T,)`` times (continuous) or step counts (discrete).
+        nr_moments
+            ``K``: moments ``E[T], ..., E[T^K]``.
+        jacobian
+            Also return ``dpmf (B, T, P)`` and ``dmoments (B, K, P)``.
+        """
+
+    def jax_evaluator(self, structure: Structure, nr_moments: int) -> Callable[..., Any]:
+        """A JAX-traceable ``f(theta (P,), times (T,), jacobian) -> tuple of arrays``.
+
+        The default reaches :meth:`compute_pmf_and_moments` through the shared
+        batching ``pure_callback`` adapter; jit-native backends override it.
+        """
+        from .callback_adapter import callback_evaluator
+
+        return callback_evaluator(self, structure, nr_moments)
+
+    def __repr__(self) -> str:
+        return f"<ptdcore backend {self.name!r}: {self.description}>"
+
+
+def check_inputs(
+    structure: Structure, theta: Any, times: Any, nr_moments: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Validate and convert the arguments of ``compute_pmf_and_moments``.
+
+    Returns C-contiguous float64 ``theta (B, P)``, ``times (T,)`` and ``nr_moments``;
+    raises ValueError naming the argument and its shape otherwise.
+    """
+    theta_arr = np.ascontiguousarray(theta, dtype=np.float64)
+    P = structure.nr_params
+    if theta_arr.ndim != 2 or theta_arr.shape[1] != P:
+        raise ValueError(
+            f"theta must have shape (B, {P}) for a model with {P} parameters, "
+            f"got shape {theta_arr.shape}"
+        )
+    times_arr = np.ascontiguousarray(times, dtype=np.float64)
+    if times_arr.ndim != 1:
+        raise ValueError(f"times must have shape (T,), got shape {times_arr.shape}")
+    if int(nr_moments) != nr_moments or nr_moments < 0:
+        raise ValueError(f"nr_moments must be a whole number >= 0, got {nr_moments!r}")
+    return theta_arr, times_arr, int(nr_moments)
+
+
+def check_outputs(
+    name: str, result: Any, B: int, T: int, K: int, P: int, jacobian: bool
+) -> tuple[np.ndarray, ...]:
+    """Check a backend's result shapes; raise RuntimeError naming the backend otherwise."""
+    expected = [(B, T), (B, K)] + ([(B, T, P), (B, K, P)] if jacobian else [])
+    labels = ["pmf", "moments", "dpmf", "dmoments"]
+    try:
+        arrays = tuple(np.asarray(r, dtype=np.float64) for r in result)
+    except TypeError:
+        raise RuntimeError(
+            f"backend {name!r} returned {type(result).__name__}, not a tuple"
+        ) from None
+    if len(arrays) != len(expected):
+        raise RuntimeError(
+            f"backend {name!r} returned {len(arrays)} arrays, expected {len(expected)} "
+            f"({', '.join(labels[: len(expected)])})"
+        )
+    for label, arr, shape in zip(labels, arrays, expected, strict=False):
+        if arr.shape != shape:
+            raise RuntimeError(
+                f"backend {name!r} returned {label} of shape {arr.shape}, expected {shape}"
+            )
+    return arrays

@@ -1,0 +1,101 @@
+"""The shared ``pure_callback`` adapter for backends that are not jit-native.
+
+Under ``jax.vmap`` (over theta and/or times, nested too) the callback receives the
+whole batch (``vmap_method="expand_dims"``) and makes one backend call for it:
+
+- times shared by the batch: one call with theta (N, P) and times (T,);
+- theta shared, times batched: one call with theta (1, P) and all times;
+- both batched: one call with theta (N, P) and the distinct times, then each
+  row picks its own columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .backend import check_outputs
+
+if TYPE_CHECKING:
+    from .backend import Backend
+    from .structure import Structure
+
+
+def batched_host_call(
+    backend: Backend,
+    structure: Structure,
+    nr_moments: int,
+    theta: np.ndarray,
+    times: np.ndarray,
+    jacobian: bool,
+) -> tuple[np.ndarray, ...]:
+    """Evaluate theta (*bt, P) at times (*bs, T) with one backend call.
+
+    ``bt`` and ``bs`` have equal length and broadcast together (size-1 entries
+    mean "not batched"); outputs have the broadcast batch shape in front.
+    """
+    P, K = structure.nr_params, nr_moments
+    theta = np.asarray(theta, dtype=np.float64)
+    times = np.asarray(times, dtype=np.float64)
+    T = times.shape[-1]
+    batch = np.broadcast_shapes(theta.shape[:-1], times.shape[:-1])
+    theta_rows = theta.reshape(-1, P)
+    times_rows = times.reshape(-1, T)
+
+    def call(th: np.ndarray, tm: np.ndarray) -> tuple[np.ndarray, ...]:
+        result = backend.compute_pmf_and_moments(structure, th, tm, K, jacobian=jacobian)
+        return check_outputs(backend.name, result, th.shape[0], tm.shape[0], K, P, jacobian)
+
+    if times_rows.shape[0] == 1:
+        out = call(theta_rows, times_rows[0])
+        lead = theta.shape[:-1]
+        return tuple(
+            np.broadcast_to(a.reshape(lead + a.shape[1:]), batch + a.shape[1:]) for a in out
+        )
+    if theta_rows.shape[0] == 1:
+        out = call(theta_rows, times_rows.reshape(-1))
+        lead = times.shape[:-1]
+        result = []
+        for i, a in enumerate(out):
+            if i % 2 == 0:  # pmf (1, N*T) and dpmf (1, N*T, P): a row per times row
+                b = a.reshape(lead + (T,) + a.shape[2:])
+            else:  # moments (1, K) and dmoments (1, K, P): shared by all rows
+                b = a.reshape((1,) * len(lead) + a.shape[1:])
+            result.append(np.broadcast_to(b, batch + b.shape[len(lead) :]))
+        return tuple(result)
+    theta_full = np.broadcast_to(theta, batch + (P,)).reshape(-1, P)
+    times_full = np.broadcast_to(times, batch + (T,)).reshape(-1, T)
+    distinct, inverse = np.unique(times_full, return_inverse=True)
+    inverse = inverse.reshape(times_full.shape)
+    out = call(theta_full, distinct)
+    rows = np.arange(theta_full.shape[0])[:, None]
+    result = []
+    for i, a in enumerate(out):
+        picked = a[rows, inverse] if i % 2 == 0 else a  # pmf/dpmf pick columns
+        result.append(picked.reshape(batch + picked.shape[1:]))
+    return tuple(result)
+
+
+def callback_evaluator(
+    backend: Backend, structure: Structure, nr_moments: int
+) -> Callable[..., Any]:
+    """``f(theta (P,), times (T,), jacobian) -> arrays`` through ``jax.pure_callback``."""
+    import jax
+    import jax.numpy as jnp
+
+    P, K = structure.nr_params, nr_moments
+
+    def evaluate(theta: Any, times: Any, jacobian: bool) -> tuple[Any, ...]:
+        T = times.shape[-1]
+        shapes = [(T,), (K,)] + ([(T, P), (K, P)] if jacobian else [])
+        result_shapes = tuple(jax.ShapeDtypeStruct(s, jnp.float64) for s in shapes)
+
+        def host(th: np.ndarray, tm: np.ndarray) -> tuple[np.ndarray, ...]:
+            out = batched_host_call(backend, structure, K, th, tm, jacobian)
+            return tuple(np.ascontiguousarray(a) for a in out)
+
+        return jax.pure_callback(host, result_shapes, theta, times, vmap_method="expand_dims")
+
+    return evaluate

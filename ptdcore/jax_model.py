@@ -1,0 +1,140 @@
+"""``ptdcore.model``: the shared JAX model over any backend."""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .graph import Graph
+from .registry import get_backend
+from .structure import Structure
+
+if TYPE_CHECKING:
+    from .backend import Backend
+
+MIGRATION_GUIDE = "docs/migration.md (Migrating from the ctypes path)"
+
+
+def _structure_of(graph: Graph | Structure) -> Structure:
+    if isinstance(graph, Graph):
+        return graph.structure()
+    if isinstance(graph, Structure):
+        return graph
+    raise TypeError(f"expected a ptdcore.Graph or Structure, got {type(graph).__name__}")
+
+
+def warn_if_legacy(backend: Backend) -> None:
+    """Selecting the legacy backend for computation is deprecated."""
+    if backend.name == "legacy":
+        warnings.warn(
+            "the 'legacy' backend (run-time compiled C via ctypes) is kept for migration "
+            f"testing only; use the default backend. See {MIGRATION_GUIDE}.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+
+
+class Model:
+    """A JAX function ``model(theta, times) -> (pmf, moments)``.
+
+    Works under ``jax.jit``, ``jax.vmap`` (over theta and/or times),
+    ``jax.grad``, ``jax.jacfwd``, ``jax.jacrev`` and ``vmap(grad)``; gradients in
+    theta are the backend's exact Jacobians (``jax.custom_jvp``). Times are data:
+    differentiating with respect to them raises ``NotImplementedError``.
+    """
+
+    def __init__(self, graph: Graph | Structure, nr_moments: int = 2, backend: Any = None) -> None:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        self.structure = _structure_of(graph)
+        if int(nr_moments) != nr_moments or nr_moments < 0:
+            raise ValueError(f"nr_moments must be a whole number >= 0, got {nr_moments!r}")
+        self.nr_moments = int(nr_moments)
+        self.backend = get_backend(backend)
+        warn_if_legacy(self.backend)
+        self.discrete = self.structure.discrete
+        self._fn = _make_differentiable(self.backend.jax_evaluator(self.structure, self.nr_moments))
+
+    @property
+    def nr_params(self) -> int:
+        return self.structure.nr_params
+
+    def __call__(self, theta: Any, times: Any) -> tuple[Any, Any]:
+        import jax.numpy as jnp
+
+        theta = jnp.asarray(theta, dtype=jnp.float64)
+        times = jnp.asarray(times, dtype=jnp.float64)
+        P = self.structure.nr_params
+        if theta.shape != (P,):
+            raise ValueError(
+                f"theta must have shape ({P},) for this model (use jax.vmap for batches), "
+                f"got shape {theta.shape}"
+            )
+        if times.ndim != 1:
+            raise ValueError(f"times must have shape (T,), got shape {times.shape}")
+        _check_concrete_times(times, self.discrete)
+        return self._fn(theta, times)
+
+    def __repr__(self) -> str:
+        return (
+            f"ptdcore.Model(nr_states={self.structure.nr_states}, nr_params={self.nr_params}, "
+            f"nr_moments={self.nr_moments}, backend={self.backend.name!r})"
+        )
+
+
+def _check_concrete_times(times: Any, discrete: bool) -> None:
+    """Raise for invalid times we can see (traced times give NaN entries instead)."""
+    import jax
+
+    if isinstance(times, jax.core.Tracer):
+        return
+    values = np.asarray(times)
+    if np.any(~np.isfinite(values)) or np.any(values < 0):
+        raise ValueError("times must be finite and >= 0")
+    if discrete and np.any(values != np.floor(values)):
+        raise ValueError("times of a discrete model must be whole numbers (steps)")
+
+
+def _make_differentiable(evaluate: Any) -> Any:
+    import jax
+    import jax.numpy as jnp
+    from jax.custom_derivatives import SymbolicZero
+
+    @jax.custom_jvp
+    def fn(theta: Any, times: Any) -> tuple[Any, Any]:
+        pmf, moments = evaluate(theta, times, False)
+        return pmf, moments
+
+    def fn_jvp(primals: Any, tangents: Any) -> Any:
+        theta, times = primals
+        dtheta, dtimes = tangents
+        if not isinstance(dtimes, SymbolicZero):
+            raise NotImplementedError(
+                "ptdcore models are not differentiable with respect to times "
+                "(they are data); differentiate with respect to theta"
+            )
+        pmf, moments, dpmf, dmoments = evaluate(theta, times, True)
+        if isinstance(dtheta, SymbolicZero):
+            return (pmf, moments), (jnp.zeros_like(pmf), jnp.zeros_like(moments))
+        return (pmf, moments), (dpmf @ dtheta, dmoments @ dtheta)
+
+    fn.defjvp(fn_jvp, symbolic_zeros=True)
+    return fn
+
+
+def model(graph: Graph | Structure, nr_moments: int = 2, backend: Any = None) -> Model:
+    """The JAX model ``model(theta, times) -> (pmf, moments)`` of a graph.
+
+    Parameters
+    ----------
+    graph
+        A :class:`ptdcore.Graph` (or its structure); discrete or continuous comes from it.
+    nr_moments
+        Number of raw moments ``E[T], ..., E[T^K]`` returned.
+    backend
+        Backend name or instance; None selects ``PTDCORE_BACKEND`` or the fastest available.
+    """
+    return Model(graph, nr_moments=nr_moments, backend=backend)
