@@ -11,6 +11,7 @@ whole batch (``vmap_method="expand_dims"``) and makes one backend call for it:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -41,8 +42,8 @@ def batched_host_call(
     times = np.asarray(times, dtype=np.float64)
     T = times.shape[-1]
     batch = np.broadcast_shapes(theta.shape[:-1], times.shape[:-1])
-    theta_rows = theta.reshape(-1, P)
-    times_rows = times.reshape(-1, T)
+    theta_rows = theta.reshape(math.prod(theta.shape[:-1]), P)
+    times_rows = times.reshape(math.prod(times.shape[:-1]), T)
 
     def call(th: np.ndarray, tm: np.ndarray) -> tuple[np.ndarray, ...]:
         result = backend.compute_pmf_and_moments(structure, th, tm, K, jacobian=jacobian)
@@ -65,15 +66,16 @@ def batched_host_call(
                 b = a.reshape((1,) * len(lead) + a.shape[1:])
             result.append(np.broadcast_to(b, batch + b.shape[len(lead) :]))
         return tuple(result)
-    theta_full = np.broadcast_to(theta, batch + (P,)).reshape(-1, P)
-    times_full = np.broadcast_to(times, batch + (T,)).reshape(-1, T)
+    rows = math.prod(batch)
+    theta_full = np.broadcast_to(theta, batch + (P,)).reshape(rows, P)
+    times_full = np.broadcast_to(times, batch + (T,)).reshape(rows, T)
     distinct, inverse = np.unique(times_full, return_inverse=True)
     inverse = inverse.reshape(times_full.shape)
     out = call(theta_full, distinct)
-    rows = np.arange(theta_full.shape[0])[:, None]
+    row_index = np.arange(rows)[:, None]
     result = []
     for i, a in enumerate(out):
-        picked = a[rows, inverse] if i % 2 == 0 else a  # pmf/dpmf pick columns
+        picked = a[row_index, inverse] if i % 2 == 0 else a  # pmf/dpmf pick columns
         result.append(picked.reshape(batch + picked.shape[1:]))
     return tuple(result)
 
