@@ -1,0 +1,64 @@
+// The ffi backend's extension module: handler capsules and model registration.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "model_registry.hpp"
+#include "xla/ffi/api/c_api.h"
+
+namespace py = pybind11;
+
+extern "C" XLA_FFI_Error* PtdcorePmfMoments(XLA_FFI_CallFrame* call_frame);
+extern "C" XLA_FFI_Error* PtdcorePmfMomentsJacobian(XLA_FFI_CallFrame* call_frame);
+
+namespace {
+
+using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
+using IndexArray = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+
+template <typename T, typename A>
+std::vector<T> to_vector(const A& a) {
+  return std::vector<T>(a.data(), a.data() + a.size());
+}
+
+int64_t register_model(const std::string& content_hash, int64_t nr_states, int64_t nr_params,
+                       bool discrete, const DoubleArray& alpha, const IndexArray& src,
+                       const IndexArray& dst, const DoubleArray& constant,
+                       const IndexArray& coef_ptr, const IndexArray& coef_index,
+                       const DoubleArray& coef_value, const std::optional<DoubleArray>& rewards) {
+  ptdcore::Structure s;
+  s.nr_states = nr_states;
+  s.nr_params = nr_params;
+  s.discrete = discrete;
+  s.alpha = to_vector<double>(alpha);
+  s.src = to_vector<int64_t>(src);
+  s.dst = to_vector<int64_t>(dst);
+  s.constant = to_vector<double>(constant);
+  s.coef_ptr = to_vector<int64_t>(coef_ptr);
+  s.coef_index = to_vector<int64_t>(coef_index);
+  s.coef_value = to_vector<double>(coef_value);
+  if (rewards) s.rewards = to_vector<double>(*rewards);
+  return ptdcore_ffi::register_model(content_hash, std::move(s));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_ffi, m) {
+  m.doc() = "ptdcore XLA FFI handlers";
+  m.def("registrations", []() {
+    py::dict targets;
+    targets["ptdcore_pmf_moments"] =
+        py::capsule(reinterpret_cast<void*>(PtdcorePmfMoments));
+    targets["ptdcore_pmf_moments_jacobian"] = py::capsule(reinterpret_cast<void*>(PtdcorePmfMomentsJacobian));
+    return targets;
+  });
+  m.def("register_model", &register_model, py::arg("content_hash"), py::arg("nr_states"),
+        py::arg("nr_params"), py::arg("discrete"), py::arg("alpha"), py::arg("src"),
+        py::arg("dst"), py::arg("constant"), py::arg("coef_ptr"), py::arg("coef_index"),
+        py::arg("coef_value"), py::arg("rewards") = py::none(),
+        "Register a model; returns its id (the same id for the same content hash).");
+}
