@@ -5,12 +5,86 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     return run_demo(quick=args.quick, out=args.out)
+
+
+def _cmd_backends(args: argparse.Namespace) -> int:
+    from .registry import backend_info
+
+    rows = [("name", "status", "jit", "GIL free", "parallel", "priority", "description")]
+    for info in backend_info():
+        caps = info.capabilities
+        status = "available" if info.available else f"unavailable: {info.reason}"
+        rows.append((info.name, status, _yes(caps.jit_native), _yes(caps.releases_gil),
+                     _yes(caps.parallel_batch), str(info.priority), info.description))  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    return 0
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _parse_vector(text: str) -> list[float]:
+    return [float(x) for x in text.replace(" ", ",").split(",") if x]
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .structure import Structure
+    from .testing.equivalence import compare_backends, format_table
+
+    try:
+        structure = Structure.from_json(Path(args.model).read_text())
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"ptdcore check: cannot read {args.model}: {exc}", file=sys.stderr)
+        return 2
+    P = structure.nr_params
+    if args.theta:
+        thetas = np.array([_parse_vector(t) for t in args.theta])
+    else:
+        base = [0.2, 0.5] if structure.discrete else [0.5, 1.0, 2.0]
+        thetas = np.array([[b] * P for b in base])
+    if thetas.shape[1] != P:
+        print(
+            f"ptdcore check: --theta needs {P} values per vector, got {thetas.shape[1]}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.times:
+        times = np.array(_parse_vector(args.times))
+    else:
+        times = np.arange(0.0, 21.0) if structure.discrete else np.linspace(0.0, 5.0, 11)
+    backends = [b for b in args.backends.split(",") if b] if args.backends else None
+    try:
+        comparisons = compare_backends(
+            structure, thetas, times, args.nr_moments, backends, args.rtol
+        )
+    except ValueError as exc:
+        print(f"ptdcore check: {exc}", file=sys.stderr)
+        return 2
+    kind = "discrete" if structure.discrete else "continuous"
+    print(f"model {args.model}: {kind}, {structure.nr_states} states, {structure.nr_edges} edges, "
+          f"{P} parameters; {len(thetas)} theta x {len(times)} times, {args.nr_moments} moments, "
+          f"rtol={args.rtol:g}\n")  # fmt: skip
+    print(format_table(comparisons))
+    failures = [c for c in comparisons if not c.passed]
+    if failures:
+        print("\nFAILED:")
+        for c in failures:
+            print("  " + c.describe())
+        return 1
+    print("\nall backends agree")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +98,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="ptdcore-demo", help="folder for the plots (default: %(default)s)"
     )
     demo.set_defaults(func=_cmd_demo)
+    backends = sub.add_parser("backends", help="list the discovered backends")
+    backends.set_defaults(func=_cmd_backends)
+    check = sub.add_parser("check", help="cross-backend equivalence report on a saved model")
+    check.add_argument("model", help="a model saved with Graph.to_json()")
+    check.add_argument("--backends", help="comma-separated backends (default: all available)")
+    check.add_argument(
+        "--theta", action="append", help="a parameter vector, e.g. 0.5,1.0 (repeatable)"
+    )
+    check.add_argument("--times", help="comma-separated times (default: a grid)")
+    check.add_argument("--nr-moments", type=int, default=2, help="moments compared (default: 2)")
+    check.add_argument(
+        "--rtol", type=float, default=1e-12, help="relative tolerance (default: 1e-12)"
+    )
+    check.set_defaults(func=_cmd_check)
     return parser
 
 

@@ -11,7 +11,7 @@
 #include <memory>
 #include <string>
 
-#include "ptdcore/engine.hpp"
+#include "ptdcore/model.hpp"
 
 namespace ptdcore_ffi {
 

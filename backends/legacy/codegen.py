@@ -59,7 +59,7 @@ TEMPLATE = """\
 #include <exception>
 #include <vector>
 
-#include "ptdcore/engine.hpp"
+#include "ptdcore/model.hpp"
 
 #define PTD_EXPORT extern "C" __attribute__((visibility("default")))
 

@@ -17,7 +17,9 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-CXX_FLAGS = ["-std=c++17", "-O2", "-shared", "-fPIC", "-ffp-contract=off", "-fvisibility=hidden"]
+# -O1: about two thirds of the -O2 compile time; without fast-math or FP contraction
+# the results are bit-identical to the other backends at any optimisation level.
+CXX_FLAGS = ["-std=c++17", "-O1", "-shared", "-fPIC", "-ffp-contract=off", "-fvisibility=hidden"]
 ENV_CACHE_DIR = "PTDCORE_CACHE_DIR"
 
 

@@ -66,7 +66,7 @@ py::tuple evaluate(const ptdcore::PreparedModel& model, const DoubleArray& theta
   const double* times_ptr = times.data();
   {
     py::gil_scoped_release release;
-    model.evaluate_batch(theta_ptr, B, times_ptr, T, K, out, threads);
+    ptdcore::evaluate_batch(model, theta_ptr, B, times_ptr, T, K, out, threads);
   }
   if (jacobian) return py::make_tuple(pmf, moments, dpmf, dmoments);
   return py::make_tuple(pmf, moments);

@@ -66,7 +66,7 @@ int ptd_model_evaluate(const ptd_model* model, const double* theta, int64_t B, c
     if ((dpmf == nullptr) != (dmoments == nullptr))
       throw std::invalid_argument("dpmf and dmoments must both be given or both be NULL");
     ptdcore::Outputs out{pmf, moments, dpmf, dmoments};
-    model->prepared.evaluate_batch(theta, B, times, T, K, out, threads);
+    ptdcore::evaluate_batch(model->prepared, theta, B, times, T, K, out, threads);
     return 0;
   } catch (const std::exception& e) {
     write_error(err, err_len, e.what());

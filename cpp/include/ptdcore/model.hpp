@@ -1,0 +1,105 @@
+// ptdcore engine: the prepared model (one theta row at a time).
+//
+// PreparedModel is built once per structure (validation, components, edge
+// lists) and is immutable afterwards, so any number of threads may evaluate
+// it at once. Each evaluation works in its own Workspace.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include "ptdcore/distribution.hpp"
+#include "ptdcore/linear_solver.hpp"
+#include "ptdcore/moments.hpp"
+#include "ptdcore/numeric_graph.hpp"
+#include "ptdcore/reward_transform.hpp"
+#include "ptdcore/structure.hpp"
+
+namespace ptdcore {
+
+// Output buffers of one batch, row-major; the Jacobian pointers are null
+// when no Jacobian is wanted. Shapes: pmf (B, T), moments (B, K),
+// dpmf (B, T, P), dmoments (B, K, P).
+struct Outputs {
+  double* pmf = nullptr;
+  double* moments = nullptr;
+  double* dpmf = nullptr;
+  double* dmoments = nullptr;
+  bool jacobian() const { return dpmf != nullptr && dmoments != nullptr; }
+};
+
+struct Workspace {
+  NumericGraph graph;
+  NumericGraph transformed;
+  BlockSolver solver;
+};
+
+class PreparedModel {
+ public:
+  explicit PreparedModel(Structure s) : s_(std::move(s)) {
+    validate(s_);
+    std::vector<int64_t> src, dst;
+    for (int64_t e = 0; e < s_.nr_edges(); ++e) {
+      if (s_.dst[e] < 0 || s_.dst[e] == s_.src[e]) continue;
+      src.push_back(s_.src[e]);
+      dst.push_back(s_.dst[e]);
+    }
+    topo_ = build_topology(s_.nr_states, src, dst);
+  }
+
+  const Structure& structure() const { return s_; }
+  int64_t nr_states() const { return s_.nr_states; }
+  int64_t nr_params() const { return s_.nr_params; }
+  bool acyclic() const { return topo_.acyclic(); }
+
+  // One theta (P values); outputs for that row (pmf T, moments K, and the
+  // Jacobians when requested).
+  void evaluate_row(const double* theta, const double* times, int64_t T, int64_t K, double* pmf,
+                    double* moments, double* dpmf, double* dmoments, Workspace& ws) const {
+    const int64_t P = s_.nr_params;
+    const bool jac = dpmf != nullptr && dmoments != nullptr;
+    const double* rewards = s_.has_rewards() ? s_.rewards.data() : nullptr;
+    bool ok = build_numeric_graph(s_, theta, jac, ws.graph);
+    if (ok)
+      ok = compute_moments(topo_, ws.graph, rewards, s_.discrete, K, moments,
+                           jac ? dmoments : nullptr, ws.solver);
+    if (ok) {
+      if (s_.discrete) {
+        discrete_mass(ws.graph, times, T, pmf, jac ? dpmf : nullptr);
+      } else if (rewards) {
+        ok = reward_transform(ws.graph, rewards, ws.transformed);
+        if (ok) continuous_density(ws.transformed, times, T, pmf, jac ? dpmf : nullptr);
+      } else {
+        continuous_density(ws.graph, times, T, pmf, jac ? dpmf : nullptr);
+      }
+    }
+    if (ok) return;
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    std::fill(pmf, pmf + T, nan);
+    std::fill(moments, moments + K, nan);
+    if (jac) {
+      std::fill(dpmf, dpmf + T * P, nan);
+      std::fill(dmoments, dmoments + K * P, nan);
+    }
+  }
+
+  // Rows [begin, end) of a batch.
+  void evaluate_rows(const double* theta, int64_t begin, int64_t end, const double* times, int64_t T,
+                     int64_t K, const Outputs& out, Workspace& ws) const {
+    const int64_t P = s_.nr_params;
+    for (int64_t b = begin; b < end; ++b) {
+      evaluate_row(theta + b * P, times, T, K, out.pmf + b * T, out.moments + b * K,
+                   out.jacobian() ? out.dpmf + b * T * P : nullptr,
+                   out.jacobian() ? out.dmoments + b * K * P : nullptr, ws);
+    }
+  }
+
+ private:
+  Structure s_;
+  SccTopology topo_;
+};
+
+}  // namespace ptdcore
