@@ -22,6 +22,7 @@ __all__ = [
     "Model",
     "PmfMoments",
     "PmfMomentsJacobian",
+    "SVGD",
     "Structure",
     "__version__",
     "backend_info",
@@ -38,4 +39,8 @@ def __getattr__(name: str) -> Any:
         from . import jax_model
 
         return getattr(jax_model, name)
+    if name == "SVGD":
+        from .svgd import SVGD
+
+        return SVGD
     raise AttributeError(f"module 'ptdcore' has no attribute {name!r}")

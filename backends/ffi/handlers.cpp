@@ -28,10 +28,12 @@ int64_t leading_size(ffi::Span<const int64_t> dims) {
   return n;
 }
 
-// Runs body(row) for row in [0, rows): the calling thread takes rows too, so
-// the work completes even when no pool thread is free.
+// Runs body(row) for row in [0, rows) on XLA's pool. The calling thread takes
+// rows too and waits only for rows that were taken, never for a helper to
+// start: helpers that start late find no rows left and touch only the
+// shared counters, so the call completes even when every pool thread is busy.
 template <typename Body>
-void parallel_rows(ffi::ThreadPool& pool, int64_t rows, Body body) {
+void parallel_rows(ffi::ThreadPool& pool, int64_t rows, const Body& body) {
   const int64_t helpers = std::min<int64_t>(pool.num_threads(), rows) - 1;
   if (helpers <= 0) {
     for (int64_t r = 0; r < rows; ++r) body(r);
@@ -39,25 +41,25 @@ void parallel_rows(ffi::ThreadPool& pool, int64_t rows, Body body) {
   }
   struct Shared {
     std::atomic<int64_t> next{0};
+    std::atomic<int64_t> finished{0};
     std::mutex mutex;
     std::condition_variable done;
-    int64_t running = 0;
   };
   auto shared = std::make_shared<Shared>();
-  shared->running = helpers;
-  auto drain = [shared, rows, &body]() {
-    for (int64_t r; (r = shared->next.fetch_add(1)) < rows;) body(r);
+  const Body* body_ptr = &body;
+  auto work = [shared, rows, body_ptr]() {
+    for (int64_t r; (r = shared->next.fetch_add(1)) < rows;) {
+      (*body_ptr)(r);  // only reached while the caller is still waiting
+      if (shared->finished.fetch_add(1) + 1 == rows) {
+        std::lock_guard<std::mutex> lock(shared->mutex);
+        shared->done.notify_all();
+      }
+    }
   };
-  for (int64_t h = 0; h < helpers; ++h) {
-    pool.Schedule([shared, drain]() {
-      drain();
-      std::lock_guard<std::mutex> lock(shared->mutex);
-      if (--shared->running == 0) shared->done.notify_all();
-    });
-  }
-  drain();
+  for (int64_t h = 0; h < helpers; ++h) pool.Schedule([work]() { work(); });
+  work();
   std::unique_lock<std::mutex> lock(shared->mutex);
-  shared->done.wait(lock, [&] { return shared->running == 0; });
+  shared->done.wait(lock, [&] { return shared->finished.load() == rows; });
 }
 
 ffi::Error evaluate(ffi::ThreadPool pool, int64_t model_id, std::string_view content_hash,

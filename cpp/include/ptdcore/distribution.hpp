@@ -32,20 +32,33 @@ namespace ptdcore {
 // more (lambda * t beyond ~4e6, or discrete n beyond it) give NaN.
 inline constexpr int64_t kMaxSeriesTerms = int64_t{1} << 22;
 
-// c (K+1) and dc ((K+1) x P, only if g.with_grad) for k = 0..K.
-inline void power_series(const NumericGraph& g, double lambda, int64_t K, std::vector<double>& c,
-                         std::vector<double>& dc) {
+// Scratch space of the series, kept across rows to avoid reallocation.
+struct SeriesBuffers {
+  std::vector<double> c, dc;  // results: (K+1), (K+1) x P
+  std::vector<double> diag, wl, gl, ddl, v, v2, dv, dv2;
+};
+
+// buf.c (K+1) and buf.dc ((K+1) x P, only if g.with_grad) for k = 0..K.
+inline void power_series(const NumericGraph& g, double lambda, int64_t K, SeriesBuffers& buf) {
   const int64_t n = g.n, P = g.P, E = g.nr_edges();
   const bool jac = g.with_grad;
   const double inv = 1.0 / lambda;
-  std::vector<double> diag(n), wl(E), gl(jac ? E * P : 0), ddl(jac ? n * P : 0);
+  std::vector<double>&diag = buf.diag, &wl = buf.wl, &gl = buf.gl, &ddl = buf.ddl;
+  std::vector<double>&v = buf.v, &v2 = buf.v2, &dv = buf.dv, &dv2 = buf.dv2;
+  std::vector<double>&c = buf.c, &dc = buf.dc;
+  diag.resize(n);
+  wl.resize(E);
+  gl.resize(jac ? E * P : 0);
+  ddl.resize(jac ? n * P : 0);
   for (int64_t i = 0; i < n; ++i) diag[i] = 1.0 - g.out[i] * inv;
   for (int64_t e = 0; e < E; ++e) wl[e] = g.w[e] * inv;
   for (size_t q = 0; q < gl.size(); ++q) gl[q] = g.g[q] * inv;
   for (size_t q = 0; q < ddl.size(); ++q) ddl[q] = g.dout[q] * inv;
-  std::vector<double> v(g.alpha), v2(n);
-  std::vector<double> dv(jac ? n * P : 0, 0.0), dv2(jac ? n * P : 0);
-  if (jac && !g.dalpha.empty()) dv = g.dalpha;
+  v.assign(g.alpha.begin(), g.alpha.end());
+  v2.resize(n);
+  dv.assign(jac ? n * P : 0, 0.0);
+  dv2.resize(jac ? n * P : 0);
+  if (jac && !g.dalpha.empty()) dv.assign(g.dalpha.begin(), g.dalpha.end());
   c.assign(K + 1, 0.0);
   dc.assign(jac ? (K + 1) * P : 0, 0.0);
   const double* src_g = gl.data();
@@ -81,12 +94,16 @@ inline void power_series(const NumericGraph& g, double lambda, int64_t K, std::v
 
 // Density of the continuous model at times[0..T): pdf (T), dpdf (T x P).
 inline void continuous_density(const NumericGraph& g, const double* times, int64_t T, double* pdf,
-                               double* dpdf) {
+                               double* dpdf, SeriesBuffers& buf) {
   const int64_t P = g.P;
   const bool jac = dpdf != nullptr;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   double lambda = 0.0;
   for (int64_t i = 0; i < g.n; ++i) lambda = std::max(lambda, g.out[i]);
+  auto valid = [&](double t) {
+    const double m = lambda * t;
+    return std::isfinite(m) && t >= 0.0 && m <= 0.9 * static_cast<double>(kMaxSeriesTerms);
+  };
   if (!(lambda > 0.0)) {  // no state ever leaves: no density anywhere
     for (int64_t q = 0; q < T; ++q) {
       const bool ok = std::isfinite(times[q]) && times[q] >= 0.0;
@@ -95,42 +112,28 @@ inline void continuous_density(const NumericGraph& g, const double* times, int64
     }
     return;
   }
-  std::vector<PoissonWindow> windows(T);
-  std::vector<char> valid(T, 0);
   int64_t K = 0;
+  double m_max = -1.0;
+  for (int64_t q = 0; q < T; ++q)
+    if (valid(times[q])) m_max = std::max(m_max, lambda * times[q]);
+  if (m_max >= 0.0) K = poisson_right_end(m_max);
+  power_series(g, lambda, K, buf);
+  double cmax = 0.0;
+  for (double ck : buf.c) cmax = std::max(cmax, std::fabs(ck));
   for (int64_t q = 0; q < T; ++q) {
-    const double m = lambda * times[q];
-    if (!std::isfinite(m) || times[q] < 0.0 || m > 0.9 * static_cast<double>(kMaxSeriesTerms))
-      continue;
-    windows[q] = poisson_window(m);
-    if (windows[q].right() >= kMaxSeriesTerms) continue;
-    valid[q] = 1;
-    K = std::max(K, windows[q].right());
-  }
-  std::vector<double> c, dc;
-  power_series(g, lambda, K, c, dc);
-  for (int64_t q = 0; q < T; ++q) {
-    if (!valid[q]) {
+    if (!valid(times[q])) {
       pdf[q] = nan;
       for (int64_t p = 0; p < P && jac; ++p) dpdf[q * P + p] = nan;
       continue;
     }
-    const PoissonWindow& win = windows[q];
-    double f = 0.0;
-    for (size_t j = 0; j < win.weights.size(); ++j) f += win.weights[j] * c[win.left + j];
-    pdf[q] = f;
-    for (int64_t p = 0; p < P && jac; ++p) {
-      double df = 0.0;
-      for (size_t j = 0; j < win.weights.size(); ++j)
-        df += win.weights[j] * dc[(win.left + j) * P + p];
-      dpdf[q * P + p] = df;
-    }
+    poisson_sum(lambda * times[q], buf.c.data(), jac ? buf.dc.data() : nullptr, P, K, cmax,
+                pdf + q, jac ? dpdf + q * P : nullptr);
   }
 }
 
 // Probability mass of the discrete model at whole numbers times[0..T).
 inline void discrete_mass(const NumericGraph& g, const double* times, int64_t T, double* pmf,
-                          double* dpmf) {
+                          double* dpmf, SeriesBuffers& buf) {
   const int64_t P = g.P;
   const bool jac = dpmf != nullptr;
   const double nan = std::numeric_limits<double>::quiet_NaN();
@@ -142,8 +145,8 @@ inline void discrete_mass(const NumericGraph& g, const double* times, int64_t T,
     return static_cast<int64_t>(t);
   };
   for (int64_t q = 0; q < T; ++q) K = std::max(K, step_of(times[q]) - 1);
-  std::vector<double> c, dc;
-  power_series(g, 1.0, K, c, dc);
+  power_series(g, 1.0, K, buf);
+  const std::vector<double>&c = buf.c, &dc = buf.dc;
   double alpha_sum = 0.0;
   for (double a : g.alpha) alpha_sum += a;
   for (int64_t q = 0; q < T; ++q) {

@@ -35,6 +35,7 @@ struct Workspace {
   NumericGraph graph;
   NumericGraph transformed;
   BlockSolver solver;
+  SeriesBuffers series;
 };
 
 class PreparedModel {
@@ -68,12 +69,12 @@ class PreparedModel {
                            jac ? dmoments : nullptr, ws.solver);
     if (ok) {
       if (s_.discrete) {
-        discrete_mass(ws.graph, times, T, pmf, jac ? dpmf : nullptr);
+        discrete_mass(ws.graph, times, T, pmf, jac ? dpmf : nullptr, ws.series);
       } else if (rewards) {
         ok = reward_transform(ws.graph, rewards, ws.transformed);
-        if (ok) continuous_density(ws.transformed, times, T, pmf, jac ? dpmf : nullptr);
+        if (ok) continuous_density(ws.transformed, times, T, pmf, jac ? dpmf : nullptr, ws.series);
       } else {
-        continuous_density(ws.graph, times, T, pmf, jac ? dpmf : nullptr);
+        continuous_density(ws.graph, times, T, pmf, jac ? dpmf : nullptr, ws.series);
       }
     }
     if (ok) return;
