@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "ptdcore/numeric_graph.hpp"
@@ -36,7 +37,63 @@ inline constexpr int64_t kMaxSeriesTerms = int64_t{1} << 22;
 struct SeriesBuffers {
   std::vector<double> c, dc;  // results: (K+1), (K+1) x P
   std::vector<double> diag, wl, gl, ddl, v, v2, dv, dv2;
+  std::vector<int64_t> in_ptr, in_src;
 };
+
+// Read-only arrays of one series run (raw pointers: no aliasing surprises).
+struct SeriesView {
+  int64_t n;
+  const int64_t* in_ptr;  // edges into state j: in_ptr[j] .. in_ptr[j + 1]
+  const int64_t* in_src;  // their sources
+  const double* wl;     // their w / lambda
+  const double* gl;     // their g / lambda (x P)
+  const double* diag;   // 1 - out / lambda (n)
+  const double* ddl;    // dout / lambda (n x P)
+  const double* exit;   // (n)
+  const double* dexit;  // (n x P)
+};
+
+// The iteration c_k = v_k . s, v_{k+1} = v_k P (and its forward-mode
+// derivative when kP != 0). kP > 0 fixes the parameter count at compile
+// time, kP = -1 reads it from P; kP = 0 computes no derivative.
+template <int kP>
+void series_iterate(const SeriesView& s, int64_t P_runtime, int64_t K, double* v, double* v2,
+                    double* dv, double* dv2, double* c, double* dc) {
+  const int64_t P = kP >= 0 ? kP : P_runtime;
+  const int64_t n = s.n;
+  for (int64_t k = 0;; ++k) {
+    double ck = 0.0;
+    for (int64_t i = 0; i < n; ++i) ck += v[i] * s.exit[i];
+    c[k] = ck;
+    if (kP != 0) {
+      double* dck = dc + k * P;
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t p = 0; p < P; ++p) dck[p] += dv[i * P + p] * s.exit[i] + v[i] * s.dexit[i * P + p];
+    }
+    if (k == K) break;
+    // Gather over in-edges: one write per state, accumulators in registers.
+    for (int64_t j = 0; j < n; ++j) {
+      double acc = v[j] * s.diag[j];
+      for (int64_t q = s.in_ptr[j]; q < s.in_ptr[j + 1]; ++q) acc += v[s.in_src[q]] * s.wl[q];
+      v2[j] = acc;
+    }
+    if (kP != 0) {
+      for (int64_t j = 0; j < n; ++j) {
+        double* out = dv2 + j * P;
+        for (int64_t p = 0; p < P; ++p) out[p] = dv[j * P + p] * s.diag[j] - v[j] * s.ddl[j * P + p];
+        for (int64_t q = s.in_ptr[j]; q < s.in_ptr[j + 1]; ++q) {
+          const int64_t i = s.in_src[q];
+          const double vi = v[i], we = s.wl[q];
+          const double* dvi = dv + i * P;
+          const double* ge = s.gl + q * P;
+          for (int64_t p = 0; p < P; ++p) out[p] += dvi[p] * we + vi * ge[p];
+        }
+      }
+      std::swap(dv, dv2);
+    }
+    std::swap(v, v2);
+  }
+}
 
 // buf.c (K+1) and buf.dc ((K+1) x P, only if g.with_grad) for k = 0..K.
 inline void power_series(const NumericGraph& g, double lambda, int64_t K, SeriesBuffers& buf) {
@@ -51,9 +108,21 @@ inline void power_series(const NumericGraph& g, double lambda, int64_t K, Series
   gl.resize(jac ? E * P : 0);
   ddl.resize(jac ? n * P : 0);
   for (int64_t i = 0; i < n; ++i) diag[i] = 1.0 - g.out[i] * inv;
-  for (int64_t e = 0; e < E; ++e) wl[e] = g.w[e] * inv;
-  for (size_t q = 0; q < gl.size(); ++q) gl[q] = g.g[q] * inv;
   for (size_t q = 0; q < ddl.size(); ++q) ddl[q] = g.dout[q] * inv;
+  // Edges grouped by destination (counting sort; order within a group kept).
+  std::vector<int64_t>&in_ptr = buf.in_ptr, &in_src = buf.in_src;
+  in_ptr.assign(n + 1, 0);
+  in_src.resize(E);
+  for (int64_t e = 0; e < E; ++e) ++in_ptr[g.dst[e] + 1];
+  for (int64_t j = 0; j < n; ++j) in_ptr[j + 1] += in_ptr[j];
+  for (int64_t e = 0, pos; e < E; ++e) {
+    pos = in_ptr[g.dst[e]]++;
+    in_src[pos] = g.src[e];
+    wl[pos] = g.w[e] * inv;
+    for (int64_t p = 0; p < P && jac; ++p) gl[pos * P + p] = g.g[e * P + p] * inv;
+  }
+  for (int64_t j = n; j > 0; --j) in_ptr[j] = in_ptr[j - 1];
+  in_ptr[0] = 0;
   v.assign(g.alpha.begin(), g.alpha.end());
   v2.resize(n);
   dv.assign(jac ? n * P : 0, 0.0);
@@ -61,34 +130,23 @@ inline void power_series(const NumericGraph& g, double lambda, int64_t K, Series
   if (jac && !g.dalpha.empty()) dv.assign(g.dalpha.begin(), g.dalpha.end());
   c.assign(K + 1, 0.0);
   dc.assign(jac ? (K + 1) * P : 0, 0.0);
-  const double* src_g = gl.data();
-  for (int64_t k = 0;; ++k) {
-    double ck = 0.0;
-    for (int64_t i = 0; i < n; ++i) ck += v[i] * g.exit[i];
-    c[k] = ck;
-    if (jac) {
-      double* dck = dc.data() + k * P;
-      for (int64_t i = 0; i < n; ++i)
-        for (int64_t p = 0; p < P; ++p)
-          dck[p] += dv[i * P + p] * g.exit[i] + v[i] * g.dexit[i * P + p];
-    }
-    if (k == K) break;
-    for (int64_t i = 0; i < n; ++i) v2[i] = v[i] * diag[i];
-    for (int64_t e = 0; e < E; ++e) v2[g.dst[e]] += v[g.src[e]] * wl[e];
-    if (jac) {
-      for (int64_t i = 0; i < n; ++i)
-        for (int64_t p = 0; p < P; ++p)
-          dv2[i * P + p] = dv[i * P + p] * diag[i] - v[i] * ddl[i * P + p];
-      for (int64_t e = 0; e < E; ++e) {
-        const double vi = v[g.src[e]], we = wl[e];
-        const double* dvi = dv.data() + g.src[e] * P;
-        double* dvj = dv2.data() + g.dst[e] * P;
-        const double* ge = src_g + e * P;
-        for (int64_t p = 0; p < P; ++p) dvj[p] += dvi[p] * we + vi * ge[p];
-      }
-      dv.swap(dv2);
-    }
-    v.swap(v2);
+  const SeriesView view{n,         in_ptr.data(), in_src.data(), wl.data(),    gl.data(),
+                        diag.data(), ddl.data(),   g.exit.data(), g.dexit.data()};
+  switch (jac ? P : 0) {  // compile-time parameter counts for the common cases
+    case 0:
+      series_iterate<0>(view, 0, K, v.data(), v2.data(), nullptr, nullptr, c.data(), nullptr);
+      break;
+    case 1:
+      series_iterate<1>(view, 1, K, v.data(), v2.data(), dv.data(), dv2.data(), c.data(), dc.data());
+      break;
+    case 2:
+      series_iterate<2>(view, 2, K, v.data(), v2.data(), dv.data(), dv2.data(), c.data(), dc.data());
+      break;
+    case 3:
+      series_iterate<3>(view, 3, K, v.data(), v2.data(), dv.data(), dv2.data(), c.data(), dc.data());
+      break;
+    default:
+      series_iterate<-1>(view, P, K, v.data(), v2.data(), dv.data(), dv2.data(), c.data(), dc.data());
   }
 }
 
