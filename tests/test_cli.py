@@ -1,0 +1,42 @@
+"""The command line: demo (quick), backends, help and exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "ptdcore.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_demo_quick_end_to_end(tmp_path):
+    proc = run("demo", "--quick", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "posterior mean" in proc.stdout and "all backends agree" in proc.stdout
+    pytest.importorskip("matplotlib")
+    assert (tmp_path / "demo_density_fit.png").stat().st_size > 1000
+    assert (tmp_path / "demo_svgd_posterior.png").exists()
+
+
+def test_backends_table():
+    proc = run("backends")
+    assert proc.returncode == 0
+    assert "pybind11" in proc.stdout and "available" in proc.stdout
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["backends"], ["check"]])
+def test_help_everywhere(command):
+    proc = run(*command, "--help")
+    assert proc.returncode == 0 and "usage" in proc.stdout
+
+
+def test_bad_usage_exits_non_zero():
+    assert run("no-such-command").returncode == 2
