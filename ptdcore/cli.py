@@ -21,8 +21,17 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     for info in backend_info():
         caps = info.capabilities
         status = "available" if info.available else f"unavailable: {info.reason}"
-        rows.append((info.name, status, _yes(caps.jit_native), _yes(caps.releases_gil),
-                     _yes(caps.parallel_batch), str(info.priority), info.description))  # fmt: skip
+        rows.append(
+            (
+                info.name,
+                status,
+                _yes(caps.jit_native),
+                _yes(caps.releases_gil),
+                _yes(caps.parallel_batch),
+                str(info.priority),
+                info.description,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
@@ -73,9 +82,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(f"ptdcore check: {exc}", file=sys.stderr)
         return 2
     kind = "discrete" if structure.discrete else "continuous"
-    print(f"model {args.model}: {kind}, {structure.nr_states} states, {structure.nr_edges} edges, "
-          f"{P} parameters; {len(thetas)} theta x {len(times)} times, {args.nr_moments} moments, "
-          f"rtol={args.rtol:g}\n")  # fmt: skip
+    print(
+        f"model {args.model}: {kind}, {structure.nr_states} states, {structure.nr_edges} edges, "
+        f"{P} parameters; {len(thetas)} theta x {len(times)} times, {args.nr_moments} moments, "
+        f"rtol={args.rtol:g}\n"
+    )
     print(format_table(comparisons))
     failures = [c for c in comparisons if not c.passed]
     if failures:

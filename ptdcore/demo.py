@@ -73,27 +73,39 @@ def run_demo(quick: bool = False, out: str = "ptdcore-demo") -> int:
     print(f"== ptdcore demo: Kingman coalescent, n = {n} ==\n")
     t0 = time.perf_counter()
     graph = kingman_graph(n)
-    print(f"model: {graph.nr_states} states, {graph.nr_edges} edges "
-          f"(built from the Python callback in {1e3 * (time.perf_counter() - t0):.1f} ms)")  # fmt: skip
+    print(
+        f"model: {graph.nr_states} states, {graph.nr_edges} edges "
+        f"(built from the Python callback in {1e3 * (time.perf_counter() - t0):.1f} ms)"
+    )
     data = simulate_tmrca(n, TRUE_THETA, n_obs, seed=2022)
-    print(f"data: {n_obs} TMRCA values simulated at theta = {TRUE_THETA} "
-          f"(mean {data.mean():.4f}, sd {data.std():.4f})\n")  # fmt: skip
+    print(
+        f"data: {n_obs} TMRCA values simulated at theta = {TRUE_THETA} "
+        f"(mean {data.mean():.4f}, sd {data.std():.4f})\n"
+    )
 
     backend = get_backend()
-    print(f"moment-regularised SVGD on the default backend ({backend.name!r}): "
-          f"{n_particles} particles x {n_iterations} iterations")  # fmt: skip
+    print(
+        f"moment-regularised SVGD on the default backend ({backend.name!r}): "
+        f"{n_particles} particles x {n_iterations} iterations"
+    )
     t0 = time.perf_counter()
     svgd = SVGD(graph, data, n_particles=n_particles, n_iterations=n_iterations, seed=1)
     svgd.fit_regularized(nr_moments=2, regularization=1.0)
     fit_s = time.perf_counter() - t0
     rates = np.array([k * (k - 1) / 2 for k in range(2, n + 1)])
     mle_hint = np.sum(1 / rates) / data.mean()  # method of moments, for comparison
-    print(f"  done in {fit_s:.1f} s "
-          f"({n_particles * n_iterations / fit_s:,.0f} particle-iterations per second)")  # fmt: skip
-    print(f"  posterior mean {svgd.theta_mean[0]:.4f}, sd {svgd.theta_std[0]:.4f}, "
-          f"95% HPD [{svgd.hpd_interval()[0, 0]:.4f}, {svgd.hpd_interval()[0, 1]:.4f}]")  # fmt: skip
-    print(f"  truth {TRUE_THETA}, method-of-moments estimate {mle_hint:.4f}, "
-          f"converged: {svgd.diagnostics['converged']}\n")  # fmt: skip
+    print(
+        f"  done in {fit_s:.1f} s "
+        f"({n_particles * n_iterations / fit_s:,.0f} particle-iterations per second)"
+    )
+    print(
+        f"  posterior mean {svgd.theta_mean[0]:.4f}, sd {svgd.theta_std[0]:.4f}, "
+        f"95% HPD [{svgd.hpd_interval()[0, 0]:.4f}, {svgd.hpd_interval()[0, 1]:.4f}]"
+    )
+    print(
+        f"  truth {TRUE_THETA}, method-of-moments estimate {mle_hint:.4f}, "
+        f"converged: {svgd.diagnostics['converged']}\n"
+    )
 
     print("cross-backend check (pmf, moments and Jacobians at 3 thetas x 11 times):")
     comparisons = compare_backends(
