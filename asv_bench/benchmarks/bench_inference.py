@@ -59,7 +59,9 @@ class ScanOfGradientSteps:
             return jnp.sum(jnp.log(model(th, data)[0]))
 
         def run(theta):
-            return jax.lax.scan(lambda t, _: (t + 1e-4 * jax.grad(loglik)(t), None), theta, None, 200)[0]
+            return jax.lax.scan(
+                lambda t, _: (t + 1e-4 * jax.grad(loglik)(t), None), theta, None, 200
+            )[0]
 
         self.run = jax.jit(run)
         self.theta = jnp.array([1.0])

@@ -74,10 +74,14 @@ class DirectCall:
         self.structure = kingman(n).structure()
         self.thetas = thetas(batch)
         self.times = observations(n)
-        self.backend.compute_pmf_and_moments(self.structure, self.thetas, self.times, 2, jacobian=True)
+        self.backend.compute_pmf_and_moments(
+            self.structure, self.thetas, self.times, 2, jacobian=True
+        )
 
     def time_compute_with_jacobian(self, backend, n, batch):
-        self.backend.compute_pmf_and_moments(self.structure, self.thetas, self.times, 2, jacobian=True)
+        self.backend.compute_pmf_and_moments(
+            self.structure, self.thetas, self.times, 2, jacobian=True
+        )
 
 
 class FirstCall:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -33,14 +33,14 @@ def skip_slow(backend: str, n: int, batch: int) -> None:
         raise NotImplementedError("n=30 x batch 100: set PTDCORE_BENCH_XSLOW=1 (ffi only)")
 
 
-@lru_cache(maxsize=None)
+@cache
 def kingman(n: int):
     from ptdcore.coalescent import kingman_graph
 
     return kingman_graph(n)
 
 
-@lru_cache(maxsize=None)
+@cache
 def observations(n: int) -> np.ndarray:
     """N_OBS TMRCA values simulated at THETA (seeded)."""
     rng = np.random.default_rng(1000 + n)

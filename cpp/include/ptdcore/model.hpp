@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ptdcore/distribution.hpp"
+#include "ptdcore/float_env.hpp"
 #include "ptdcore/linear_solver.hpp"
 #include "ptdcore/moments.hpp"
 #include "ptdcore/numeric_graph.hpp"
@@ -60,6 +61,7 @@ class PreparedModel {
   // Jacobians when requested).
   void evaluate_row(const double* theta, const double* times, int64_t T, int64_t K, double* pmf,
                     double* moments, double* dpmf, double* dmoments, Workspace& ws) const {
+    const ScopedFlushSubnormals flush_subnormals;
     const int64_t P = s_.nr_params;
     const bool jac = dpmf != nullptr && dmoments != nullptr;
     const double* rewards = s_.has_rewards() ? s_.rewards.data() : nullptr;
