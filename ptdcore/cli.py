@@ -98,6 +98,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    backends = [b for b in args.backends.split(",") if b] if args.backends else None
+    return run_bench(args.n, args.observations, backends)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ptdcore", description="Phase-type distributions: exact densities, moments, gradients."
@@ -123,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--rtol", type=float, default=1e-12, help="relative tolerance (default: 1e-12)"
     )
     check.set_defaults(func=_cmd_check)
+    bench = sub.add_parser("bench", help="timing table across backends (Kingman coalescent)")
+    bench.add_argument("-n", type=int, default=10, help="sample size of the model (default: 10)")
+    bench.add_argument("--observations", type=int, default=100, help="data size (default: 100)")
+    bench.add_argument("--backends", help="comma-separated backends (default: all available)")
+    bench.set_defaults(func=_cmd_bench)
     return parser
 
 

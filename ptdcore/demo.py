@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,39 +26,12 @@ def simulate_tmrca(n: int, theta: float, size: int, seed: int) -> np.ndarray:
     return rng.exponential(1.0 / rates, size=(size, rates.size)).sum(axis=1)
 
 
-def _time_backends(graph, data: np.ndarray, n_particles: int) -> list[tuple[str, float]]:
-    """Median seconds of jit(vmap(value_and_grad(loglik))) over n_particles, per backend."""
-    import jax
-    import jax.numpy as jnp
-
-    from .jax_model import model
-    from .registry import list_backends
-
-    thetas = jnp.linspace(0.5, 3.0, n_particles)[:, None]
-    times = jnp.asarray(data)
-    rows = []
-    for name in list_backends():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # legacy, on purpose here
-            m = model(graph, nr_moments=2, backend=name)
-        fn = jax.jit(
-            jax.vmap(jax.value_and_grad(lambda th, m=m: jnp.sum(jnp.log(m(th, times)[0]))))
-        )
-        jax.block_until_ready(fn(thetas))
-        runs = []
-        for _ in range(5):
-            t0 = time.perf_counter()
-            jax.block_until_ready(fn(thetas))
-            runs.append(time.perf_counter() - t0)
-        rows.append((name, float(np.median(runs))))
-    return rows
-
-
 def run_demo(quick: bool = False, out: str = "ptdcore-demo") -> int:
     """Run the demo; returns a process exit code."""
     import jax
 
     jax.config.update("jax_enable_x64", True)
+    from .bench import loglik_gradient_timings
     from .coalescent import kingman_graph
     from .registry import get_backend
     from .svgd import SVGD
@@ -116,7 +88,7 @@ def run_demo(quick: bool = False, out: str = "ptdcore-demo") -> int:
     print("all backends agree to rtol = 1e-12\n" if agree else "BACKENDS DISAGREE\n")
 
     print(f"timing: one log-likelihood gradient for {n_particles} particles x {n_obs} observations")
-    timings = _time_backends(graph, data, n_particles)
+    timings = list(loglik_gradient_timings(graph, data, n_particles).items())
     for name, seconds in timings:
         print(f"  {name:<10} {1e3 * seconds:9.2f} ms")
     files = _plots(out_dir, svgd, graph, data, timings)

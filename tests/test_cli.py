@@ -32,7 +32,7 @@ def test_backends_table():
     assert "pybind11" in proc.stdout and "available" in proc.stdout
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["backends"], ["check"]])
+@pytest.mark.parametrize("command", [[], ["demo"], ["backends"], ["check"], ["bench"]])
 def test_help_everywhere(command):
     proc = run(*command, "--help")
     assert proc.returncode == 0 and "usage" in proc.stdout
@@ -40,3 +40,9 @@ def test_help_everywhere(command):
 
 def test_bad_usage_exits_non_zero():
     assert run("no-such-command").returncode == 2
+
+
+def test_bench_table():
+    proc = run("bench", "-n", "4", "--observations", "10", "--backends", "pybind11,cffi")
+    assert proc.returncode == 0, proc.stderr
+    assert "pybind11" in proc.stdout and "20 thetas" in proc.stdout

@@ -1,0 +1,72 @@
+"""``ptdcore bench``: a quick timing table across backends (asv_bench/ has the full suite)."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+
+def median_seconds(fn: Callable[[], Any], repeats: int = 5) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` calls (after one warm-up call)."""
+    import jax
+
+    jax.block_until_ready(fn())
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        runs.append(time.perf_counter() - t0)
+    return float(np.median(runs))
+
+
+def loglik_gradient_timings(
+    graph: Any, data: np.ndarray, batch: int, backends=None
+) -> dict[str, float]:
+    """Median seconds of jit(vmap(grad(sum log pmf))) over ``batch`` thetas, per backend."""
+    import jax
+    import jax.numpy as jnp
+
+    from .jax_model import model
+    from .registry import list_backends
+
+    thetas = jnp.linspace(0.7, 1.4, batch)[:, None] * jnp.ones((1, graph.nr_params))
+    times = jnp.asarray(data)
+    out = {}
+    for name in backends or list_backends():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # legacy, timed on purpose
+            m = model(graph, nr_moments=2, backend=name)
+        fn = jax.jit(jax.vmap(jax.grad(lambda th, m=m: jnp.sum(jnp.log(m(th, times)[0])))))
+        out[name] = median_seconds(lambda fn=fn: fn(thetas))
+    return out
+
+
+def run_bench(n: int, n_obs: int = 100, backends=None) -> int:
+    """Print the table for the Kingman coalescent with ``n`` samples."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from .coalescent import kingman_graph
+    from .demo import simulate_tmrca
+
+    t0 = time.perf_counter()
+    graph = kingman_graph(n)
+    build = time.perf_counter() - t0
+    data = simulate_tmrca(n, 1.0, n_obs, seed=n)
+    print(
+        f"Kingman n={n}: {graph.nr_states} states, {graph.nr_edges} edges, built in {build * 1e3:.1f} ms"
+    )
+    print(f"log-likelihood gradient over {n_obs} observations (median of 5, after jit):\n")
+    single = loglik_gradient_timings(graph, data, 1, backends)
+    batch = loglik_gradient_timings(graph, data, 20, backends)
+    print(f"{'backend':<10} {'1 theta':>12} {'20 thetas':>12} {'20 / 1':>8}")
+    for name in single:
+        ratio = batch[name] / single[name]
+        print(
+            f"{name:<10} {single[name] * 1e3:>9.3f} ms {batch[name] * 1e3:>9.3f} ms {ratio:>8.1f}"
+        )
+    return 0
