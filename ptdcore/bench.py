@@ -58,7 +58,8 @@ def run_bench(n: int, n_obs: int = 100, backends=None) -> int:
     build = time.perf_counter() - t0
     data = simulate_tmrca(n, 1.0, n_obs, seed=n)
     print(
-        f"Kingman n={n}: {graph.nr_states} states, {graph.nr_edges} edges, built in {build * 1e3:.1f} ms"
+        f"Kingman n={n}: {graph.nr_states} states, {graph.nr_edges} edges, "
+        f"built in {build * 1e3:.1f} ms"
     )
     print(f"log-likelihood gradient over {n_obs} observations (median of 5, after jit):\n")
     single = loglik_gradient_timings(graph, data, 1, backends)
