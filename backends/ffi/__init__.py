@@ -29,6 +29,8 @@ def _register_targets() -> Any:
 
     for name, capsule in _ffi.registrations().items():
         jax.ffi.register_ffi_target(name, capsule, platform="cpu")
+    for name, capsule in _ffi.registrations_cuda().items():  # built with PTDCORE_BUILD_CUDA
+        jax.ffi.register_ffi_target(name, capsule, platform="CUDA")
     return _ffi
 
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "model_registry.hpp"
+#include "call_plan.hpp"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -21,12 +21,6 @@ extern "C" __attribute__((visibility("default"))) XLA_FFI_Error* PtdcorePmfMomen
     XLA_FFI_CallFrame* call_frame);
 
 namespace {
-
-int64_t leading_size(ffi::Span<const int64_t> dims) {
-  int64_t n = 1;
-  for (size_t i = 0; i + 1 < dims.size(); ++i) n *= dims[i];
-  return n;
-}
 
 // Runs body(row) for row in [0, rows) on XLA's pool. The calling thread takes
 // rows too and waits only for rows that were taken, never for a helper to
@@ -66,35 +60,15 @@ ffi::Error evaluate(ffi::ThreadPool pool, int64_t model_id, std::string_view con
                     int64_t nr_moments, ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> times,
                     double* pmf, double* moments, double* dpmf, double* dmoments,
                     int64_t pmf_size, int64_t moments_size) {
-  const ptdcore_ffi::RegisteredModel found = ptdcore_ffi::find_model(model_id);
-  if (!found.model) return ffi::Error::InvalidArgument("ptdcore ffi: unknown model id");
-  if (found.content_hash != content_hash)
-    return ffi::Error::InvalidArgument(
-        "ptdcore ffi: model id does not match the structure's content hash");
-  const ptdcore::PreparedModel& model = *found.model;
-  const auto tdims = theta.dimensions();
-  const auto sdims = times.dimensions();
-  if (tdims.size() == 0 || sdims.size() == 0)
-    return ffi::Error::InvalidArgument("ptdcore ffi: theta and times need a last axis");
-  const int64_t P = tdims.back(), T = sdims.back(), K = nr_moments;
-  if (P != model.nr_params())
-    return ffi::Error::InvalidArgument("ptdcore ffi: theta's last axis is " + std::to_string(P) +
-                                       ", the model has " + std::to_string(model.nr_params()) +
-                                       " parameters");
-  if (K < 0) return ffi::Error::InvalidArgument("ptdcore ffi: nr_moments must be >= 0");
-  const int64_t rows = leading_size(tdims);
-  const int64_t time_rows = leading_size(sdims);
-  if (time_rows != rows && time_rows != 1)
-    return ffi::Error::InvalidArgument("ptdcore ffi: times batch does not match theta batch");
-  if (pmf_size != rows * T || moments_size != rows * K)
-    return ffi::Error::InvalidArgument("ptdcore ffi: output shapes do not match the inputs");
+  ptdcore_ffi::CallPlan plan;
+  ffi::Error status = ptdcore_ffi::plan_call(model_id, content_hash, nr_moments, theta.dimensions(),
+                                             times.dimensions(), pmf_size, moments_size, plan);
+  if (status.failure()) return status;
   const double* th = theta.typed_data();
   const double* tm = times.typed_data();
-  parallel_rows(pool, rows, [&](int64_t r) {
+  parallel_rows(pool, plan.rows, [&](int64_t r) {
     ptdcore::Workspace ws;
-    model.evaluate_row(th + r * P, tm + (time_rows == 1 ? 0 : r * T), T, K, pmf + r * T,
-                       moments + r * K, dpmf ? dpmf + r * T * P : nullptr,
-                       dmoments ? dmoments + r * K * P : nullptr, ws);
+    ptdcore_ffi::run_row(plan, r, th, tm, pmf, moments, dpmf, dmoments, ws);
   });
   return ffi::Error::Success();
 }

@@ -14,6 +14,10 @@ namespace py = pybind11;
 
 extern "C" XLA_FFI_Error* PtdcorePmfMoments(XLA_FFI_CallFrame* call_frame);
 extern "C" XLA_FFI_Error* PtdcorePmfMomentsJacobian(XLA_FFI_CallFrame* call_frame);
+#ifdef PTDCORE_WITH_CUDA
+extern "C" XLA_FFI_Error* PtdcorePmfMomentsCuda(XLA_FFI_CallFrame* call_frame);
+extern "C" XLA_FFI_Error* PtdcorePmfMomentsJacobianCuda(XLA_FFI_CallFrame* call_frame);
+#endif
 
 namespace {
 
@@ -56,6 +60,15 @@ PYBIND11_MODULE(_ffi, m) {
     targets["ptdcore_pmf_moments_jacobian"] = py::capsule(reinterpret_cast<void*>(PtdcorePmfMomentsJacobian));
     return targets;
   });
+  m.def("registrations_cuda", []() {
+    py::dict targets;
+#ifdef PTDCORE_WITH_CUDA
+    targets["ptdcore_pmf_moments"] = py::capsule(reinterpret_cast<void*>(PtdcorePmfMomentsCuda));
+    targets["ptdcore_pmf_moments_jacobian"] =
+        py::capsule(reinterpret_cast<void*>(PtdcorePmfMomentsJacobianCuda));
+#endif
+    return targets;
+  }, "CUDA handlers (empty unless built with -DPTDCORE_BUILD_CUDA=ON).");
   m.def("register_model", &register_model, py::arg("content_hash"), py::arg("nr_states"),
         py::arg("nr_params"), py::arg("discrete"), py::arg("alpha"), py::arg("src"),
         py::arg("dst"), py::arg("constant"), py::arg("coef_ptr"), py::arg("coef_index"),
