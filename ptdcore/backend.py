@@ -126,6 +126,18 @@ def check_inputs(
     return theta_arr, times_arr, int(nr_moments)
 
 
+def empty_outputs(B: int, T: int, K: int, P: int, jacobian: bool) -> tuple[np.ndarray, ...]:
+    """Uninitialised float64 output arrays: pmf (B, T), moments (B, K) and the Jacobians."""
+    shapes = [(B, T), (B, K)] + ([(B, T, P), (B, K, P)] if jacobian else [])
+    return tuple(np.empty(shape) for shape in shapes)
+
+
+def as_result(arrays: Any) -> PmfMoments | PmfMomentsJacobian:
+    """Two arrays as :class:`PmfMoments`, four as :class:`PmfMomentsJacobian`."""
+    arrays = tuple(arrays)
+    return PmfMomentsJacobian(*arrays) if len(arrays) == 4 else PmfMoments(*arrays)
+
+
 def check_outputs(
     name: str, result: Any, B: int, T: int, K: int, P: int, jacobian: bool
 ) -> tuple[np.ndarray, ...]:

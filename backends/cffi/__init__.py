@@ -8,7 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from ptdcore.backend import Backend, Capabilities, PmfMoments, PmfMomentsJacobian, check_inputs
+from ptdcore.backend import (
+    Backend,
+    Capabilities,
+    PmfMoments,
+    PmfMomentsJacobian,
+    as_result,
+    check_inputs,
+    empty_outputs,
+)
 from ptdcore.hookspecs import hookimpl
 from ptdcore.structure import Structure
 
@@ -91,10 +99,9 @@ class CffiBackend(Backend):
         theta, times, K = check_inputs(structure, theta, times, nr_moments)
         ffi, lib = _ffi_and_lib()
         model = prepare(structure)
-        B, T, P = theta.shape[0], times.shape[0], structure.nr_params
-        pmf, moments = np.empty((B, T)), np.empty((B, K))
-        dpmf = np.empty((B, T, P)) if jacobian else None
-        dmoments = np.empty((B, K, P)) if jacobian else None
+        B, T = theta.shape[0], times.shape[0]
+        out = empty_outputs(B, T, K, structure.nr_params, jacobian)
+        pmf, moments, dpmf, dmoments = out + (None,) * (4 - len(out))
         err = ffi.new("char[]", _ERR_LEN)
         status = lib.ptd_model_evaluate(
             model, _ptr(ffi, "double*", theta), B, _ptr(ffi, "double*", times), T, K,
@@ -103,9 +110,7 @@ class CffiBackend(Backend):
         )  # fmt: skip
         if status != 0:
             raise RuntimeError(f"cffi backend: {ffi.string(err).decode()}")
-        if jacobian:
-            return PmfMomentsJacobian(pmf, moments, dpmf, dmoments)
-        return PmfMoments(pmf, moments)
+        return as_result(out)
 
 
 @hookimpl

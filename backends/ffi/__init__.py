@@ -13,7 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from ptdcore.backend import Backend, Capabilities, PmfMoments, PmfMomentsJacobian, check_inputs
+from ptdcore.backend import (
+    Backend,
+    Capabilities,
+    PmfMoments,
+    PmfMomentsJacobian,
+    as_result,
+    check_inputs,
+)
 from ptdcore.hookspecs import hookimpl
 from ptdcore.structure import Structure
 
@@ -106,9 +113,7 @@ class FfiBackend(Backend):
         jacobian: bool = False,
     ) -> PmfMoments | PmfMomentsJacobian:
         theta, times, K = check_inputs(structure, theta, times, nr_moments)
-        out = _jitted(structure, K, jacobian)(theta, times)
-        arrays = [np.asarray(a) for a in out]
-        return PmfMomentsJacobian(*arrays) if jacobian else PmfMoments(*arrays)
+        return as_result(np.asarray(a) for a in _jitted(structure, K, jacobian)(theta, times))
 
 
 @lru_cache(maxsize=64)

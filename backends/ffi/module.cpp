@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "model_registry.hpp"
+#include "numpy_structure.hpp"
 #include "xla/ffi/api/c_api.h"
 
 namespace py = pybind11;
@@ -21,32 +22,18 @@ extern "C" XLA_FFI_Error* PtdcorePmfMomentsJacobianCuda(XLA_FFI_CallFrame* call_
 
 namespace {
 
-using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
-using IndexArray = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
-
-template <typename T, typename A>
-std::vector<T> to_vector(const A& a) {
-  return std::vector<T>(a.data(), a.data() + a.size());
-}
+using ptdcore_bindings::DoubleArray;
+using ptdcore_bindings::IndexArray;
 
 int64_t register_model(const std::string& content_hash, int64_t nr_states, int64_t nr_params,
                        bool discrete, const DoubleArray& alpha, const IndexArray& src,
                        const IndexArray& dst, const DoubleArray& constant,
                        const IndexArray& coef_ptr, const IndexArray& coef_index,
                        const DoubleArray& coef_value, const std::optional<DoubleArray>& rewards) {
-  ptdcore::Structure s;
-  s.nr_states = nr_states;
-  s.nr_params = nr_params;
-  s.discrete = discrete;
-  s.alpha = to_vector<double>(alpha);
-  s.src = to_vector<int64_t>(src);
-  s.dst = to_vector<int64_t>(dst);
-  s.constant = to_vector<double>(constant);
-  s.coef_ptr = to_vector<int64_t>(coef_ptr);
-  s.coef_index = to_vector<int64_t>(coef_index);
-  s.coef_value = to_vector<double>(coef_value);
-  if (rewards) s.rewards = to_vector<double>(*rewards);
-  return ptdcore_ffi::register_model(content_hash, std::move(s));
+  return ptdcore_ffi::register_model(
+      content_hash,
+      ptdcore_bindings::structure_from_arrays(nr_states, nr_params, discrete, alpha, src, dst,
+                                              constant, coef_ptr, coef_index, coef_value, rewards));
 }
 
 }  // namespace

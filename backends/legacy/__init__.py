@@ -16,7 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from ptdcore.backend import Backend, Capabilities, PmfMoments, PmfMomentsJacobian, check_inputs
+from ptdcore.backend import (
+    Backend,
+    Capabilities,
+    PmfMoments,
+    PmfMomentsJacobian,
+    as_result,
+    check_inputs,
+    empty_outputs,
+)
 from ptdcore.hookspecs import hookimpl
 from ptdcore.structure import Structure
 
@@ -110,19 +118,13 @@ class LegacyBackend(Backend):
     ) -> PmfMoments | PmfMomentsJacobian:
         theta, times, K = check_inputs(structure, theta, times, nr_moments)
         lib = load_model(structure)
-        B, T, P = theta.shape[0], times.shape[0], structure.nr_params
-        pmf, moments = np.empty((B, T)), np.empty((B, K))
-        args = [_as_ptr(theta), B, _as_ptr(times), T, K, _as_ptr(pmf), _as_ptr(moments)]
-        if jacobian:
-            dpmf, dmoments = np.empty((B, T, P)), np.empty((B, K, P))
-            status = lib.compute_pmf_and_moments_jacobian(*args, _as_ptr(dpmf), _as_ptr(dmoments))
-        else:
-            status = lib.compute_pmf_and_moments(*args)
-        if status != 0:
+        B, T = theta.shape[0], times.shape[0]
+        out = empty_outputs(B, T, K, structure.nr_params, jacobian)
+        args = [_as_ptr(theta), B, _as_ptr(times), T, K, *(_as_ptr(a) for a in out)]
+        entry = lib.compute_pmf_and_moments_jacobian if jacobian else lib.compute_pmf_and_moments
+        if entry(*args) != 0:
             raise RuntimeError("legacy backend: the model library reported an error")
-        if jacobian:
-            return PmfMomentsJacobian(pmf, moments, dpmf, dmoments)
-        return PmfMoments(pmf, moments)
+        return as_result(out)
 
 
 @hookimpl

@@ -8,7 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from ptdcore.backend import Backend, Capabilities, PmfMoments, PmfMomentsJacobian, check_inputs
+from ptdcore.backend import (
+    Backend,
+    Capabilities,
+    PmfMoments,
+    PmfMomentsJacobian,
+    as_result,
+    check_inputs,
+)
 from ptdcore.hookspecs import hookimpl
 from ptdcore.structure import Structure
 
@@ -51,8 +58,7 @@ class Pybind11Backend(Backend):
         jacobian: bool = False,
     ) -> PmfMoments | PmfMomentsJacobian:
         theta, times, K = check_inputs(structure, theta, times, nr_moments)
-        out = prepare(structure).evaluate(theta, times, K, jacobian)
-        return PmfMomentsJacobian(*out) if jacobian else PmfMoments(*out)
+        return as_result(prepare(structure).evaluate(theta, times, K, jacobian))
 
 
 class GraphBuilder:

@@ -9,19 +9,15 @@
 #include <string>
 #include <utility>
 
+#include "numpy_structure.hpp"
 #include "ptdcore/engine.hpp"
 
 namespace py = pybind11;
 
 namespace {
 
-using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
-using IndexArray = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
-
-template <typename T, typename A>
-std::vector<T> to_vector(const A& a) {
-  return std::vector<T>(a.data(), a.data() + a.size());
-}
+using ptdcore_bindings::DoubleArray;
+using ptdcore_bindings::IndexArray;
 
 void require(bool ok, const std::string& msg) {
   if (!ok) throw py::value_error(msg);
@@ -33,19 +29,10 @@ ptdcore::PreparedModel make_model(int64_t nr_states, int64_t nr_params, bool dis
                                   const IndexArray& coef_ptr, const IndexArray& coef_index,
                                   const DoubleArray& coef_value,
                                   const std::optional<DoubleArray>& rewards) {
-  ptdcore::Structure s;
-  s.nr_states = nr_states;
-  s.nr_params = nr_params;
-  s.discrete = discrete;
-  s.alpha = to_vector<double>(alpha);
-  s.src = to_vector<int64_t>(src);
-  s.dst = to_vector<int64_t>(dst);
-  s.constant = to_vector<double>(constant);
-  s.coef_ptr = to_vector<int64_t>(coef_ptr);
-  s.coef_index = to_vector<int64_t>(coef_index);
-  s.coef_value = to_vector<double>(coef_value);
-  if (rewards) s.rewards = to_vector<double>(*rewards);
-  return ptdcore::PreparedModel(std::move(s));  // validates; std::invalid_argument -> ValueError
+  // Validates; std::invalid_argument becomes ValueError.
+  return ptdcore::PreparedModel(ptdcore_bindings::structure_from_arrays(
+      nr_states, nr_params, discrete, alpha, src, dst, constant, coef_ptr, coef_index, coef_value,
+      rewards));
 }
 
 py::tuple evaluate(const ptdcore::PreparedModel& model, const DoubleArray& theta,
