@@ -76,6 +76,13 @@ class Model:
         if times.ndim != 1:
             raise ValueError(f"times must have shape (T,), got shape {times.shape}")
         _check_concrete_times(times, self.discrete)
+        if not _traced(theta) and not _traced(times):
+            # Eager call (no jit, vmap or grad around it): call the backend directly,
+            # the same engine without tracing and compiling an XLA program.
+            out = self.backend.compute_pmf_and_moments(
+                self.structure, np.asarray(theta)[None, :], np.asarray(times), self.nr_moments
+            )
+            return jnp.asarray(out[0][0]), jnp.asarray(out[1][0])
         return self._fn(theta, times)
 
     def __repr__(self) -> str:
@@ -85,11 +92,15 @@ class Model:
         )
 
 
-def _check_concrete_times(times: Any, discrete: bool) -> None:
-    """Raise for invalid times we can see (traced times give NaN entries instead)."""
+def _traced(x: Any) -> bool:
     import jax
 
-    if isinstance(times, jax.core.Tracer):
+    return isinstance(x, jax.core.Tracer)
+
+
+def _check_concrete_times(times: Any, discrete: bool) -> None:
+    """Raise for invalid times we can see (traced times give NaN entries instead)."""
+    if _traced(times):
         return
     values = np.asarray(times)
     if np.any(~np.isfinite(values)) or np.any(values < 0):

@@ -1,5 +1,9 @@
 """The ffi backend: XLA FFI custom calls, jit-native (no Python in the loop).
 
+Outside JAX transformations (``compute_pmf_and_moments`` and eager calls of the
+model) the same registered model is evaluated directly by the extension, which
+avoids compiling an XLA program for a single call.
+
 Each structure is registered once with the extension, which keeps it alive and
 returns an id; the id and the content hash travel as attributes of the custom
 call, and the handler checks that they match. ``vmap`` (``broadcast_all``) hands
@@ -113,15 +117,10 @@ class FfiBackend(Backend):
         jacobian: bool = False,
     ) -> PmfMoments | PmfMomentsJacobian:
         theta, times, K = check_inputs(structure, theta, times, nr_moments)
-        return as_result(np.asarray(a) for a in _jitted(structure, K, jacobian)(theta, times))
-
-
-@lru_cache(maxsize=64)
-def _jitted(structure: Structure, nr_moments: int, jacobian: bool) -> Any:
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
-    return jax.jit(lambda th, tm: ffi_evaluate(structure, nr_moments, th, tm, jacobian))
+        ext = _register_targets()
+        return as_result(
+            ext.evaluate(model_id(structure), structure.content_hash, theta, times, K, jacobian)
+        )
 
 
 @hookimpl
