@@ -216,7 +216,6 @@ class SVGD:
 
     def _run(self, nr_moments: int, regularization: float) -> SVGD:
         import jax
-        import numpy as np
 
         from . import svgd_core
 
