@@ -63,10 +63,14 @@ class Model:
         return self.structure.nr_params
 
     def __call__(self, theta: Any, times: Any) -> tuple[Any, Any]:
+        import jax
         import jax.numpy as jnp
 
-        theta = jnp.asarray(theta, dtype=jnp.float64)
-        times = jnp.asarray(times, dtype=jnp.float64)
+        eager = not _traced(theta) and not _traced(times)
+        # Eager inputs are converted with numpy: no XLA program for a dtype cast.
+        xp = np if eager else jnp
+        theta = xp.asarray(theta, dtype=xp.float64)
+        times = xp.asarray(times, dtype=xp.float64)
         P = self.structure.nr_params
         if theta.shape != (P,):
             raise ValueError(
@@ -76,13 +80,13 @@ class Model:
         if times.ndim != 1:
             raise ValueError(f"times must have shape (T,), got shape {times.shape}")
         _check_concrete_times(times, self.discrete)
-        if not _traced(theta) and not _traced(times):
-            # Eager call (no jit, vmap or grad around it): call the backend directly,
-            # the same engine without tracing and compiling an XLA program.
+        if eager:
+            # No jit, vmap or grad around the call: the backend directly, the same
+            # engine without tracing and compiling an XLA program.
             out = self.backend.compute_pmf_and_moments(
-                self.structure, np.asarray(theta)[None, :], np.asarray(times), self.nr_moments
+                self.structure, theta[None, :], times, self.nr_moments
             )
-            return jnp.asarray(out[0][0]), jnp.asarray(out[1][0])
+            return jax.device_put(out[0][0]), jax.device_put(out[1][0])
         return self._fn(theta, times)
 
     def __repr__(self) -> str:
