@@ -219,3 +219,43 @@ def test_times_in_any_order_and_repeated():
     sorted_pmf, _ = engine_eval(g, [1.0], times[order], 0)
     np.testing.assert_array_equal(pmf[0][order], sorted_pmf[0])
     assert pmf[0, 0] == pmf[0, 2]
+
+
+def test_level_shortcut_is_taken_and_exact():
+    """Level-structured graphs (coalescents) use the lumped-level series: check it exactly."""
+    from ptdcore_backends.pybind11 import prepare
+
+    from ptdcore.coalescent import kingman_graph
+
+    diamond = Graph.from_edges(
+        [1.0, 0.0, 0.0, 0.0],
+        [
+            (0, 1, 0.0, [1.0, 0.0]),
+            (0, 2, 0.5, [0.0, 1.0]),
+            (1, 3, 0.0, [0.5, 0.0]),  # level 1: both states leave at 0.5 + 0.5 th0 + th1
+            (1, -1, 0.5, [0.0, 1.0]),
+            (2, 3, 0.25, [0.0, 0.0]),
+            (2, -1, 0.25, [0.5, 1.0]),
+            (3, -1, 0.0, [1.0, 1.0]),
+        ],
+        nr_params=2,
+    )
+    for g, theta in ((diamond, np.array([0.7, 1.9])), (kingman_graph(6), np.array([1.3]))):
+        assert prepare(g.structure()).level_structured
+        times = np.array([0.0, 0.05, 0.4, 1.5, 4.0, 12.0])
+        pmf, _, dpmf, _ = engine_eval(g, theta, times, 1, jacobian=True)
+        assert_rel_close(pmf[0], mp_pdf(g, theta, times), 1e-12, what="level pdf")
+        assert_jacobian_close(dpmf[0], mp_pdf_jacobian(g, theta, times), what="level dpdf")
+
+
+def test_level_shortcut_not_taken_when_rates_differ_within_a_level():
+    from ptdcore_backends.pybind11 import prepare
+
+    g = Graph.from_edges(
+        [1.0, 0.0, 0.0],
+        [(0, 1, 1.0, None), (0, 2, 1.0, None), (1, -1, 1.0, None), (2, -1, 2.0, None)],
+        nr_params=0,
+    )
+    assert not prepare(g.structure()).level_structured
+    pmf, _ = engine_eval(g, np.zeros((1, 0)), [0.5, 2.0], 0)
+    assert_rel_close(pmf[0], mp_pdf(g, np.zeros(0), [0.5, 2.0]), 1e-12)

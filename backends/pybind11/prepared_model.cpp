@@ -71,6 +71,7 @@ void register_prepared_model(py::module_& m) {
       .def_property_readonly("nr_states", &ptdcore::PreparedModel::nr_states)
       .def_property_readonly("nr_params", &ptdcore::PreparedModel::nr_params)
       .def_property_readonly("acyclic", &ptdcore::PreparedModel::acyclic)
+      .def_property_readonly("level_structured", &ptdcore::PreparedModel::level_structured)
       .def("evaluate", &evaluate, py::arg("theta"), py::arg("times"), py::arg("nr_moments"),
            py::arg("jacobian") = false, py::arg("threads") = 0,
            "Evaluate a batch: theta (B, P), times (T,). Returns (pmf, moments) or, with "

@@ -38,6 +38,7 @@ struct SeriesBuffers {
   std::vector<double> c, dc;  // results: (K+1), (K+1) x P
   std::vector<double> diag, wl, gl, ddl, v, v2, dv, dv2;
   std::vector<int64_t> in_ptr, in_src;
+  std::vector<double> inv_k;  // 1 / k, for the Poisson recurrences
 };
 
 // Read-only arrays of one series run (raw pointers: no aliasing surprises).
@@ -178,6 +179,9 @@ inline void continuous_density(const NumericGraph& g, const double* times, int64
   power_series(g, lambda, K, buf);
   double cmax = 0.0;
   for (double ck : buf.c) cmax = std::max(cmax, std::fabs(ck));
+  buf.inv_k.resize(K + 1);
+  buf.inv_k[0] = 0.0;
+  for (int64_t k = 1; k <= K; ++k) buf.inv_k[k] = 1.0 / static_cast<double>(k);
   for (int64_t q = 0; q < T; ++q) {
     if (!valid(times[q])) {
       pdf[q] = nan;
@@ -185,7 +189,7 @@ inline void continuous_density(const NumericGraph& g, const double* times, int64
       continue;
     }
     poisson_sum(lambda * times[q], buf.c.data(), jac ? buf.dc.data() : nullptr, P, K, cmax,
-                pdf + q, jac ? dpdf + q * P : nullptr);
+                buf.inv_k.data(), pdf + q, jac ? dpdf + q * P : nullptr);
   }
 }
 

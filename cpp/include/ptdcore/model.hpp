@@ -13,6 +13,7 @@
 
 #include "ptdcore/distribution.hpp"
 #include "ptdcore/float_env.hpp"
+#include "ptdcore/levels.hpp"
 #include "ptdcore/linear_solver.hpp"
 #include "ptdcore/moments.hpp"
 #include "ptdcore/numeric_graph.hpp"
@@ -50,12 +51,15 @@ class PreparedModel {
       dst.push_back(s_.dst[e]);
     }
     topo_ = build_topology(s_.nr_states, src, dst);
+    levels_ = detect_levels(s_, topo_, dst);
   }
 
   const Structure& structure() const { return s_; }
   int64_t nr_states() const { return s_.nr_states; }
   int64_t nr_params() const { return s_.nr_params; }
   bool acyclic() const { return topo_.acyclic(); }
+  // True when the level shortcut (levels.hpp) computes the density.
+  bool level_structured() const { return levels_.usable; }
 
   // One theta (P values); outputs for that row (pmf T, moments K, and the
   // Jacobians when requested).
@@ -75,6 +79,9 @@ class PreparedModel {
       } else if (rewards) {
         ok = reward_transform(ws.graph, rewards, ws.transformed);
         if (ok) continuous_density(ws.transformed, times, T, pmf, jac ? dpmf : nullptr, ws.series);
+      } else if (levels_.usable) {
+        lump_levels(levels_, topo_, ws.graph, ws.transformed);
+        continuous_density(ws.transformed, times, T, pmf, jac ? dpmf : nullptr, ws.series);
       } else {
         continuous_density(ws.graph, times, T, pmf, jac ? dpmf : nullptr, ws.series);
       }
@@ -103,6 +110,7 @@ class PreparedModel {
  private:
   Structure s_;
   SccTopology topo_;
+  LevelStructure levels_;
 };
 
 }  // namespace ptdcore

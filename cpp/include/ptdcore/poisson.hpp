@@ -40,8 +40,9 @@ inline int64_t poisson_right_end(double m) {
 
 // f = sum_k Pois(k; m) c_k and df[p] = sum_k Pois(k; m) dc[k * P + p] over
 // k in [0, K] (K >= poisson_right_end(m)); cmax bounds |c_k|. dc may be null.
+// inv_k[k] = 1 / k for 1 <= k <= K (a table, so the recurrences multiply).
 inline void poisson_sum(double m, const double* c, const double* dc, int64_t P, int64_t K,
-                        double cmax, double* f, double* df) {
+                        double cmax, const double* inv_k, double* f, double* df) {
   const int64_t mode = m <= 0.0 ? 0 : poisson_mode(m);
   double total = 1.0, F = c[mode];
   for (int64_t p = 0; p < P && dc; ++p) df[p] = dc[mode * P + p];
@@ -51,15 +52,16 @@ inline void poisson_sum(double m, const double* c, const double* dc, int64_t P, 
   };
   double w = 1.0;
   for (int64_t k = mode + 1; k <= K; ++k) {
-    w *= m / static_cast<double>(k);
+    w *= m * inv_k[k];
     total += w;
     F += w * c[k];
     for (int64_t p = 0; p < P && dc; ++p) df[p] += w * dc[k * P + p];
     if (done(w)) break;
   }
   w = 1.0;
+  const double inv_m = 1.0 / m;
   for (int64_t k = mode - 1; k >= 0; --k) {
-    w *= static_cast<double>(k + 1) / m;
+    w *= static_cast<double>(k + 1) * inv_m;
     total += w;
     F += w * c[k];
     for (int64_t p = 0; p < P && dc; ++p) df[p] += w * dc[k * P + p];
