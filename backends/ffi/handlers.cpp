@@ -67,7 +67,9 @@ ffi::Error evaluate(ffi::ThreadPool pool, int64_t model_id, std::string_view con
   const double* th = theta.typed_data();
   const double* tm = times.typed_data();
   parallel_rows(pool, plan.rows, [&](int64_t r) {
-    ptdcore::Workspace ws;
+    // One workspace per thread, reused across calls: a thread runs one row at a
+    // time, and reusing the buffers matters for small models in long scans.
+    thread_local ptdcore::Workspace ws;
     ptdcore_ffi::run_row(plan, r, th, tm, pmf, moments, dpmf, dmoments, ws);
   });
   return ffi::Error::Success();

@@ -12,7 +12,7 @@
 //   neglected mass is below ~1e-40;
 // - summation (both sides): terms are added outward from the mode until the
 //   weight is below kPoissonNormCutoff of the mode (for the normaliser) and
-//   the term can no longer matter: w * max_k |c_k| <= kPoissonTermCutoff * |sum|.
+//   the term can no longer matter: w * max_k |c_k| <= kPoissonTermCutoff (1e-17) * |sum|.
 //   Far tails of the density, which come from terms far from the mode,
 //   therefore stay relatively accurate (down to values near 1e-300).
 #pragma once
@@ -23,8 +23,8 @@
 namespace ptdcore {
 
 inline constexpr double kPoissonCutoff = 1e-40;
-inline constexpr double kPoissonNormCutoff = 1e-20;
-inline constexpr double kPoissonTermCutoff = 1e-18;
+inline constexpr double kPoissonNormCutoff = 1e-17;
+inline constexpr double kPoissonTermCutoff = 1e-17;
 inline constexpr double kPoissonUnderflow = 1e-300;
 
 inline int64_t poisson_mode(double m) { return static_cast<int64_t>(std::floor(m)); }
