@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import csr_array
-from scipy.sparse.csgraph import breadth_first_order
 
 from .structure import Structure
 
@@ -146,6 +144,9 @@ def _check_rewards(s: Structure) -> None:
 
 def _check_absorption_reachable(s: Structure) -> None:
     """Every state must be able to reach absorption through edges that can be non-zero."""
+    from scipy.sparse import csr_array  # lazy: keeps `import ptdcore` light
+    from scipy.sparse.csgraph import breadth_first_order
+
     n = s.nr_states
     live = (s.constant != 0) | _has_coefficients(s)
     live &= s.src != s.dst
