@@ -148,7 +148,8 @@ class SVGD:
         if isinstance(src, Graph | Structure):
             return Model(src, nr_moments=nr_moments, backend=self.backend), True
         if isinstance(src, Model):
-            if (self.backend is not None and self.backend != src.backend.name) or (
+            requested = getattr(self.backend, "name", self.backend)
+            if (requested is not None and requested != src.backend.name) or (
                 nr_moments > src.nr_moments
             ):
                 backend = self.backend if self.backend is not None else src.backend

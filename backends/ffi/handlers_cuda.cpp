@@ -4,15 +4,13 @@
 // lets a jitted program placed on a GPU call ptdcore without leaving XLA.
 #include <cuda_runtime.h>
 
-#include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include "call_plan.hpp"
+#include "ptdcore/batch.hpp"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -49,19 +47,10 @@ ffi::Error evaluate_on_host(cudaStream_t stream, int64_t model_id, std::string_v
                           cudaMemcpyDeviceToHost, stream);
   if (err == cudaSuccess) err = cudaStreamSynchronize(stream);
   if (err != cudaSuccess) return cuda_error(err, "copying inputs to the host");
-  const int64_t workers =
-      std::max<int64_t>(1, std::min<int64_t>(plan.rows, std::thread::hardware_concurrency()));
-  std::atomic<int64_t> next{0};
-  auto work = [&]() {
-    ptdcore::Workspace ws;
-    for (int64_t r; (r = next.fetch_add(1)) < plan.rows;)
-      ptdcore_ffi::run_row(plan, r, th.data(), tm.data(), out[0].data(), out[1].data(),
-                           jac ? out[2].data() : nullptr, jac ? out[3].data() : nullptr, ws);
-  };
-  std::vector<std::thread> pool;
-  for (int64_t w = 1; w < workers; ++w) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
+  ptdcore::parallel_rows(plan.rows, 0, [&](int64_t r, ptdcore::Workspace& ws) {
+    ptdcore_ffi::run_row(plan, r, th.data(), tm.data(), out[0].data(), out[1].data(),
+                         jac ? out[2].data() : nullptr, jac ? out[3].data() : nullptr, ws);
+  });
   for (size_t i = 0; i < out.size() && err == cudaSuccess; ++i)
     err = cudaMemcpyAsync(device_out[i], out[i].data(), out[i].size() * sizeof(double),
                           cudaMemcpyHostToDevice, stream);

@@ -103,7 +103,7 @@ class LegacyBackend(Backend):
     def available(cls) -> tuple[bool, str]:
         if compiler.find_compiler() is None:
             return False, "no C++ compiler found (install g++ or set CXX)"
-        if not (compiler.include_dir() / "ptdcore" / "engine.hpp").is_file():
+        if not (compiler.include_dir() / "ptdcore" / "model.hpp").is_file():
             return False, f"engine headers missing from {compiler.include_dir()}"
         return True, ""
 
