@@ -30,7 +30,9 @@
 namespace ptdcore {
 
 // Largest number of series terms evaluated for one theta; times that need
-// more (lambda * t beyond ~4e6, or discrete n beyond it) give NaN.
+// more (lambda * t beyond ~4e6, or discrete n beyond it) give NaN here.
+// method.hpp sends such cases to the squaring ladder (squaring.hpp) instead,
+// except on models too large for dense matrices.
 inline constexpr int64_t kMaxSeriesTerms = int64_t{1} << 22;
 
 // Scratch space of the series, kept across rows to avoid reallocation.
@@ -152,7 +154,7 @@ inline void power_series(const NumericGraph& g, double lambda, int64_t K, Series
 }
 
 // Density of the continuous model at times[0..T): pdf (T), dpdf (T x P).
-inline void continuous_density(const NumericGraph& g, const double* times, int64_t T, double* pdf,
+inline void series_density(const NumericGraph& g, const double* times, int64_t T, double* pdf,
                                double* dpdf, SeriesBuffers& buf) {
   const int64_t P = g.P;
   const bool jac = dpdf != nullptr;
@@ -194,7 +196,7 @@ inline void continuous_density(const NumericGraph& g, const double* times, int64
 }
 
 // Probability mass of the discrete model at whole numbers times[0..T).
-inline void discrete_mass(const NumericGraph& g, const double* times, int64_t T, double* pmf,
+inline void series_mass(const NumericGraph& g, const double* times, int64_t T, double* pmf,
                           double* dpmf, SeriesBuffers& buf) {
   const int64_t P = g.P;
   const bool jac = dpmf != nullptr;

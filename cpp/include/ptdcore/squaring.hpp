@@ -1,0 +1,478 @@
+// ptdcore engine: the density by scaling and squaring of a non-negative
+// matrix, for stiff and long-time cases (dense; small and mid-size models).
+//
+// Uniformisation needs about lambda * t series terms, and its rounding error
+// grows with their number: a state whose out-rate is far below lambda has
+// P_ii = 1 - out_i / lambda, whose complement is held to absolute, not
+// relative, precision, so the k-th power carries a relative error of about
+// k * eps. This header computes the same quantities with a cost and a
+// rounding error that grow with log2(lambda t) instead:
+//
+//  1. Base step h0 = m0 / lambda (m0 = 1/4): E0 = exp(S h0) by the
+//     uniformisation series of the non-negative matrix B = I + S / lambda
+//     (every term non-negative, truncated below 1e-28), and the one-step
+//     absorption probabilities l0 = 1 - E0 1 as their own non-negative series
+//     sum_k P(N > k) B^k s / lambda (N ~ Poisson(m0)).
+//  2. Ladder E_{k+1} = E_k^2, l_{k+1} = l_k + E_k l_k (both sums of
+//     non-negative terms). The mass a row keeps within its strongly connected
+//     component C has the complement (l_k)_i + sum_{j not in C} (E_k)_ij, a
+//     sum of non-negative terms too; wherever it is at most 1/2 the entries
+//     within C are rescaled to match it. So the slow modes of leaving a
+//     component (a slow state, or a fast-mixing block such as the migration
+//     states of one coalescent level) keep their complement to relative
+//     precision, and errors grow additively (about eps per level), not by
+//     doubling as in plain squaring. (A slow mode inside one component, two
+//     fast-mixing clusters joined by slow exchange, is not protected: its
+//     error grows like (fast rate x t) eps, as with the series.)
+//  3. Times in increasing order: v(J h0) = alpha E0^J by the binary digits of
+//     the step counts between consecutive times (products of non-negative
+//     vectors and matrices), and the rest r = t - J h0 < h0 by a short
+//     uniformisation sum f(t) = sum_k Pois(k; lambda r) v(J h0) . B^k s.
+//
+// Every value is a sum of non-negative terms, so the density is relatively
+// accurate entrywise; the error bound is about (K0 + L + digits) * n * eps with
+// L = log2(lambda t / m0) levels. Discrete models use the same ladder with
+// E0 = T (one step) and no remainder: P(N = n) = alpha T^(n-1) t.
+//
+// The Jacobian is carried through in forward mode at fixed lambda (as in
+// distribution.hpp: the uniformisation identity holds for any lambda).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <numeric>
+#include <vector>
+
+#include "ptdcore/linear_solver.hpp"
+#include "ptdcore/numeric_graph.hpp"
+#include "ptdcore/poisson.hpp"
+
+namespace ptdcore {
+
+// Base step of the continuous ladder: lambda * h0.
+inline constexpr double kSquaringBaseStep = 0.25;
+// Series terms of the base step: Pois(19; 1/4) < 1e-28.
+inline constexpr int64_t kSquaringBaseTerms = 18;
+// Step counts above this give NaN (lambda t beyond ~1e18).
+inline constexpr double kSquaringMaxSteps = 4.0e18;
+
+struct SquaringBuffers {
+  std::vector<double> B, dB;           // n x n, P x n x n (row-major per parameter)
+  std::vector<double> E, dE;           // ladder: (L + 1) levels of n x n, P x n x n
+  std::vector<double> l, dl, l2, dl2;  // one-step absorption probabilities (n), (P x n)
+  std::vector<double> Bk, dBk, tmp, dtmp;
+  std::vector<double> U, dU;           // remainder columns u_k = B^k s: (K + 1) x n, x P
+  std::vector<double> v, dv, v2, dv2;  // state probabilities at the current time
+  std::vector<double> inv_k;           // 1 / k for the remainder weights
+  std::vector<int64_t> order;
+  std::vector<int64_t> comp_of, comp_ptr, comp_states;  // components at this theta
+};
+
+namespace detail {
+
+// C = A B (n x n, row-major); C must not alias A or B.
+inline void matmul(const double* A, const double* B, double* C, int64_t n) {
+  std::fill(C, C + n * n, 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < n; ++k) {
+      const double a = A[i * n + k];
+      if (a == 0.0) continue;
+      const double* b = B + k * n;
+      double* c = C + i * n;
+      for (int64_t j = 0; j < n; ++j) c[j] += a * b[j];
+    }
+}
+
+// C += A B.
+inline void matmul_add(const double* A, const double* B, double* C, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < n; ++k) {
+      const double a = A[i * n + k];
+      if (a == 0.0) continue;
+      const double* b = B + k * n;
+      double* c = C + i * n;
+      for (int64_t j = 0; j < n; ++j) c[j] += a * b[j];
+    }
+}
+
+// y = x A (row vector times matrix); y must not alias x.
+inline void vecmat(const double* x, const double* A, double* y, int64_t n) {
+  std::fill(y, y + n, 0.0);
+  for (int64_t k = 0; k < n; ++k) {
+    const double a = x[k];
+    if (a == 0.0) continue;
+    const double* row = A + k * n;
+    for (int64_t j = 0; j < n; ++j) y[j] += a * row[j];
+  }
+}
+
+// y += A x (matrix times column vector).
+inline void matvec_add(const double* A, const double* x, double* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    double acc = 0.0;
+    const double* row = A + i * n;
+    for (int64_t j = 0; j < n; ++j) acc += row[j] * x[j];
+    y[i] += acc;
+  }
+}
+
+// Restores the complement of each row's mass within its strongly connected
+// component C(i): out_i = l_i + sum_{j not in C(i)} E_ij is a sum of
+// non-negative terms (relatively accurate); where it is at most 1/2 the
+// entries of row i within C(i) are rescaled to sum to 1 - out_i exactly (a
+// relative change of rounding size), and their derivatives are shifted in
+// proportion so that they sum to -d out_i. For a component of one state this
+// sets the diagonal from its complement. comp_ptr / comp_states list the
+// states of each component, comp_of maps a state to its component.
+inline void fix_complements(double* E, double* dE, const double* l, const double* dl, int64_t n,
+                            int64_t P, const std::vector<int64_t>& comp_of,
+                            const std::vector<int64_t>& comp_ptr,
+                            const std::vector<int64_t>& comp_states) {
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t c = comp_of[i];
+    double outside = l[i], inside = 0.0;
+    for (int64_t j = 0; j < n; ++j) {
+      if (comp_of[j] == c)
+        inside += E[i * n + j];
+      else
+        outside += E[i * n + j];
+    }
+    if (!(outside <= 0.5) || !(inside > 0.0)) continue;
+    const double scale = (1.0 - outside) / inside;
+    for (int64_t q = comp_ptr[c]; q < comp_ptr[c + 1]; ++q) E[i * n + comp_states[q]] *= scale;
+    const double total = 1.0 - outside;
+    for (int64_t p = 0; p < P && dE; ++p) {
+      double* dEp = dE + p * n * n;
+      double doutside = dl[p * n + i], dinside = 0.0;
+      for (int64_t j = 0; j < n; ++j) {
+        if (comp_of[j] == c)
+          dinside += dEp[i * n + j];
+        else
+          doutside += dEp[i * n + j];
+      }
+      const double shift = -doutside - dinside;  // what the inside derivatives miss
+      for (int64_t q = comp_ptr[c]; q < comp_ptr[c + 1]; ++q) {
+        const int64_t j = comp_states[q];
+        dEp[i * n + j] += shift * (E[i * n + j] / total);
+      }
+    }
+  }
+}
+
+}  // namespace detail
+
+// Number of ladder levels needed for `steps` base steps (steps >= 1).
+inline int64_t squaring_levels(double steps) {
+  int64_t L = 0;
+  while (std::ldexp(1.0, static_cast<int>(L)) <= steps) ++L;
+  return L;
+}
+
+// Rough flop counts, used to choose between this method and the series.
+inline double squaring_cost(int64_t n, int64_t P, bool jac, double steps, int64_t T, bool discrete) {
+  const double f = jac ? 1.0 + 2.0 * static_cast<double>(P) : 1.0;
+  const double L = static_cast<double>(squaring_levels(std::max(steps, 1.0)));
+  const double nn = static_cast<double>(n) * static_cast<double>(n);
+  const double base = discrete ? 0.0 : static_cast<double>(kSquaringBaseTerms) * nn * n;
+  return f * (base + L * nn * n + static_cast<double>(T) * (0.5 * L * nn + (discrete ? n : 12.0 * n)));
+}
+
+// Builds the ladder: levels 0..L of E (and l) in buf, from the base step.
+// Continuous: base = exp(S h0), h0 = kSquaringBaseStep / lambda. Discrete: base = T.
+inline void build_ladder(const NumericGraph& g, bool discrete, double lambda, int64_t L,
+                         SquaringBuffers& buf) {
+  const int64_t n = g.n, P = g.with_grad ? g.P : 0, nn = n * n;
+  const double inv = discrete ? 1.0 : 1.0 / lambda;
+  // B = I + S / lambda (discrete: T itself), b = s / lambda.
+  buf.B.assign(nn, 0.0);
+  buf.dB.assign(P * nn, 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    buf.B[i * n + i] = 1.0 - g.out[i] * inv;
+    for (int64_t p = 0; p < P; ++p) buf.dB[p * nn + i * n + i] = -g.dout[i * g.P + p] * inv;
+  }
+  for (int64_t e = 0; e < g.nr_edges(); ++e) {
+    const int64_t i = g.src[e], j = g.dst[e];
+    buf.B[i * n + j] += g.w[e] * inv;
+    for (int64_t p = 0; p < P; ++p) buf.dB[p * nn + i * n + j] += g.g[e * g.P + p] * inv;
+  }
+  // Strongly connected components at this theta (edges of positive weight).
+  {
+    std::vector<int64_t> src, dst;
+    for (int64_t e = 0; e < g.nr_edges(); ++e)
+      if (g.w[e] > 0.0) src.push_back(g.src[e]), dst.push_back(g.dst[e]);
+    const SccTopology topo = build_topology(n, src, dst);
+    buf.comp_of = topo.scc_of;
+    buf.comp_ptr = topo.scc_ptr;
+    buf.comp_states = topo.order;
+  }
+  buf.E.assign((L + 1) * nn, 0.0);
+  buf.dE.assign((L + 1) * P * nn, 0.0);
+  buf.l.assign(n, 0.0);
+  buf.dl.assign(P * n, 0.0);
+  double* E0 = buf.E.data();
+  double* dE0 = buf.dE.data();
+  if (discrete) {
+    std::copy(buf.B.begin(), buf.B.end(), E0);
+    std::copy(buf.dB.begin(), buf.dB.end(), dE0);
+    for (int64_t i = 0; i < n; ++i) {
+      buf.l[i] = g.exit[i];
+      for (int64_t p = 0; p < P; ++p) buf.dl[p * n + i] = g.dexit[i * g.P + p];
+    }
+  } else {
+    // Poisson(m0) weights and tails P(N > k), the tails summed from the far end.
+    const int64_t K0 = kSquaringBaseTerms;
+    std::vector<double> pois(K0 + 12), tail(K0 + 1);
+    pois[0] = std::exp(-kSquaringBaseStep);
+    for (size_t k = 1; k < pois.size(); ++k)
+      pois[k] = pois[k - 1] * kSquaringBaseStep / static_cast<double>(k);
+    double acc = 0.0;
+    for (int64_t k = static_cast<int64_t>(pois.size()) - 1; k >= 0; --k) {
+      if (k <= K0) tail[k] = acc;  // sum over j > k
+      acc += pois[k];
+    }
+    // Bk = B^k (with dBk), y = B^k b (with dy); accumulate E0 and l0.
+    buf.Bk.assign(nn, 0.0);
+    buf.dBk.assign(P * nn, 0.0);
+    for (int64_t i = 0; i < n; ++i) buf.Bk[i * n + i] = 1.0;
+    std::vector<double> y(n), dy(P * n), y2(n), dy2(P * n);
+    for (int64_t i = 0; i < n; ++i) {
+      y[i] = g.exit[i] * inv;
+      for (int64_t p = 0; p < P; ++p) dy[p * n + i] = g.dexit[i * g.P + p] * inv;
+    }
+    buf.tmp.resize(nn);
+    buf.dtmp.resize(P * nn);
+    for (int64_t k = 0; k <= K0; ++k) {
+      for (int64_t q = 0; q < nn; ++q) E0[q] += pois[k] * buf.Bk[q];
+      for (int64_t q = 0; q < P * nn; ++q) dE0[q] += pois[k] * buf.dBk[q];
+      for (int64_t i = 0; i < n; ++i) buf.l[i] += tail[k] * y[i];
+      for (int64_t q = 0; q < P * n; ++q) buf.dl[q] += tail[k] * dy[q];
+      if (k == K0) break;
+      // dBk' = dBk B + Bk dB ; Bk' = Bk B
+      for (int64_t p = 0; p < P; ++p) {
+        detail::matmul(buf.dBk.data() + p * nn, buf.B.data(), buf.dtmp.data() + p * nn, n);
+        detail::matmul_add(buf.Bk.data(), buf.dB.data() + p * nn, buf.dtmp.data() + p * nn, n);
+      }
+      detail::matmul(buf.Bk.data(), buf.B.data(), buf.tmp.data(), n);
+      std::swap(buf.Bk, buf.tmp);
+      std::swap(buf.dBk, buf.dtmp);
+      // y' = B y ; dy' = dB y + B dy
+      std::fill(y2.begin(), y2.end(), 0.0);
+      detail::matvec_add(buf.B.data(), y.data(), y2.data(), n);
+      std::fill(dy2.begin(), dy2.end(), 0.0);
+      for (int64_t p = 0; p < P; ++p) {
+        detail::matvec_add(buf.dB.data() + p * nn, y.data(), dy2.data() + p * n, n);
+        detail::matvec_add(buf.B.data(), dy.data() + p * n, dy2.data() + p * n, n);
+      }
+      std::swap(y, y2);
+      std::swap(dy, dy2);
+    }
+    detail::fix_complements(E0, P ? dE0 : nullptr, buf.l.data(), buf.dl.data(), n, P, buf.comp_of,
+                            buf.comp_ptr, buf.comp_states);
+  }
+  // Squarings.
+  buf.l2.resize(n);
+  buf.dl2.resize(P * n);
+  for (int64_t k = 0; k < L; ++k) {
+    const double* Ek = buf.E.data() + k * nn;
+    const double* dEk = buf.dE.data() + k * P * nn;
+    double* En = buf.E.data() + (k + 1) * nn;
+    double* dEn = buf.dE.data() + (k + 1) * P * nn;
+    detail::matmul(Ek, Ek, En, n);
+    for (int64_t p = 0; p < P; ++p) {
+      detail::matmul(dEk + p * nn, Ek, dEn + p * nn, n);
+      detail::matmul_add(Ek, dEk + p * nn, dEn + p * nn, n);
+    }
+    // l' = l + E l ; dl' = dl + dE l + E dl
+    std::copy(buf.l.begin(), buf.l.end(), buf.l2.begin());
+    detail::matvec_add(Ek, buf.l.data(), buf.l2.data(), n);
+    std::copy(buf.dl.begin(), buf.dl.end(), buf.dl2.begin());
+    for (int64_t p = 0; p < P; ++p) {
+      detail::matvec_add(dEk + p * nn, buf.l.data(), buf.dl2.data() + p * n, n);
+      detail::matvec_add(Ek, buf.dl.data() + p * n, buf.dl2.data() + p * n, n);
+    }
+    std::swap(buf.l, buf.l2);
+    std::swap(buf.dl, buf.dl2);
+    detail::fix_complements(En, P ? dEn : nullptr, buf.l.data(), buf.dl.data(), n, P, buf.comp_of,
+                            buf.comp_ptr, buf.comp_states);
+  }
+}
+
+// v2 = v E and dv2_p = dv_p E + v dE_p in one pass over the rows of E (kP > 0
+// fixes the parameter count at compile time, kP = -1 reads it from P).
+template <int kP>
+void vecmat_jvp(const double* v, const double* dv, const double* E, const double* dE, double* v2,
+                double* dv2, int64_t n, int64_t P_runtime) {
+  const int64_t P = kP >= 0 ? kP : P_runtime;
+  const int64_t nn = n * n;
+  std::fill(v2, v2 + n, 0.0);
+  std::fill(dv2, dv2 + P * n, 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    const double a = v[i];
+    const double* row = E + i * n;
+    for (int64_t j = 0; j < n; ++j) v2[j] += a * row[j];
+    for (int64_t p = 0; p < P; ++p) {
+      const double da = dv[p * n + i];
+      const double* drow = dE + p * nn + i * n;
+      double* out = dv2 + p * n;
+      for (int64_t j = 0; j < n; ++j) out[j] += da * row[j] + a * drow[j];
+    }
+  }
+}
+
+// v <- v E_k (and dv <- dv E_k + v dE_k).
+inline void ladder_step(SquaringBuffers& buf, int64_t k, int64_t n, int64_t P) {
+  const int64_t nn = n * n;
+  const double* Ek = buf.E.data() + k * nn;
+  const double* dEk = buf.dE.data() + k * P * nn;
+  switch (P) {
+    case 0:
+      detail::vecmat(buf.v.data(), Ek, buf.v2.data(), n);
+      break;
+    case 1:
+      vecmat_jvp<1>(buf.v.data(), buf.dv.data(), Ek, dEk, buf.v2.data(), buf.dv2.data(), n, 1);
+      break;
+    case 2:
+      vecmat_jvp<2>(buf.v.data(), buf.dv.data(), Ek, dEk, buf.v2.data(), buf.dv2.data(), n, 2);
+      break;
+    case 3:
+      vecmat_jvp<3>(buf.v.data(), buf.dv.data(), Ek, dEk, buf.v2.data(), buf.dv2.data(), n, 3);
+      break;
+    default:
+      vecmat_jvp<-1>(buf.v.data(), buf.dv.data(), Ek, dEk, buf.v2.data(), buf.dv2.data(), n, P);
+  }
+  std::swap(buf.v, buf.v2);
+  std::swap(buf.dv, buf.dv2);
+}
+
+// Density (continuous) or probability mass (discrete) at times[0..T) by the
+// ladder. Invalid times (not finite, negative, not whole for discrete, or
+// beyond kSquaringMaxSteps) give NaN. lambda > 0 (continuous).
+inline void squaring_density(const NumericGraph& g, bool discrete, double lambda,
+                             const double* times, int64_t T, double* out, double* dout,
+                             SquaringBuffers& buf) {
+  const int64_t n = g.n, P = dout ? g.P : 0;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double h0 = discrete ? 1.0 : kSquaringBaseStep / lambda;
+  // Step count of each valid time (-1: invalid); discrete n needs n - 1 steps.
+  auto steps_of = [&](double t) -> double {
+    if (!std::isfinite(t) || t < 0.0) return -1.0;
+    if (discrete) {
+      if (t != std::floor(t)) return -1.0;
+      return t >= 1.0 ? t - 1.0 : 0.0;
+    }
+    const double s = std::floor(t / h0);
+    return s <= kSquaringMaxSteps ? s : -1.0;
+  };
+  buf.order.resize(T);
+  std::iota(buf.order.begin(), buf.order.end(), int64_t{0});
+  double max_steps = 0.0;
+  for (int64_t q = 0; q < T; ++q) max_steps = std::max(max_steps, steps_of(times[q]));
+  std::sort(buf.order.begin(), buf.order.end(),
+            [&](int64_t a, int64_t b) { return times[a] < times[b]; });
+  const int64_t L = max_steps >= 1.0 ? squaring_levels(max_steps) - 1 : 0;
+  build_ladder(g, discrete, lambda, L, buf);
+  // Remainder columns u_k = B^k s (continuous).
+  int64_t K = 0;
+  double umax = 0.0;
+  if (!discrete) {
+    K = poisson_right_end(kSquaringBaseStep);
+    buf.U.assign((K + 1) * n, 0.0);
+    buf.dU.assign((K + 1) * P * n, 0.0);
+    for (int64_t i = 0; i < n; ++i) {
+      buf.U[i] = g.exit[i];
+      for (int64_t p = 0; p < P; ++p) buf.dU[p * n + i] = g.dexit[i * g.P + p];
+    }
+    const int64_t nn = n * n;
+    for (int64_t k = 1; k <= K; ++k) {
+      const double* u = buf.U.data() + (k - 1) * n;
+      const double* du = buf.dU.data() + (k - 1) * P * n;
+      detail::matvec_add(buf.B.data(), u, buf.U.data() + k * n, n);
+      for (int64_t p = 0; p < P; ++p) {
+        double* o = buf.dU.data() + (k * P + p) * n;
+        detail::matvec_add(buf.dB.data() + p * nn, u, o, n);
+        detail::matvec_add(buf.B.data(), du + p * n, o, n);
+      }
+    }
+    for (double u : buf.U) umax = std::max(umax, u);
+    buf.inv_k.resize(K + 1);
+    buf.inv_k[0] = 0.0;
+    for (int64_t k = 1; k <= K; ++k) buf.inv_k[k] = 1.0 / static_cast<double>(k);
+  }
+  buf.v.assign(g.alpha.begin(), g.alpha.end());
+  buf.v2.resize(n);
+  buf.dv.assign(P * n, 0.0);
+  buf.dv2.resize(P * n);
+  if (P && !g.dalpha.empty())
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t p = 0; p < P; ++p) buf.dv[p * n + i] = g.dalpha[i * g.P + p];
+  double alpha_sum = 0.0;
+  for (double a : g.alpha) alpha_sum += a;
+  double at = 0.0;  // steps taken so far
+  for (int64_t idx = 0; idx < T; ++idx) {
+    const int64_t q = buf.order[idx];
+    const double steps = steps_of(times[q]);
+    double* dq = dout ? dout + q * g.P : nullptr;
+    if (steps < 0.0) {
+      out[q] = nan;
+      for (int64_t p = 0; p < g.P && dq; ++p) dq[p] = nan;
+      continue;
+    }
+    if (discrete && times[q] == 0.0) {
+      out[q] = std::max(0.0, 1.0 - alpha_sum);
+      for (int64_t p = 0; p < g.P && dq; ++p) dq[p] = 0.0;
+      continue;
+    }
+    // Advance by the binary digits of the step difference.
+    double diff = steps - at;
+    for (int64_t k = L; k >= 0 && diff > 0.0; --k) {
+      const double size = std::ldexp(1.0, static_cast<int>(k));
+      while (diff >= size) {
+        ladder_step(buf, k, n, P);
+        diff -= size;
+      }
+    }
+    at = steps;
+    if (discrete) {
+      double f = 0.0;
+      for (int64_t i = 0; i < n; ++i) f += buf.v[i] * g.exit[i];
+      out[q] = f;
+      for (int64_t p = 0; p < P; ++p) {
+        double d = 0.0;
+        for (int64_t i = 0; i < n; ++i)
+          d += buf.dv[p * n + i] * g.exit[i] + buf.v[i] * g.dexit[i * g.P + p];
+        dq[p] = d;
+      }
+      continue;
+    }
+    // Remainder: f = sum_k Pois(k; m) v . u_k with m = lambda r <= ~1/4, the
+    // terms computed only as far as they can matter (the stopping rule of
+    // poisson.hpp, with v . u_k <= sum(v) max(u) as the bound on later terms).
+    const double m = std::max(0.0, lambda * (times[q] - steps * h0));
+    double vsum = 0.0;
+    for (int64_t i = 0; i < n; ++i) vsum += buf.v[i];
+    const double bound = vsum * umax;
+    double w = std::exp(-m), F = 0.0;
+    for (int64_t p = 0; p < P; ++p) dq[p] = 0.0;
+    for (int64_t k = 0; k <= K; ++k) {
+      if (k > 0) w *= m * buf.inv_k[k];
+      const double* u = buf.U.data() + k * n;
+      double ck = 0.0;
+      for (int64_t i = 0; i < n; ++i) ck += buf.v[i] * u[i];
+      F += w * ck;
+      for (int64_t p = 0; p < P; ++p) {
+        const double* du = buf.dU.data() + (k * P + p) * n;
+        const double* dv = buf.dv.data() + p * n;
+        double d = 0.0;
+        for (int64_t i = 0; i < n; ++i) d += dv[i] * u[i] + buf.v[i] * du[i];
+        dq[p] += w * d;
+      }
+      if (w < kPoissonUnderflow || (w < kPoissonNormCutoff && w * bound <= kPoissonTermCutoff * F))
+        break;
+    }
+    out[q] = F;
+  }
+}
+
+}  // namespace ptdcore
