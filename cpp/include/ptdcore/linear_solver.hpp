@@ -3,9 +3,22 @@
 //
 // The state graph is split once into strongly connected components
 // (Tarjan). Components are solved sinks first; a component of one state is
-// a division, a larger one a dense LU factorisation with partial pivoting
-// of its own block. On an acyclic graph every component is a single state
-// and a solve is one pass over the edges (linear time).
+// a division, a larger one a dense elimination of its own block. On an
+// acyclic graph every component is a single state and a solve is one pass
+// over the edges (linear time).
+//
+// M is an M-matrix whose row sums are the exit flows. The block elimination
+// is the GTH variant of Gaussian elimination (Grassmann, Taksar & Heyman,
+// 1985; O'Cinneide's entrywise analysis): no pivoting, and each pivot is
+// recomputed as the row's remaining exit flow plus its remaining off-diagonal
+// flows, a sum of non-negative terms, instead of by subtraction. So no step
+// cancels, the solution of M x = b for b >= 0 is entrywise relatively
+// accurate, and a pivot is zero exactly when the states not yet eliminated in
+// that row's block form a closed class at this theta: the singularity
+// criterion is structural at the numeric rates, not a threshold on rounding
+// noise. States that alpha cannot reach at this theta (through edges of
+// positive weight) do not affect alpha x; their rows are set aside (x = 0),
+// so a closed class out of reach does not spoil finite moments.
 #pragma once
 
 #include <algorithm>
@@ -102,12 +115,27 @@ inline SccTopology build_topology(int64_t n, const std::vector<int64_t>& src,
   return t;
 }
 
+// How a factorisation ended.
+enum class MomentStatus {
+  kFinite,    // M restricted to the states reachable from alpha is invertible
+  kInfinite,  // a state reachable from alpha cannot reach absorption at this theta
+};
+
 // M = diag(out) - A factorised for one theta.
 class BlockSolver {
  public:
-  // Returns false when M is singular (a state that cannot leave, or a
-  // closed class at this theta).
-  bool factorise(const SccTopology& t, const NumericGraph& g) {
+  // Factorises M over the states reachable from alpha (at this theta).
+  MomentStatus factorise(const SccTopology& t, const NumericGraph& g) {
+    // First with every state; only if a pivot vanishes is reachability from
+    // alpha worked out (a pass over the edges) and the factorisation redone.
+    reached_.assign(t.n, 1);
+    if (factorise_reached(t, g) == MomentStatus::kFinite) return MomentStatus::kFinite;
+    mark_reachable(t, g);
+    return factorise_reached(t, g);
+  }
+
+  // Factorises over the states with reached_[i] set; the others are set aside.
+  MomentStatus factorise_reached(const SccTopology& t, const NumericGraph& g) {
     topo_ = &t;
     graph_ = &g;
     const int64_t C = t.nr_components();
@@ -117,27 +145,36 @@ class BlockSolver {
       lu_off_[c + 1] = lu_off_[c] + (s > 1 ? s * s : 0);
     }
     lu_.assign(lu_off_[C], 0.0);
-    piv_.assign(t.n, 0);
+    excess_.resize(t.n);
     for (int64_t c = 0; c < C; ++c) {
       const int64_t s = t.scc_ptr[c + 1] - t.scc_ptr[c];
       if (s == 1) {
-        const double d = g.out[t.order[t.scc_ptr[c]]];
-        if (!(d > 0.0)) return false;
+        const int64_t i = t.order[t.scc_ptr[c]];
+        if (reached_[i] && !(g.out[i] > 0.0)) return MomentStatus::kInfinite;
         continue;
       }
       double* a = lu_.data() + lu_off_[c];
+      double* e = excess_.data() + t.scc_ptr[c];
       for (int64_t q = 0; q < s; ++q) {
         const int64_t i = t.order[t.scc_ptr[c] + q];
-        a[q * s + q] += g.out[i];
+        if (!reached_[i]) {  // set aside: x_i = 0
+          a[q * s + q] = 1.0;
+          e[q] = 1.0;
+          continue;
+        }
+        e[q] = g.exit[i];
         for (int64_t k = t.out_ptr[i]; k < t.out_ptr[i + 1]; ++k) {
-          const int64_t e = t.out_edge[k];
-          const int64_t j = g.dst[e];
-          if (t.scc_of[j] == c) a[q * s + t.local[j]] -= g.w[e];
+          const int64_t edge = t.out_edge[k];
+          const int64_t j = g.dst[edge];
+          if (t.scc_of[j] == c)
+            a[q * s + t.local[j]] -= g.w[edge];
+          else
+            e[q] += g.w[edge];
         }
       }
-      if (!lu_factor(a, s, piv_.data() + t.scc_ptr[c])) return false;
+      if (!gth_factor(a, e, s)) return MomentStatus::kInfinite;
     }
-    return true;
+    return MomentStatus::kFinite;
   }
 
   // x = M^{-1} b (x and b may not alias).
@@ -149,6 +186,10 @@ class BlockSolver {
       const int64_t begin = t.scc_ptr[c], s = t.scc_ptr[c + 1] - begin;
       if (s == 1) {
         const int64_t i = t.order[begin];
+        if (!reached_[i]) {
+          x[i] = 0.0;
+          continue;
+        }
         double r = b[i];
         for (int64_t k = t.out_ptr[i]; k < t.out_ptr[i + 1]; ++k) {
           const int64_t e = t.out_edge[k];
@@ -160,6 +201,10 @@ class BlockSolver {
       rhs_.assign(s, 0.0);
       for (int64_t q = 0; q < s; ++q) {
         const int64_t i = t.order[begin + q];
+        if (!reached_[i]) {
+          rhs_[q] = 0.0;
+          continue;
+        }
         double r = b[i];
         for (int64_t k = t.out_ptr[i]; k < t.out_ptr[i + 1]; ++k) {
           const int64_t e = t.out_edge[k];
@@ -168,36 +213,54 @@ class BlockSolver {
         }
         rhs_[q] = r;
       }
-      lu_solve(lu_.data() + lu_off_[c], s, piv_.data() + begin, rhs_.data());
+      lu_solve(lu_.data() + lu_off_[c], s, rhs_.data());
       for (int64_t q = 0; q < s; ++q) x[t.order[begin + q]] = rhs_[q];
     }
   }
 
  private:
-  static bool lu_factor(double* a, int64_t s, int64_t* piv) {
+  // reached_[i]: state i is reachable from alpha through positive weights.
+  void mark_reachable(const SccTopology& t, const NumericGraph& g) {
+    reached_.assign(t.n, 0);
+    stack_.clear();
+    for (int64_t i = 0; i < t.n; ++i)
+      if (g.alpha[i] > 0.0) reached_[i] = 1, stack_.push_back(i);
+    while (!stack_.empty()) {
+      const int64_t i = stack_.back();
+      stack_.pop_back();
+      for (int64_t k = t.out_ptr[i]; k < t.out_ptr[i + 1]; ++k) {
+        const int64_t edge = t.out_edge[k];
+        const int64_t j = g.dst[edge];
+        if (g.w[edge] > 0.0 && !reached_[j]) reached_[j] = 1, stack_.push_back(j);
+      }
+    }
+  }
+
+  // GTH elimination of one block in place: a holds the off-diagonal entries
+  // (<= 0) on entry, e the row sums (exit flows, >= 0). On return a holds the
+  // unit lower factor (multipliers) and the upper factor with its pivots.
+  // False when a pivot is zero (a closed class).
+  static bool gth_factor(double* a, double* e, int64_t s) {
     for (int64_t k = 0; k < s; ++k) {
-      int64_t p = k;
-      double best = std::fabs(a[k * s + k]);
-      for (int64_t r = k + 1; r < s; ++r)
-        if (std::fabs(a[r * s + k]) > best) best = std::fabs(a[r * s + k]), p = r;
-      if (!(best > 0.0)) return false;
-      piv[k] = p;
-      if (p != k)
-        for (int64_t col = 0; col < s; ++col) std::swap(a[k * s + col], a[p * s + col]);
-      const double inv = 1.0 / a[k * s + k];
+      double pivot = e[k];
+      for (int64_t j = k + 1; j < s; ++j) pivot -= a[k * s + j];  // adds |a_kj|
+      if (!(pivot > 0.0)) return false;
+      a[k * s + k] = pivot;
+      const double inv = 1.0 / pivot;
       for (int64_t r = k + 1; r < s; ++r) {
-        const double f = a[r * s + k] * inv;
+        const double f = a[r * s + k] * inv;  // <= 0
         a[r * s + k] = f;
-        if (f != 0.0)
-          for (int64_t col = k + 1; col < s; ++col) a[r * s + col] -= f * a[k * s + col];
+        if (f == 0.0) continue;
+        for (int64_t col = k + 1; col < s; ++col)
+          if (col != r) a[r * s + col] -= f * a[k * s + col];  // both terms <= 0
+        e[r] -= f * e[k];                                       // both terms >= 0
       }
     }
     return true;
   }
 
-  static void lu_solve(const double* a, int64_t s, const int64_t* piv, double* x) {
-    for (int64_t k = 0; k < s; ++k)
-      if (piv[k] != k) std::swap(x[k], x[piv[k]]);
+  // x = (LU)^{-1} x for the factors of gth_factor.
+  static void lu_solve(const double* a, int64_t s, double* x) {
     for (int64_t r = 1; r < s; ++r)
       for (int64_t col = 0; col < r; ++col) x[r] -= a[r * s + col] * x[col];
     for (int64_t r = s - 1; r >= 0; --r) {
@@ -208,9 +271,9 @@ class BlockSolver {
 
   const SccTopology* topo_ = nullptr;
   const NumericGraph* graph_ = nullptr;
-  std::vector<double> lu_;
-  std::vector<int64_t> lu_off_;
-  std::vector<int64_t> piv_;
+  std::vector<double> lu_, excess_;
+  std::vector<int64_t> lu_off_, stack_;
+  std::vector<char> reached_;
   mutable std::vector<double> rhs_;
 };
 

@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "ptdcore/distribution.hpp"
+#include "ptdcore/method.hpp"
 #include "ptdcore/float_env.hpp"
 #include "ptdcore/levels.hpp"
 #include "ptdcore/linear_solver.hpp"
@@ -38,6 +38,7 @@ struct Workspace {
   NumericGraph transformed;
   BlockSolver solver;
   SeriesBuffers series;
+  SquaringBuffers squaring;
 };
 
 class PreparedModel {
@@ -69,30 +70,44 @@ class PreparedModel {
     const int64_t P = s_.nr_params;
     const bool jac = dpmf != nullptr && dmoments != nullptr;
     const double* rewards = s_.has_rewards() ? s_.rewards.data() : nullptr;
-    bool ok = build_numeric_graph(s_, theta, jac, ws.graph);
-    if (ok)
-      ok = compute_moments(topo_, ws.graph, rewards, s_.discrete, K, moments,
-                           jac ? dmoments : nullptr, ws.solver);
-    if (ok) {
-      if (s_.discrete) {
-        discrete_mass(ws.graph, times, T, pmf, jac ? dpmf : nullptr, ws.series);
-      } else if (rewards) {
-        ok = reward_transform(ws.graph, rewards, ws.transformed);
-        if (ok) continuous_density(ws.transformed, times, T, pmf, jac ? dpmf : nullptr, ws.series);
-      } else if (levels_.usable) {
-        lump_levels(levels_, topo_, ws.graph, ws.transformed);
-        continuous_density(ws.transformed, times, T, pmf, jac ? dpmf : nullptr, ws.series);
-      } else {
-        continuous_density(ws.graph, times, T, pmf, jac ? dpmf : nullptr, ws.series);
-      }
-    }
-    if (ok) return;
     const double nan = std::numeric_limits<double>::quiet_NaN();
-    std::fill(pmf, pmf + T, nan);
-    std::fill(moments, moments + K, nan);
-    if (jac) {
-      std::fill(dpmf, dpmf + T * P, nan);
-      std::fill(dmoments, dmoments + K * P, nan);
+    if (!build_numeric_graph(s_, theta, jac, ws.graph)) {  // invalid theta: the whole row
+      std::fill(pmf, pmf + T, nan);
+      std::fill(moments, moments + K, nan);
+      if (jac) {
+        std::fill(dpmf, dpmf + T * P, nan);
+        std::fill(dmoments, dmoments + K * P, nan);
+      }
+      return;
+    }
+    // Moments and density are independent: a failure of one leaves the other.
+    const MomentStatus status = compute_moments(topo_, ws.graph, rewards, s_.discrete, K, moments,
+                                                jac ? dmoments : nullptr, ws.solver);
+    if (status != MomentStatus::kFinite) {
+      // Absorption impossible from a reachable state: E[T^k] = inf (NaN with
+      // rewards: Y may stay finite); derivatives do not exist.
+      const double value =
+          status == MomentStatus::kInfinite && !rewards ? std::numeric_limits<double>::infinity()
+                                                        : nan;
+      std::fill(moments, moments + K, value);
+      if (jac) std::fill(dmoments, dmoments + K * P, nan);
+    }
+    if (T == 0) return;
+    double* dp = jac ? dpmf : nullptr;
+    if (s_.discrete) {
+      mass(ws.graph, times, T, pmf, dp, ws.series, ws.squaring);
+    } else if (rewards) {
+      if (reward_transform(ws.graph, rewards, ws.transformed)) {
+        density(ws.transformed, times, T, pmf, dp, ws.series, ws.squaring);
+      } else {
+        std::fill(pmf, pmf + T, nan);
+        if (jac) std::fill(dpmf, dpmf + T * P, nan);
+      }
+    } else if (levels_.usable) {
+      lump_levels(levels_, topo_, ws.graph, ws.transformed);
+      density(ws.transformed, times, T, pmf, dp, ws.series, ws.squaring);
+    } else {
+      density(ws.graph, times, T, pmf, dp, ws.series, ws.squaring);
     }
   }
 

@@ -44,14 +44,16 @@ inline double dot(const std::vector<double>& a, const double* b) {
 }  // namespace detail
 
 // moments: (K); dmoments: (K x P) or nullptr. `rewards` may be nullptr.
-// Returns false when M is singular at this theta (infinite moments).
-inline bool compute_moments(const SccTopology& topo, const NumericGraph& g, const double* rewards,
+// Returns kInfinite when a state reachable from alpha cannot be absorbed at
+// this theta (the outputs are then left unset).
+inline MomentStatus compute_moments(const SccTopology& topo, const NumericGraph& g, const double* rewards,
                             bool discrete, int64_t K, double* moments, double* dmoments,
                             BlockSolver& solver) {
-  if (K <= 0) return true;
+  if (K <= 0) return MomentStatus::kFinite;
   const int64_t n = g.n, P = g.P;
   const bool jac = dmoments != nullptr;
-  if (!solver.factorise(topo, g)) return false;
+  const MomentStatus status = solver.factorise(topo, g);
+  if (status != MomentStatus::kFinite) return status;
   // x[k] for k = 0..K and dx[k][p] (n each).
   std::vector<double> x((K + 1) * n, 0.0), dx(jac ? (K + 1) * P * n : 0, 0.0);
   std::vector<double> b(n), tmp(n);
@@ -104,7 +106,7 @@ inline bool compute_moments(const SccTopology& topo, const NumericGraph& g, cons
   if (!discrete) {
     std::copy(raw.begin(), raw.end(), moments);
     if (jac) std::copy(draw.begin(), draw.end(), dmoments);
-    return true;
+    return MomentStatus::kFinite;
   }
   // E[N^k] = sum_j S2(k, j) E[N^(j)], S2 the Stirling numbers of the 2nd kind.
   std::vector<double> s2((K + 1) * (K + 1), 0.0);
@@ -122,7 +124,7 @@ inline bool compute_moments(const SccTopology& topo, const NumericGraph& g, cons
       dmoments[(k - 1) * P + p] = dm;
     }
   }
-  return true;
+  return MomentStatus::kFinite;
 }
 
 }  // namespace ptdcore

@@ -35,7 +35,8 @@ class EditableGraph {
   }
 
   // Removes state z (0 <= z < n). alpha/dalpha are updated in place.
-  // Returns false if z has no way out at this theta.
+  // Returns false if z has no way out at this theta while mass can reach it
+  // (a state nothing can reach is dropped).
   bool eliminate(int64_t z, std::vector<double>& alpha, std::vector<double>& dalpha) {
     double d = 0.0;
     std::vector<double> gd(P_, 0.0);
@@ -43,7 +44,18 @@ class EditableGraph {
       d += val_[slot];
       for (int64_t p = 0; p < P_ && jac_; ++p) gd[p] += grad_[slot * P_ + p];
     }
-    if (!(d > 0.0)) return false;
+    if (!(d > 0.0)) {
+      // A state that cannot be left matters only if mass can arrive there.
+      if (alpha[z] != 0.0) return false;
+      for (int64_t u : in_[z])
+        if (val_[out_[u].at(z)] != 0.0) return false;
+      for (int64_t u : in_[z]) out_[u].erase(z);
+      for (const auto& [v, slot] : out_[z])
+        if (v != n_) in_[v].erase(z);
+      out_[z].clear();
+      in_[z].clear();
+      return true;
+    }
     // Branch probabilities q_v = w_zv / d and their gradients.
     std::vector<std::pair<int64_t, double>> branch;
     std::vector<double> dq;
