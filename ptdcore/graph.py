@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 
 from .structure import Structure
-from .validation import validate_structure
 
 Weight = Any  # float | Sequence[float] | tuple[float, Sequence[float]]
 Callback = Callable[[tuple[int, ...]], Iterable[tuple[Sequence[int], Weight]]]
@@ -82,8 +81,7 @@ class Graph:
     """
 
     def __init__(self, structure: Structure) -> None:
-        validate_structure(structure)
-        self._structure = structure
+        self._structure = structure  # validated when the Structure was made
 
     # -- construction ---------------------------------------------------------------------
     @classmethod

@@ -40,6 +40,9 @@ class Structure:
 
     Equality and hashing use :attr:`content_hash`, which covers everything
     that affects results (not the state labels).
+
+    Construction validates the model (:func:`ptdcore.validation.validate_structure`)
+    and raises ``ValueError`` naming the state or edge at fault.
     """
 
     nr_states: int
@@ -65,6 +68,11 @@ class Structure:
             object.__setattr__(self, "rewards", _frozen(self.rewards, np.float64))
         if self.states is not None:
             object.__setattr__(self, "states", tuple(tuple(int(x) for x in s) for s in self.states))
+        # The one validation path: every Structure, however it was made (Graph,
+        # from_dict/from_json, the CLI, a backend's caller), is checked here.
+        from .validation import validate_structure
+
+        validate_structure(self)
 
     @property
     def nr_edges(self) -> int:

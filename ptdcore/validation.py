@@ -1,13 +1,21 @@
-"""Model checks at build time: each failure is a ValueError naming the state or edge."""
+"""Model checks: each failure is a ValueError naming the state or edge.
+
+This is the one validation path: :class:`~ptdcore.structure.Structure` runs it on
+construction, so a Graph, a structure read from JSON, the CLI and every backend's
+input pass through the same checks with the same messages. The engine itself only
+guards memory safety (array lengths and index ranges, ``structure.hpp``).
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from .structure import Structure
+from .tolerances import ALPHA_SUM_TOLERANCE, DISCRETE_SUM_TOLERANCE
 
-ALPHA_SUM_TOLERANCE = 1e-12
-DISCRETE_SUM_TOLERANCE = 1e-12
+if TYPE_CHECKING:
+    from .structure import Structure
 
 
 def describe_state(structure: Structure, i: int) -> str:

@@ -91,9 +91,9 @@ int main() {
     check(close(pmf[0], std::exp(-0.125) / 4.0, 1e-13) && close(pmf[1], std::exp(-0.75) / 4.0, 1e-13),
           "reward density with a zero reward");
   }
-  {  // the C ABI rejects bad input with a message
-    const double alpha[1] = {2.0};
-    const int64_t src[1] = {0}, dst[1] = {-1}, ptr[2] = {0, 0};
+  {  // the C ABI rejects arrays that would be read out of bounds, with a message
+    const double alpha[1] = {1.0};
+    const int64_t src[1] = {0}, dst[1] = {5}, ptr[2] = {0, 0};
     const double c[1] = {1.0};
     char err[256] = {0};
     ptd_model* bad = ptd_model_new(1, 0, 0, alpha, 1, src, dst, c, ptr, nullptr, nullptr, nullptr, err, 256);

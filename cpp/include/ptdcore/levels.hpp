@@ -28,6 +28,7 @@
 #include "ptdcore/linear_solver.hpp"
 #include "ptdcore/numeric_graph.hpp"
 #include "ptdcore/structure.hpp"
+#include "ptdcore/tolerances.hpp"
 
 namespace ptdcore {
 
@@ -38,9 +39,6 @@ struct LevelStructure {
   std::vector<int64_t> level_states;
   std::vector<int64_t> representative;  // a state of each level (its out-rate is lambda_m)
 };
-
-// Relative tolerance when comparing the out-rate linear forms of one level.
-inline constexpr double kLevelRateTolerance = 1e-12;
 
 // Detects the level structure at prepare time (theta-independent). `topo`
 // holds the internal edges (exits and self-loops excluded) in the order the

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ptdcore/structure.hpp"
+#include "ptdcore/tolerances.hpp"
 
 namespace ptdcore {
 
@@ -27,9 +28,6 @@ struct NumericGraph {
 
   int64_t nr_edges() const { return static_cast<int64_t>(src.size()); }
 };
-
-// Tolerance on the out-probabilities of a discrete state (sum <= 1 + tol).
-inline constexpr double kDiscreteSumTolerance = 1e-12;
 
 // Fills `graph` with the model at theta. Returns false when theta is not
 // finite, makes a weight negative or non-finite, or (discrete) makes the

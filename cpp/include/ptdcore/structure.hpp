@@ -33,9 +33,13 @@ struct Structure {
   bool has_rewards() const { return !rewards.empty(); }
 };
 
-// Throws std::invalid_argument naming the offending edge or state. These
-// checks keep the engine memory-safe on its own; the Python layer performs
-// the user-facing model checks (reachability of absorption and so on).
+// Memory-safety guard, not model validation: throws std::invalid_argument
+// when the arrays could make the engine read out of bounds (lengths, index
+// ranges). Model validation (finite values, alpha in [0, 1], rewards,
+// reachability of absorption, ...) is done once, in Python, by
+// ptdcore.validation when a Structure is made; values it would reject that
+// reach the engine by another road (the C ABI) give NaN outputs, never a
+// crash.
 inline void validate(const Structure& s) {
   auto fail = [](const std::string& msg) { throw std::invalid_argument(msg); };
   const int64_t n = s.nr_states;
@@ -53,14 +57,6 @@ inline void validate(const Structure& s) {
     fail("coef_index and coef_value must have the same length");
   if (s.coef_ptr[0] != 0 || s.coef_ptr[E] != static_cast<int64_t>(s.coef_index.size()))
     fail("coef_ptr must start at 0 and end at the number of coefficients");
-  double alpha_sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    const double a = s.alpha[i];
-    if (!std::isfinite(a) || a < 0.0 || a > 1.0)
-      fail("state " + std::to_string(i) + ": alpha = " + std::to_string(a) + " is outside [0, 1]");
-    alpha_sum += a;
-  }
-  if (alpha_sum > 1.0 + 1e-12) fail("alpha sums to " + std::to_string(alpha_sum) + " > 1");
   for (int64_t e = 0; e < E; ++e) {
     const std::string where = "edge " + std::to_string(e);
     if (s.src[e] < 0 || s.src[e] >= n) fail(where + ": source state out of range");
@@ -68,22 +64,16 @@ inline void validate(const Structure& s) {
     if (!s.discrete && s.dst[e] == s.src[e])
       fail(where + ": self-loop on state " + std::to_string(s.src[e]) +
            " in a continuous model (the diagonal is implied)");
-    if (!std::isfinite(s.constant[e])) fail(where + ": constant is not finite");
     if (s.coef_ptr[e + 1] < s.coef_ptr[e]) fail("coef_ptr must be non-decreasing");
-    for (int64_t k = s.coef_ptr[e]; k < s.coef_ptr[e + 1]; ++k) {
+    for (int64_t k = s.coef_ptr[e]; k < s.coef_ptr[e + 1]; ++k)
       if (s.coef_index[k] < 0 || s.coef_index[k] >= s.nr_params)
         fail(where + ": coefficient parameter index out of range");
-      if (!std::isfinite(s.coef_value[k])) fail(where + ": coefficient is not finite");
-    }
   }
   if (s.has_rewards()) {
     if (s.discrete) fail("rewards are not supported for discrete models");
     if (static_cast<int64_t>(s.rewards.size()) != n)
       fail("rewards has length " + std::to_string(s.rewards.size()) + ", expected nr_states = " +
            std::to_string(n));
-    for (int64_t i = 0; i < n; ++i)
-      if (!std::isfinite(s.rewards[i]) || s.rewards[i] < 0.0)
-        fail("state " + std::to_string(i) + ": reward must be finite and >= 0");
   }
 }
 
