@@ -225,3 +225,19 @@ def test_failing_reward_transformation_does_not_poison_moments():
     # moments only (no times): no transformation at all, moments exact
     _, mom = engine_eval(g, [0.5, 2.0], np.zeros(0), 2)
     np.testing.assert_allclose(mom[0], [1 / 1.5, 2 / 1.5**2], rtol=1e-14)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("scale", [1e3, 1e5])
+def test_random_cyclic_graphs_with_one_stiff_parameter(seed, scale):
+    from ptdcore.testing import random_graph
+
+    g = random_graph(seed, nr_states=5, nr_params=2)
+    theta = np.array([0.7 * scale, 1.3])
+    times = np.array([0.01, 0.5, 2.0, 6.0])
+    pmf, _ = engine_eval(g, theta, times, 0)
+    for q, f in enumerate(_mp_dense_pdf(g.structure(), theta, times)):
+        if f < 1e-290:  # below float64's normal range: the engine gives (near) zero
+            assert 0.0 <= pmf[0, q] < 1e-290
+            continue
+        assert abs(pmf[0, q] - f) <= 1e-12 * f, (times[q], pmf[0, q], float(f))

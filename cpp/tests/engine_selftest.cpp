@@ -91,6 +91,39 @@ int main() {
     check(close(pmf[0], std::exp(-0.125) / 4.0, 1e-13) && close(pmf[1], std::exp(-0.75) / 4.0, 1e-13),
           "reward density with a zero reward");
   }
+  {  // stiff and long-time: the squaring ladder (Erlang(2, 1e6) at t = 5 and 20; a
+     // geometric PMF at ten million steps; a closed cycle at theta = 0)
+    ptdcore::PreparedModel m(chain(2, false));
+    const double theta[1] = {1e6};
+    const double times[2] = {5e-6, 2e-5};
+    double pmf[2], mom[1], dpmf[2], dmom[1];
+    ptdcore::Workspace ws;
+    m.evaluate_rows(theta, 0, 1, times, 2, 1, Outputs{pmf, mom, dpmf, dmom}, ws);
+    for (int q = 0; q < 2; ++q) {
+      const double x = 1e6 * times[q];
+      check(close(pmf[q], 1e6 * x * std::exp(-x), 1e-12), "stiff Erlang pdf");
+      check(close(dpmf[q], x * std::exp(-x) * (2.0 - x), 1e-10), "stiff Erlang dpdf");
+    }
+    ptdcore::PreparedModel geo(chain(1, true));
+    const double p[1] = {1e-6};
+    const double steps[1] = {1e7};
+    geo.evaluate_rows(p, 0, 1, steps, 1, 1, Outputs{pmf, mom, dpmf, dmom}, ws);
+    check(close(pmf[0], std::exp((1e7 - 1.0) * std::log1p(-1e-6)) * 1e-6, 1e-11), "long geometric");
+    ptdcore::Structure cyc;  // 0 <-> 1 at rate 1, 1 -> exit at theta
+    cyc.nr_states = 2;
+    cyc.nr_params = 1;
+    cyc.alpha = {1.0, 0.0};
+    cyc.src = {0, 1, 1};
+    cyc.dst = {1, 0, -1};
+    cyc.constant = {1.0, 1.0, 0.0};
+    cyc.coef_ptr = {0, 0, 0, 1};
+    cyc.coef_index = {0};
+    cyc.coef_value = {1.0};
+    ptdcore::PreparedModel closed(cyc);
+    const double zero[1] = {0.0};
+    closed.evaluate_rows(zero, 0, 1, times, 1, 1, Outputs{pmf, mom, dpmf, dmom}, ws);
+    check(std::isinf(mom[0]) && pmf[0] == 0.0, "closed class: inf moments, zero density");
+  }
   {  // the C ABI rejects arrays that would be read out of bounds, with a message
     const double alpha[1] = {1.0};
     const int64_t src[1] = {0}, dst[1] = {5}, ptr[2] = {0, 0};
