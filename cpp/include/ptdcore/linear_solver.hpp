@@ -129,8 +129,10 @@ class BlockSolver {
     // First with every state; only if a pivot vanishes is reachability from
     // alpha worked out (a pass over the edges) and the factorisation redone.
     reached_.assign(t.n, 1);
+    all_reached_ = true;
     if (factorise_reached(t, g) == MomentStatus::kFinite) return MomentStatus::kFinite;
     mark_reachable(t, g);
+    all_reached_ = false;
     return factorise_reached(t, g);
   }
 
@@ -186,7 +188,7 @@ class BlockSolver {
       const int64_t begin = t.scc_ptr[c], s = t.scc_ptr[c + 1] - begin;
       if (s == 1) {
         const int64_t i = t.order[begin];
-        if (!reached_[i]) {
+        if (!all_reached_ && !reached_[i]) {
           x[i] = 0.0;
           continue;
         }
@@ -201,7 +203,7 @@ class BlockSolver {
       rhs_.assign(s, 0.0);
       for (int64_t q = 0; q < s; ++q) {
         const int64_t i = t.order[begin + q];
-        if (!reached_[i]) {
+        if (!all_reached_ && !reached_[i]) {
           rhs_[q] = 0.0;
           continue;
         }
@@ -274,6 +276,7 @@ class BlockSolver {
   std::vector<double> lu_, excess_;
   std::vector<int64_t> lu_off_, stack_;
   std::vector<char> reached_;
+  bool all_reached_ = true;
   mutable std::vector<double> rhs_;
 };
 
