@@ -40,6 +40,15 @@ class Capabilities(NamedTuple):
     """Evaluates the rows of a batch in parallel."""
     devices: tuple[str, ...] = ("cpu",)
     """Where it computes."""
+    differentiable: bool = False
+    """Pure JAX: the model differentiates it with JAX itself (any order) instead of
+    through the backend's Jacobians; such a backend implements ``jax_function``."""
+    rtol: float = 1e-12
+    """Relative accuracy it promises for pmf, moments and Jacobians, plus ..."""
+    atol: float = 1e-15
+    """... this fraction of the largest absolute value in the same row (one theta):
+    the error bound is ``rtol * |value| + atol * row max``. The equivalence harness
+    compares a backend with the reference backend within the sum of both bounds."""
 
 
 class Backend(abc.ABC):

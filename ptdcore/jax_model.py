@@ -56,7 +56,11 @@ class Model:
         self.backend = get_backend(backend)
         warn_if_legacy(self.backend)
         self.discrete = self.structure.discrete
-        self._fn = _make_differentiable(self.backend.jax_evaluator(self.structure, self.nr_moments))
+        if self.backend.capabilities.differentiable:  # pure JAX: JAX differentiates it
+            self._fn = self.backend.jax_function(self.structure, self.nr_moments)
+        else:
+            evaluator = self.backend.jax_evaluator(self.structure, self.nr_moments)
+            self._fn = _make_differentiable(evaluator)
 
     @property
     def nr_params(self) -> int:

@@ -1,0 +1,115 @@
+"""The reference backend: pure JAX dense linear algebra, independent of the C++ engine.
+
+It is the independent oracle of the equivalence harness (``ptdcore check``, the corpus
+tests, the pytest plugin): every other built-in backend compiles the same engine, so
+agreement among them can only find binding errors; agreement with this backend can
+find engine errors. Being pure JAX it runs under ``jit``, ``vmap``, ``grad`` and
+``jax.hessian`` natively and on any XLA device. It is slow on large models and
+refuses those above :data:`MAX_STATES` states; it is never chosen as the default.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from ptdcore.backend import (
+    Backend,
+    Capabilities,
+    PmfMoments,
+    PmfMomentsJacobian,
+    as_result,
+    check_inputs,
+)
+from ptdcore.hookspecs import hookimpl
+from ptdcore.structure import Structure
+
+from .dense import make_function
+
+MAX_STATES = 300
+"""Models with more states are refused (dense n x n exponentials per time)."""
+
+
+def _check_size(structure: Structure) -> None:
+    if structure.nr_states > MAX_STATES:
+        raise ValueError(
+            f"the reference backend computes with dense {structure.nr_states} x "
+            f"{structure.nr_states} matrices and accepts at most {MAX_STATES} states; "
+            "compare a smaller model, or use another backend"
+        )
+
+
+@lru_cache(maxsize=32)
+def _compiled(structure: Structure, nr_moments: int, jacobian: bool) -> Any:
+    """jit(vmap over theta rows) of the value function, or of value and jacfwd."""
+    import jax
+    import jax.numpy as jnp
+
+    f = make_function(structure, nr_moments)
+    if not jacobian:
+        return jax.jit(jax.vmap(f, in_axes=(0, None)))
+
+    def with_jacobian(theta: Any, times: Any) -> tuple[Any, ...]:
+        pmf, moments = f(theta, times)
+        dpmf, dmoments = jax.jacfwd(f)(theta, times)
+        # where a value is not finite its derivative does not exist (as in the engine)
+        dpmf = jnp.where(jnp.isfinite(pmf)[:, None], dpmf, jnp.nan)
+        dmoments = jnp.where(jnp.isfinite(moments)[:, None], dmoments, jnp.nan)
+        return pmf, moments, dpmf, dmoments
+
+    return jax.jit(jax.vmap(with_jacobian, in_axes=(0, None)))
+
+
+class ReferenceBackend(Backend):
+    """Dense matrix exponentials and solves in pure JAX (see :mod:`.dense`)."""
+
+    name = "reference"
+    description = "pure JAX dense expm/solve, independent of the engine (oracle; slow)"
+    priority = -100
+    capabilities = Capabilities(
+        jit_native=True,
+        releases_gil=True,
+        parallel_batch=True,
+        devices=("cpu", "gpu", "tpu"),
+        differentiable=True,
+        rtol=1e-12,
+        atol=1e-14,
+    )
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        try:
+            import jax  # noqa: F401
+            import jax.scipy.linalg  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - jax is a dependency
+            return False, f"jax is not importable: {exc}"
+        return True, ""
+
+    def compute_pmf_and_moments(
+        self,
+        structure: Structure,
+        theta: np.ndarray,
+        times: np.ndarray,
+        nr_moments: int,
+        *,
+        jacobian: bool = False,
+    ) -> PmfMoments | PmfMomentsJacobian:
+        import jax
+
+        theta, times, K = check_inputs(structure, theta, times, nr_moments)
+        _check_size(structure)
+        with jax.enable_x64(True):
+            out = _compiled(structure, K, bool(jacobian))(theta, times)
+            return as_result(np.asarray(a, dtype=np.float64) for a in out)
+
+    def jax_function(self, structure: Structure, nr_moments: int) -> Any:
+        """``f(theta (P,), times (T,)) -> (pmf, moments)``, differentiated by JAX itself."""
+        _check_size(structure)
+        return make_function(structure, nr_moments)
+
+
+@hookimpl
+def ptdcore_register_backends() -> list[type[Backend]]:
+    return [ReferenceBackend]
