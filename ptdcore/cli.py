@@ -85,16 +85,25 @@ def _cmd_check(args: argparse.Namespace) -> int:
     print(
         f"model {args.model}: {kind}, {structure.nr_states} states, {structure.nr_edges} edges, "
         f"{P} parameters; {len(thetas)} theta x {len(times)} times, {args.nr_moments} moments, "
-        f"rtol={args.rtol:g}\n"
+        f"rtol={args.rtol:g} between engine backends"
     )
+    shown = "; ".join(",".join(f"{v:g}" for v in row) for row in thetas)
+    print(f"theta: {shown}  (another: --theta 0.5,1.0 per vector, repeatable)\n")
     print(format_table(comparisons))
-    failures = [c for c in comparisons if not c.passed]
+    skipped = [c for c in comparisons if c.problem.startswith("skipped")]
+    failures = [c for c in comparisons if not c.passed and c not in skipped]
     if failures:
         print("\nFAILED:")
         for c in failures:
             print("  " + c.describe())
         return 1
-    print("\nall backends agree")
+    if skipped:
+        print(
+            "\nall backends agree with each other; NOT checked against the independent "
+            "reference (model too large for it)"
+        )
+        return 0
+    print("\nall backends agree, with each other and with the independent reference")
     return 0
 
 

@@ -8,6 +8,11 @@ A third-party backend's test suite can run the whole corpus against its backend:
         assert_backends_equivalent(m.graph, m.thetas, m.times, m.nr_moments,
                                    backends=[ptd_backend, "pybind11"])
 
+``assert_backends_equivalent`` also compares every backend with the independent
+``reference`` backend (pure JAX, no shared code with the engine) within the two
+backends' declared tolerances, so a third-party backend is checked against an
+independent algorithm, not only against another binding of the same engine.
+
 ``--ptd-backends=a,b`` restricts ``ptd_backend`` to the named backends (default:
 every backend that can run here).
 """

@@ -66,3 +66,47 @@ def test_check_reports_unreadable_model(tmp_path):
         capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode == 2 and "cannot read" in proc.stderr
+
+
+RAISING_PLUGIN = textwrap.dedent(
+    """
+    import ptdcore
+
+    class Raising(ptdcore.Backend):
+        name = "perturbed"
+        description = "raises on every call"
+
+        def compute_pmf_and_moments(self, structure, theta, times, nr_moments, *, jacobian=False):
+            raise RuntimeError("out of cheese")
+
+    @ptdcore.hookimpl
+    def ptdcore_register_backends():
+        return [Raising]
+    """
+)
+
+
+def test_check_compares_with_the_reference_and_prints_the_theta(tmp_path):
+    proc = run_check(tmp_path, "--theta", "1.0,0.5,2.0", "--backends", "pybind11,cffi")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "pybind11 / reference" in proc.stdout and "cffi / reference" in proc.stdout
+    assert "theta: 1,0.5,2" in proc.stdout and "--theta" in proc.stdout
+    assert "with the independent reference" in proc.stdout
+
+
+def test_check_fails_when_every_output_is_nan(tmp_path):
+    """At a theta outside the domain every backend agrees on NaN: that is not a pass."""
+    proc = run_check(tmp_path, "--theta=-1,1,1", "--backends", "pybind11,cffi")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "nothing compared" in proc.stdout and "all backends agree" not in proc.stdout
+
+
+def test_check_fails_when_a_backend_raises(tmp_path):
+    global BROKEN_PLUGIN
+    saved, BROKEN_PLUGIN = BROKEN_PLUGIN, RAISING_PLUGIN
+    try:
+        proc = run_check(tmp_path, "--backends", "pybind11,perturbed", plugin=True)
+    finally:
+        BROKEN_PLUGIN = saved
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "perturbed: raised RuntimeError: out of cheese" in proc.stdout
