@@ -118,7 +118,17 @@ def _collect(plugins: list[tuple[str, Any]]) -> dict[str, BackendInfo]:
                 stacklevel=3,
             )
             continue
-        for cls in classes or []:
+        if classes is None:
+            continue
+        if not isinstance(classes, (list, tuple)):
+            warnings.warn(
+                f"ptdcore plugin {plugin_name!r}: ptdcore_register_backends returned "
+                f"{classes!r}, not a list of ptdcore.Backend classes; skipped",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            continue
+        for cls in classes:
             if not (isinstance(cls, type) and issubclass(cls, Backend)) or not cls.name:
                 warnings.warn(
                     f"ptdcore plugin {plugin_name!r} registered {cls!r}, which is not a named "
