@@ -26,3 +26,27 @@ def engine_eval(graph, theta, times, nr_moments=2, jacobian=False):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+ENGINE_BACKENDS = ("ffi", "pybind11", "cffi", "legacy")
+"""The built-in backends that compile the C++ engine; all must build in CI."""
+ALL_BACKENDS = (*ENGINE_BACKENDS, "reference")
+
+
+def require_backend(name):
+    """Skip (with the reason) when a built-in backend cannot run here; fail instead in CI.
+
+    Tests parametrise over the fixed built-in names, never over ``list_backends()`` at
+    import, so a backend that failed to build shows up as a skip or a failure.
+    """
+    import os
+
+    import ptdcore
+
+    info = {i.name: i for i in ptdcore.backend_info()}
+    if name in info and info[name].available:
+        return name
+    reason = info[name].reason if name in info else "not discovered (no entry point)"
+    if os.environ.get("CI"):
+        pytest.fail(f"built-in backend {name!r} must run in CI but cannot: {reason}")
+    pytest.skip(f"backend {name!r} unavailable here: {reason}")

@@ -10,14 +10,14 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import engine_eval
+from conftest import ENGINE_BACKENDS, engine_eval, require_backend
 from references import assert_rel_close, mp_pdf
 
 import ptdcore
 from ptdcore.coalescent import kingman_graph
 from ptdcore.testing import random_graph
 
-BACKENDS = ptdcore.list_backends()
+BACKENDS = ENGINE_BACKENDS
 
 MODELS = {
     "kingman6": lambda: kingman_graph(6),
@@ -36,7 +36,7 @@ def test_all_backends_agree_to_1e12(model_name):
     thetas = rng.uniform(0.2, 0.9 if g.discrete else 2.0, (4, P))
     times = np.arange(0, 12.0) if g.discrete else rng.uniform(0, 4, 6)
     results = {
-        name: ptdcore.get_backend(name).compute_pmf_and_moments(
+        name: ptdcore.get_backend(require_backend(name)).compute_pmf_and_moments(
             g.structure(), thetas, times, 3, jacobian=True
         )
         for name in BACKENDS
@@ -51,6 +51,7 @@ def test_all_backends_agree_to_1e12(model_name):
 
 @pytest.mark.parametrize("name", BACKENDS)
 def test_backend_against_mpmath(name):
+    require_backend(name)
     g = random_graph(12, nr_states=4, nr_params=2)
     theta = np.array([[1.2, 0.4]])
     times = np.array([0.2, 1.0, 3.0])
@@ -60,7 +61,7 @@ def test_backend_against_mpmath(name):
 
 @pytest.mark.parametrize("name", [n for n in BACKENDS if n != "legacy"])
 def test_concurrent_python_threads_give_identical_results(name):
-    backend = ptdcore.get_backend(name)
+    backend = ptdcore.get_backend(require_backend(name))
     s = kingman_graph(8).structure()
     thetas = np.linspace(0.5, 2.0, 16)[:, None]
     times = np.linspace(0.0, 4.0, 50)
@@ -86,9 +87,7 @@ def test_concurrent_python_threads_give_identical_results(name):
 
 
 def test_legacy_serialises_threads_and_agrees():
-    if "legacy" not in BACKENDS:
-        pytest.skip("legacy unavailable")
-    backend = ptdcore.get_backend("legacy")
+    backend = ptdcore.get_backend(require_backend("legacy"))
     s = kingman_graph(5).structure()
     thetas = np.linspace(0.5, 2.0, 8)[:, None]
     serial = backend.compute_pmf_and_moments(s, thetas, [0.5, 1.0], 2)
@@ -109,10 +108,54 @@ def test_legacy_serialises_threads_and_agrees():
     assert not ptdcore.get_backend("legacy").capabilities.releases_gil
 
 
+def _python_ticks_during_call(backend_name: str) -> tuple[float, float, int]:
+    """(duration of one backend call, longest gap a ticking Python thread saw around
+    it, number of ticks strictly inside the call)."""
+    import time
+
+    backend = ptdcore.get_backend(require_backend(backend_name))
+    s = kingman_graph(16).structure()
+    thetas = np.linspace(0.5, 2.0, 256)[:, None]
+    times = np.linspace(0.0, 6.0, 400)
+    backend.compute_pmf_and_moments(s, thetas[:1], times, 2)  # compile/prepare outside
+    stamps, stop = [], threading.Event()
+
+    def ticker():
+        while not stop.is_set():
+            stamps.append(time.perf_counter())
+            time.sleep(0.0005)
+
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    time.sleep(0.02)
+    start = time.perf_counter()
+    backend.compute_pmf_and_moments(s, thetas, times, 2, jacobian=True)
+    duration = time.perf_counter() - start
+    time.sleep(0.02)
+    stop.set()
+    thread.join()
+    window = [t for t in stamps if start - 0.01 <= t <= start + duration + 0.01]
+    gaps = np.diff(window) if len(window) > 1 else np.array([duration])
+    inside = sum(start < t < start + duration for t in stamps)
+    return duration, float(gaps.max()), inside
+
+
+def test_legacy_holds_the_gil_for_the_whole_call_with_a_real_thread():
+    """ctypes.PyDLL: no Python thread runs during the call (the legacy behaviour kept)."""
+    duration, pause, inside = _python_ticks_during_call("legacy")
+    assert duration > 0.02, "the call is too short to tell"
+    assert pause >= 0.8 * duration and inside <= 1, (duration, pause, inside)
+
+
+def test_pybind11_lets_python_threads_run_during_the_call():
+    duration, _, inside = _python_ticks_during_call("pybind11")
+    assert duration > 0.02, "the call is too short to tell"
+    assert inside >= 3, (duration, inside)
+
+
 @pytest.fixture
 def legacy_cache(tmp_path):
-    if "legacy" not in BACKENDS:
-        pytest.skip("legacy unavailable")
+    require_backend("legacy")
     return tmp_path
 
 

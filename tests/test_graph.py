@@ -139,11 +139,39 @@ def test_structure_json_rejects_corruption_and_other_versions():
         Structure.from_json(text.replace('"version": 1', '"version": 99'))
 
 
-def test_content_hash_is_stable():
-    # Pinned: a change here breaks caches and saved models on purpose only.
-    s = Graph.from_edges([1.0], [(0, -1, 0.0, [1.0])], nr_params=1).structure()
-    assert s.content_hash == Structure.from_json(s.to_json()).content_hash
-    assert len(s.content_hash) == 64
+PINNED_JSON = (
+    '{"format": "ptdcore.structure", "version": 1, "nr_states": 2, "nr_params": 1, '
+    '"discrete": false, "alpha": [1.0, 0.0], "src": [0, 1], "dst": [1, -1], '
+    '"constant": [0.5, 0.0], "coef_ptr": [0, 1, 2], "coef_index": [0, 0], '
+    '"coef_value": [2.0, 1.0], "rewards": null, "states": null}'
+)
+PINNED_HASH = "78fe06d51f88e392e3b3e3f84781a1ab2152f812e84056156513f99cd14e9927"
+
+
+def test_content_hash_is_pinned():
+    """A change here breaks legacy caches and saved models: on purpose only."""
+    s = Graph.from_edges(
+        [1.0, 0.0], [(0, 1, 0.5, [2.0]), (1, -1, 0.0, [1.0])], nr_params=1
+    ).structure()
+    assert s.content_hash == PINNED_HASH
+    assert Structure.from_json(PINNED_JSON).content_hash == PINNED_HASH
+
+
+def test_content_hash_recomputed_by_hand_from_the_json():
+    """The documented recipe, written out with hashlib and struct, not Structure's code."""
+    import hashlib
+    import json
+    import struct
+
+    data = json.loads(PINNED_JSON)
+    h = hashlib.sha256()
+    h.update(f"ptdcore.structure/1/{data['nr_states']}/{data['nr_params']}/".encode())
+    h.update(b"discrete" if data["discrete"] else b"continuous")
+    for name, fmt in [("alpha", "d"), ("src", "q"), ("dst", "q"), ("constant", "d"),
+                      ("coef_ptr", "q"), ("coef_index", "q"), ("coef_value", "d")]:  # fmt: skip
+        h.update(name.encode())
+        h.update(struct.pack(f"<{len(data[name])}{fmt}", *data[name]))
+    assert h.hexdigest() == PINNED_HASH
 
 
 def test_kingman_callback_is_a_coalescent():

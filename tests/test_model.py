@@ -8,14 +8,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import engine_eval
+from conftest import ALL_BACKENDS, engine_eval, require_backend
 
 import ptdcore
 from ptdcore import Graph
 from ptdcore.coalescent import kingman_graph
 from ptdcore.testing import random_graph
 
-BACKENDS = ptdcore.list_backends()
+BACKENDS = ALL_BACKENDS
 
 
 def make_model(graph, nr_moments, backend):
@@ -26,7 +26,7 @@ def make_model(graph, nr_moments, backend):
 
 @pytest.fixture(params=BACKENDS)
 def backend(request):
-    return request.param
+    return require_backend(request.param)
 
 
 @pytest.fixture(scope="module")
