@@ -14,10 +14,11 @@
 //     E_m = sum_{i in level m} pi_m[i] exit_i,
 // the density is f(t) = sum_m E_m p_m(t), where p_m(t) is the probability
 // that a pure-birth chain with rates lambda_0, lambda_1, ... is in phase m at
-// time t. That is the generic series run on a chain of D phases whose
-// "exit" weights are the E_m: the cost per series term drops from the
-// number of edges to the number of levels, and the edges are visited once
-// per theta (with the Jacobian carried through by forward mode).
+// time t. lump_levels turns this into a genuine chain of D phases (below),
+// on which every algorithm (series, squaring ladder; density, cdf, sf) runs
+// unchanged: the cost per series term drops from the number of edges to the
+// number of levels, and the edges are visited once per theta (with the
+// Jacobian carried through by forward mode).
 #pragma once
 
 #include <algorithm>
@@ -100,8 +101,13 @@ inline LevelStructure detect_levels(const Structure& s, const SccTopology& topo,
   return L;
 }
 
-// The D-phase chain of the shortcut for one theta: phase m -> m + 1 at rate
-// lambda_m, "exit" weights E_m (see above), with gradients when g has them.
+// The D-phase chain of the shortcut for one theta, a genuine sub-stochastic
+// chain: with M_m the mass entering level m (M_0 = sum of alpha) and E_m its
+// exit flow, phase m leaves at rate lambda_m, to phase m + 1 at rate
+// lambda_m M_{m+1} / M_m and to absorption at rate E_m / M_m. Then
+// P(phase m at t) = p_m(t) M_m is the mass of level m at t, so the density,
+// the survival function and the distribution function are those of the
+// original model. Gradients are carried along when g has them.
 inline void lump_levels(const LevelStructure& L, const SccTopology& topo, const NumericGraph& g,
                         NumericGraph& h) {
   const int64_t D = L.nr_levels, P = g.P, n = g.n;
@@ -111,28 +117,25 @@ inline void lump_levels(const LevelStructure& L, const SccTopology& topo, const 
   h.P = P;
   h.with_grad = jac;
   h.alpha.assign(D, 0.0);
-  h.alpha[0] = 1.0;
   h.out.assign(D, 0.0);
   h.exit.assign(D, 0.0);
   h.dout.assign(jac ? D * P : 0, 0.0);
   h.dexit.assign(jac ? D * P : 0, 0.0);
   std::vector<double> pi(g.alpha), dpi(jac ? n * P : 0, 0.0);
+  // Level masses M (D + 1, M_D = 0), exit flows E and their gradients.
+  std::vector<double> M(D + 1, 0.0), dM(jac ? (D + 1) * P : 0, 0.0);
+  std::vector<double> E(D, 0.0), dE(jac ? D * P : 0, 0.0);
   for (int64_t m = 0; m < D; ++m) {
     const int64_t r = L.representative[m];
     const double lambda = g.out[r];
-    h.out[m] = lambda;
-    for (int64_t p = 0; p < P && jac; ++p) h.dout[m * P + p] = g.dout[r * P + p];
-    if (m + 1 < D) {
-      h.src.push_back(m);
-      h.dst.push_back(m + 1);
-      h.w.push_back(lambda);
-      for (int64_t p = 0; p < P && jac; ++p) h.g.push_back(g.dout[r * P + p]);
-    }
     for (int64_t q = L.level_ptr[m]; q < L.level_ptr[m + 1]; ++q) {
       const int64_t i = L.level_states[q];
-      h.exit[m] += pi[i] * g.exit[i];
-      for (int64_t p = 0; p < P && jac; ++p)
-        h.dexit[m * P + p] += dpi[i * P + p] * g.exit[i] + pi[i] * g.dexit[i * P + p];
+      M[m] += pi[i];
+      E[m] += pi[i] * g.exit[i];
+      for (int64_t p = 0; p < P && jac; ++p) {
+        dM[m * P + p] += dpi[i * P + p];
+        dE[m * P + p] += dpi[i * P + p] * g.exit[i] + pi[i] * g.dexit[i * P + p];
+      }
       if (!(lambda > 0.0)) continue;  // the chain stays here: nothing moves on
       for (int64_t k = topo.out_ptr[i]; k < topo.out_ptr[i + 1]; ++k) {
         const int64_t e = topo.out_edge[k], j = g.dst[e];
@@ -142,6 +145,35 @@ inline void lump_levels(const LevelStructure& L, const SccTopology& topo, const 
           const double dshare = (g.g[e * P + p] - share * g.dout[r * P + p]) / lambda;
           dpi[j * P + p] += dpi[i * P + p] * share + pi[i] * dshare;
         }
+      }
+    }
+  }
+  h.alpha[0] = M[0];
+  if (jac && D > 0) {
+    h.dalpha.assign(D * P, 0.0);
+    for (int64_t p = 0; p < P; ++p) h.dalpha[p] = dM[p];
+  }
+  for (int64_t m = 0; m < D; ++m) {
+    const int64_t r = L.representative[m];
+    const double lambda = g.out[r];
+    h.out[m] = lambda;
+    for (int64_t p = 0; p < P && jac; ++p) h.dout[m * P + p] = g.dout[r * P + p];
+    const double mass = M[m];
+    // continue: lambda M_{m+1} / M_m ; exit: E_m / M_m (a level no mass reaches
+    // keeps the whole rate onward, so the chain stays well formed)
+    const double go_on = mass > 0.0 ? M[m + 1] / mass : 1.0;
+    const double leave = mass > 0.0 ? E[m] / mass : 0.0;
+    h.exit[m] = leave;
+    for (int64_t p = 0; p < P && jac && mass > 0.0; ++p)
+      h.dexit[m * P + p] = (dE[m * P + p] - leave * dM[m * P + p]) / mass;
+    if (m + 1 < D) {
+      h.src.push_back(m);
+      h.dst.push_back(m + 1);
+      h.w.push_back(lambda * go_on);
+      for (int64_t p = 0; p < P && jac; ++p) {
+        const double dgo =
+            mass > 0.0 ? (dM[(m + 1) * P + p] - go_on * dM[m * P + p]) / mass : 0.0;
+        h.g.push_back(g.dout[r * P + p] * go_on + lambda * dgo);
       }
     }
   }
