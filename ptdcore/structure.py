@@ -12,6 +12,9 @@ import numpy as np
 
 FORMAT_NAME = "ptdcore.structure"
 FORMAT_VERSION = 1
+OUTPUTS = ("density", "cdf", "sf")
+"""What the engine evaluates at the times: the density (probability mass for discrete
+models), the distribution function P(T <= t) or the survival function P(T > t)."""
 
 _ARRAY_FIELDS = {
     "alpha": np.float64,
@@ -57,6 +60,7 @@ class Structure:
     coef_value: np.ndarray
     rewards: np.ndarray | None = None
     states: tuple[tuple[int, ...], ...] | None = field(default=None, repr=False)
+    output: str = "density"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nr_states", int(self.nr_states))
@@ -85,6 +89,8 @@ class Structure:
         h = hashlib.sha256()
         h.update(f"{FORMAT_NAME}/{FORMAT_VERSION}/{self.nr_states}/{self.nr_params}/".encode())
         h.update(b"discrete" if self.discrete else b"continuous")
+        if self.output != "density":  # (absent for the density: older hashes stay valid)
+            h.update(f"output={self.output}".encode())
         for name in _ARRAY_FIELDS:
             arr = np.ascontiguousarray(getattr(self, name))
             h.update(name.encode())
@@ -115,6 +121,8 @@ class Structure:
             out[name] = getattr(self, name).tolist()
         out["rewards"] = None if self.rewards is None else self.rewards.tolist()
         out["states"] = None if self.states is None else [list(s) for s in self.states]
+        if self.output != "density":
+            out["output"] = self.output
         out["content_hash"] = self.content_hash
         return out
 
@@ -140,6 +148,7 @@ class Structure:
             **{name: data[name] for name in _ARRAY_FIELDS},
             rewards=data.get("rewards"),
             states=None if states is None else [tuple(s) for s in states],
+            output=data.get("output", "density"),
         )
         expected = data.get("content_hash")
         if expected is not None and expected != structure.content_hash:
@@ -150,6 +159,17 @@ class Structure:
     def from_json(cls, text: str) -> Structure:
         """Inverse of :meth:`to_json`."""
         return cls.from_dict(json.loads(text))
+
+    @property
+    def output_code(self) -> int:
+        """The engine's code for :attr:`output` (0 density, 1 cdf, 2 sf)."""
+        return OUTPUTS.index(self.output)
+
+    def with_output(self, output: str) -> Structure:
+        """The same model evaluating ``output`` ("density", "cdf" or "sf") at the times."""
+        import dataclasses
+
+        return dataclasses.replace(self, output=output)
 
     def coefficient_matrix(self) -> np.ndarray:
         """Dense (nr_edges, nr_params) coefficients (for small models and tests)."""

@@ -45,6 +45,10 @@ def validate_structure(s: Structure) -> None:
         raise ValueError("the model has no transient states")
     if P < 0:
         raise ValueError(f"nr_params must be >= 0, got {P}")
+    from .structure import OUTPUTS
+
+    if s.output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {s.output!r}")
     _check_alpha(s)
     _check_edges(s)
     if s.rewards is not None:

@@ -30,11 +30,12 @@ int64_t register_model(const std::string& content_hash, int64_t nr_states, int64
                        bool discrete, const DoubleArray& alpha, const IndexArray& src,
                        const IndexArray& dst, const DoubleArray& constant,
                        const IndexArray& coef_ptr, const IndexArray& coef_index,
-                       const DoubleArray& coef_value, const std::optional<DoubleArray>& rewards) {
+                       const DoubleArray& coef_value, const std::optional<DoubleArray>& rewards,
+                       int64_t output) {
   return ptdcore_ffi::register_model(
-      content_hash,
-      ptdcore_bindings::structure_from_arrays(nr_states, nr_params, discrete, alpha, src, dst,
-                                              constant, coef_ptr, coef_index, coef_value, rewards));
+      content_hash, ptdcore_bindings::structure_from_arrays(nr_states, nr_params, discrete, alpha,
+                                                            src, dst, constant, coef_ptr,
+                                                            coef_index, coef_value, rewards, output));
 }
 
 // The same engine outside XLA, for eager calls and the numpy protocol: theta
@@ -90,6 +91,6 @@ PYBIND11_MODULE(_ffi, m) {
   m.def("register_model", &register_model, py::arg("content_hash"), py::arg("nr_states"),
         py::arg("nr_params"), py::arg("discrete"), py::arg("alpha"), py::arg("src"),
         py::arg("dst"), py::arg("constant"), py::arg("coef_ptr"), py::arg("coef_index"),
-        py::arg("coef_value"), py::arg("rewards") = py::none(),
+        py::arg("coef_value"), py::arg("rewards") = py::none(), py::arg("output") = 0,
         "Register a model; returns its id (the same id for the same content hash).");
 }

@@ -49,6 +49,7 @@ def generate_source(structure: Structure, cache_key: str) -> str:
         nr_states=s.nr_states,
         nr_params=s.nr_params,
         discrete="true" if s.discrete else "false",
+        output=s.output_code,
     )
 
 
@@ -83,6 +84,7 @@ const ptdcore::PreparedModel& model() {{
     s.coef_index = vec(kCoefIndex, kCoefIndex_n);
     s.coef_value = vec(kCoefValue, kCoefValue_n);
     s.rewards = vec(kRewards, kRewards_n);
+    s.output = {output};
     return s;
   }}());
   return prepared;

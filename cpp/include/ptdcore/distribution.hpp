@@ -38,6 +38,9 @@ inline constexpr int64_t kMaxSeriesTerms = int64_t{1} << 22;
 // Scratch space of the series, kept across rows to avoid reallocation.
 struct SeriesBuffers {
   std::vector<double> c, dc;  // results: (K+1), (K+1) x P
+  std::vector<double> fun, dfun;     // the functional: exits, or ones (n), (n x P)
+  std::vector<double> csum, dcsum;   // prefix sums of c and dc (cdf)
+  std::vector<double> weights;       // Poisson weights of one time (cdf)
   std::vector<double> diag, wl, gl, ddl, v, v2, dv, dv2;
   std::vector<int64_t> in_ptr, in_src;
   std::vector<double> inv_k;  // 1 / k, for the Poisson recurrences
@@ -98,8 +101,11 @@ void series_iterate(const SeriesView& s, int64_t P_runtime, int64_t K, double* v
   }
 }
 
-// buf.c (K+1) and buf.dc ((K+1) x P, only if g.with_grad) for k = 0..K.
-inline void power_series(const NumericGraph& g, double lambda, int64_t K, SeriesBuffers& buf) {
+// buf.c (K+1) and buf.dc ((K+1) x P, only if g.with_grad) for k = 0..K:
+// c_k = alpha P^k w with w the exit vector, or all ones when `ones`
+// (survival).
+inline void power_series(const NumericGraph& g, double lambda, int64_t K, SeriesBuffers& buf,
+                         bool ones = false) {
   const int64_t n = g.n, P = g.P, E = g.nr_edges();
   const bool jac = g.with_grad;
   const double inv = 1.0 / lambda;
@@ -133,8 +139,14 @@ inline void power_series(const NumericGraph& g, double lambda, int64_t K, Series
   if (jac && !g.dalpha.empty()) dv.assign(g.dalpha.begin(), g.dalpha.end());
   c.assign(K + 1, 0.0);
   dc.assign(jac ? (K + 1) * P : 0, 0.0);
-  const SeriesView view{n,         in_ptr.data(), in_src.data(), wl.data(),    gl.data(),
-                        diag.data(), ddl.data(),   g.exit.data(), g.dexit.data()};
+  if (ones) {
+    buf.fun.assign(n, 1.0);
+    buf.dfun.assign(jac ? n * P : 0, 0.0);
+  }
+  const double* fun = ones ? buf.fun.data() : g.exit.data();
+  const double* dfun = ones ? buf.dfun.data() : g.dexit.data();
+  const SeriesView view{n,           in_ptr.data(), in_src.data(), wl.data(), gl.data(),
+                        diag.data(), ddl.data(),    fun,           dfun};
   switch (jac ? P : 0) {  // compile-time parameter counts for the common cases
     case 0:
       series_iterate<0>(view, 0, K, v.data(), v2.data(), nullptr, nullptr, c.data(), nullptr);
@@ -153,11 +165,56 @@ inline void power_series(const NumericGraph& g, double lambda, int64_t K, Series
   }
 }
 
-// Density of the continuous model at times[0..T): pdf (T), dpdf (T x P).
-inline void series_density(const NumericGraph& g, const double* times, int64_t T, double* pdf,
-                               double* dpdf, SeriesBuffers& buf) {
+// f = atom + (1 / lambda) sum_k P(N > k) c_k, N ~ Poisson(m): the distribution
+// function by uniformisation (every term non-negative, so the left tail is
+// relatively accurate). csum[k] = sum_{j < k} c_j (prefix sums, k <= K + 1).
+inline void poisson_tail_sum(double m, double lambda, const double* c, const double* dc,
+                             const double* csum, const double* dcsum, int64_t P, int64_t K,
+                             double atom, const double* datom, std::vector<double>& w, double* f,
+                             double* df) {
+  const int64_t mode = std::min<int64_t>(m <= 0.0 ? 0 : poisson_mode(m), K);
+  // Unnormalised weights outward from the mode, while they can matter.
+  int64_t lo = mode, hi = mode;
+  {
+    double x = 1.0;
+    while (lo > 0 && x >= kPoissonCutoff) {
+      x *= static_cast<double>(lo) / m;
+      --lo;
+    }
+    x = 1.0;
+    while (hi < K && x >= kPoissonCutoff) {
+      x *= m / static_cast<double>(hi + 1);
+      ++hi;
+    }
+  }
+  w.assign(hi - lo + 1, 0.0);
+  w[mode - lo] = 1.0;
+  for (int64_t k = mode + 1; k <= hi; ++k) w[k - lo] = w[k - 1 - lo] * m / static_cast<double>(k);
+  for (int64_t k = mode - 1; k >= lo; --k)
+    w[k - lo] = w[k + 1 - lo] * static_cast<double>(k + 1) / m;
+  double total = 0.0;
+  for (double x : w) total += x;
+  // Tail probabilities Q_k = P(N > k) for lo <= k <= hi (suffix sums), 1 below lo.
+  double F = csum[lo], tail = 0.0;
+  for (int64_t p = 0; p < P && dc; ++p) df[p] = dcsum[lo * P + p];
+  for (int64_t k = hi; k >= lo; --k) {
+    const double Q = tail / total;
+    F += Q * c[k];
+    for (int64_t p = 0; p < P && dc; ++p) df[p] += Q * dc[k * P + p];
+    tail += w[k - lo];
+  }
+  *f = atom + F / lambda;
+  for (int64_t p = 0; p < P && dc; ++p) df[p] = (datom ? datom[p] : 0.0) + df[p] / lambda;
+}
+
+// The density, distribution function or survival function (`what`) of a
+// continuous model at times[0..T): out (T), dout (T x P). `atom` = P(T = 0)
+// with its gradient `datom` (P, or null for zero).
+inline void series_functional(const NumericGraph& g, Output what, double atom,
+                              const double* datom, const double* times, int64_t T, double* out,
+                              double* dout, SeriesBuffers& buf) {
   const int64_t P = g.P;
-  const bool jac = dpdf != nullptr;
+  const bool jac = dout != nullptr;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   double lambda = 0.0;
   for (int64_t i = 0; i < g.n; ++i) lambda = std::max(lambda, g.out[i]);
@@ -165,11 +222,19 @@ inline void series_density(const NumericGraph& g, const double* times, int64_t T
     const double m = lambda * t;
     return std::isfinite(m) && t >= 0.0 && m <= 0.9 * static_cast<double>(kMaxSeriesTerms);
   };
-  if (!(lambda > 0.0)) {  // no state ever leaves: no density anywhere
+  if (!(lambda > 0.0)) {  // no state ever leaves: the distribution is the atom
     for (int64_t q = 0; q < T; ++q) {
       const bool ok = std::isfinite(times[q]) && times[q] >= 0.0;
-      pdf[q] = ok ? 0.0 : nan;
-      for (int64_t p = 0; p < P && jac; ++p) dpdf[q * P + p] = ok ? 0.0 : nan;
+      const double value = what == Output::kDensity ? 0.0
+                           : what == Output::kCdf   ? atom
+                                                    : 1.0 - atom;
+      out[q] = ok ? value : nan;
+      for (int64_t p = 0; p < P && jac; ++p) {
+        const double d = what == Output::kDensity ? 0.0
+                         : what == Output::kCdf   ? (datom ? datom[p] : 0.0)
+                                                  : (datom ? -datom[p] : 0.0);
+        dout[q * P + p] = ok ? d : nan;
+      }
     }
     return;
   }
@@ -178,28 +243,48 @@ inline void series_density(const NumericGraph& g, const double* times, int64_t T
   for (int64_t q = 0; q < T; ++q)
     if (valid(times[q])) m_max = std::max(m_max, lambda * times[q]);
   if (m_max >= 0.0) K = poisson_right_end(m_max);
-  power_series(g, lambda, K, buf);
+  power_series(g, lambda, K, buf, what == Output::kSurvival);
   double cmax = 0.0;
   for (double ck : buf.c) cmax = std::max(cmax, std::fabs(ck));
   buf.inv_k.resize(K + 1);
   buf.inv_k[0] = 0.0;
   for (int64_t k = 1; k <= K; ++k) buf.inv_k[k] = 1.0 / static_cast<double>(k);
+  if (what == Output::kCdf) {
+    buf.csum.assign(K + 2, 0.0);
+    buf.dcsum.assign(jac ? (K + 2) * P : 0, 0.0);
+    for (int64_t k = 0; k <= K; ++k) {
+      buf.csum[k + 1] = buf.csum[k] + buf.c[k];
+      for (int64_t p = 0; p < P && jac; ++p)
+        buf.dcsum[(k + 1) * P + p] = buf.dcsum[k * P + p] + buf.dc[k * P + p];
+    }
+  }
   for (int64_t q = 0; q < T; ++q) {
     if (!valid(times[q])) {
-      pdf[q] = nan;
-      for (int64_t p = 0; p < P && jac; ++p) dpdf[q * P + p] = nan;
+      out[q] = nan;
+      for (int64_t p = 0; p < P && jac; ++p) dout[q * P + p] = nan;
       continue;
     }
-    poisson_sum(lambda * times[q], buf.c.data(), jac ? buf.dc.data() : nullptr, P, K, cmax,
-                buf.inv_k.data(), pdf + q, jac ? dpdf + q * P : nullptr);
+    const double m = lambda * times[q];
+    if (what == Output::kCdf) {
+      poisson_tail_sum(m, lambda, buf.c.data(), jac ? buf.dc.data() : nullptr, buf.csum.data(),
+                       jac ? buf.dcsum.data() : nullptr, P, K, atom, datom, buf.weights, out + q,
+                       jac ? dout + q * P : nullptr);
+      continue;
+    }
+    poisson_sum(m, buf.c.data(), jac ? buf.dc.data() : nullptr, P, K, cmax, buf.inv_k.data(),
+                out + q, jac ? dout + q * P : nullptr);
   }
 }
 
-// Probability mass of the discrete model at whole numbers times[0..T).
-inline void series_mass(const NumericGraph& g, const double* times, int64_t T, double* pmf,
-                          double* dpmf, SeriesBuffers& buf) {
+// The probability mass, distribution function or survival function of a
+// discrete model at whole numbers times[0..T):
+//   P(N = n) = alpha T^(n-1) t,  P(N > n) = alpha T^n 1,
+//   P(N <= n) = atom + sum_{k < n} alpha T^k t  (atom = P(N = 0)).
+inline void series_mass(const NumericGraph& g, Output what, double atom, const double* datom,
+                        const double* times, int64_t T, double* out, double* dout,
+                        SeriesBuffers& buf) {
   const int64_t P = g.P;
-  const bool jac = dpmf != nullptr;
+  const bool jac = dout != nullptr;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   int64_t K = 0;
   auto step_of = [](double t) -> int64_t {  // -1: not a valid whole number
@@ -208,22 +293,33 @@ inline void series_mass(const NumericGraph& g, const double* times, int64_t T, d
       return -1;
     return static_cast<int64_t>(t);
   };
-  for (int64_t q = 0; q < T; ++q) K = std::max(K, step_of(times[q]) - 1);
-  power_series(g, 1.0, K, buf);
+  for (int64_t q = 0; q < T; ++q) K = std::max(K, step_of(times[q]));
+  power_series(g, 1.0, K, buf, what == Output::kSurvival);
   const std::vector<double>&c = buf.c, &dc = buf.dc;
-  double alpha_sum = 0.0;
-  for (double a : g.alpha) alpha_sum += a;
   for (int64_t q = 0; q < T; ++q) {
     const int64_t step = step_of(times[q]);
+    double* d = jac ? dout + q * P : nullptr;
     if (step < 0) {
-      pmf[q] = nan;
-      for (int64_t p = 0; p < P && jac; ++p) dpmf[q * P + p] = nan;
+      out[q] = nan;
+      for (int64_t p = 0; p < P && jac; ++p) d[p] = nan;
+    } else if (what == Output::kSurvival) {
+      out[q] = c[step];
+      for (int64_t p = 0; p < P && jac; ++p) d[p] = dc[step * P + p];
+    } else if (what == Output::kCdf) {
+      double F = atom;
+      for (int64_t k = 0; k < step; ++k) F += c[k];
+      out[q] = F;
+      for (int64_t p = 0; p < P && jac; ++p) {
+        double dF = datom ? datom[p] : 0.0;
+        for (int64_t k = 0; k < step; ++k) dF += dc[k * P + p];
+        d[p] = dF;
+      }
     } else if (step == 0) {
-      pmf[q] = std::max(0.0, 1.0 - alpha_sum);
-      for (int64_t p = 0; p < P && jac; ++p) dpmf[q * P + p] = 0.0;
+      out[q] = atom;
+      for (int64_t p = 0; p < P && jac; ++p) d[p] = datom ? datom[p] : 0.0;
     } else {
-      pmf[q] = c[step - 1];
-      for (int64_t p = 0; p < P && jac; ++p) dpmf[q * P + p] = dc[(step - 1) * P + p];
+      out[q] = c[step - 1];
+      for (int64_t p = 0; p < P && jac; ++p) d[p] = dc[(step - 1) * P + p];
     }
   }
 }

@@ -52,34 +52,31 @@ inline DensityMethod choose_density_method(const NumericGraph& g, bool jac, doub
   return DensityMethod::kSeries;
 }
 
-// Density of a continuous model at times[0..T) (NaN at invalid times).
-inline void density(const NumericGraph& g, const double* times, int64_t T, double* pdf,
-                    double* dpdf, SeriesBuffers& series, SquaringBuffers& squaring) {
-  double lambda = 0.0;
-  for (int64_t i = 0; i < g.n; ++i) lambda = std::max(lambda, g.out[i]);
+// The density/mass, distribution function or survival function (`what`) of g
+// at times[0..T) (NaN at invalid times); atom = P(T = 0), datom its gradient
+// (P values, or null for zero).
+inline void functional(const NumericGraph& g, bool discrete, Output what, double atom,
+                       const double* datom, const double* times, int64_t T, double* out,
+                       double* dout, SeriesBuffers& series, SquaringBuffers& squaring) {
   double t_max = 0.0;
   for (int64_t q = 0; q < T; ++q)
     if (std::isfinite(times[q])) t_max = std::max(t_max, times[q]);
+  if (discrete) {
+    if (choose_density_method(g, dout != nullptr, t_max, T, true) == DensityMethod::kSquaring)
+      squaring_density(g, true, 1.0, what, atom, datom, times, T, out, dout, squaring);
+    else
+      series_mass(g, what, atom, datom, times, T, out, dout, series);
+    return;
+  }
+  double lambda = 0.0;
+  for (int64_t i = 0; i < g.n; ++i) lambda = std::max(lambda, g.out[i]);
   const double m_max = lambda * t_max;
   if (lambda > 0.0 && std::isfinite(m_max) &&
-      choose_density_method(g, dpdf != nullptr, m_max, T, false) == DensityMethod::kSquaring) {
-    squaring_density(g, false, lambda, times, T, pdf, dpdf, squaring);
+      choose_density_method(g, dout != nullptr, m_max, T, false) == DensityMethod::kSquaring) {
+    squaring_density(g, false, lambda, what, atom, datom, times, T, out, dout, squaring);
     return;
   }
-  series_density(g, times, T, pdf, dpdf, series);
-}
-
-// Probability mass of a discrete model at whole numbers times[0..T).
-inline void mass(const NumericGraph& g, const double* times, int64_t T, double* pmf, double* dpmf,
-                 SeriesBuffers& series, SquaringBuffers& squaring) {
-  double n_max = 0.0;
-  for (int64_t q = 0; q < T; ++q)
-    if (std::isfinite(times[q])) n_max = std::max(n_max, times[q]);
-  if (choose_density_method(g, dpmf != nullptr, n_max, T, true) == DensityMethod::kSquaring) {
-    squaring_density(g, true, 1.0, times, T, pmf, dpmf, squaring);
-    return;
-  }
-  series_mass(g, times, T, pmf, dpmf, series);
+  series_functional(g, what, atom, datom, times, T, out, dout, series);
 }
 
 }  // namespace ptdcore

@@ -39,6 +39,7 @@ struct Workspace {
   BlockSolver solver;
   SeriesBuffers series;
   SquaringBuffers squaring;
+  std::vector<double> datom;
 };
 
 class PreparedModel {
@@ -94,21 +95,33 @@ class PreparedModel {
     }
     if (T == 0) return;
     double* dp = jac ? dpmf : nullptr;
-    if (s_.discrete) {
-      mass(ws.graph, times, T, pmf, dp, ws.series, ws.squaring);
-    } else if (rewards) {
-      if (reward_transform(ws.graph, rewards, ws.transformed)) {
-        density(ws.transformed, times, T, pmf, dp, ws.series, ws.squaring);
-      } else {
+    const Output what = static_cast<Output>(s_.output);
+    // The atom P(T = 0) = 1 - sum(alpha) of the chain whose times are measured
+    // (after the reward transformation: mass absorbed before any reward).
+    auto atom_of = [&](const NumericGraph& h, std::vector<double>& datom) {
+      double sum = 0.0;
+      for (double a : h.alpha) sum += a;
+      datom.assign(P, 0.0);
+      if (jac && !h.dalpha.empty())
+        for (int64_t i = 0; i < h.n; ++i)
+          for (int64_t p = 0; p < P; ++p) datom[p] -= h.dalpha[i * P + p];
+      return std::max(0.0, 1.0 - sum);
+    };
+    const NumericGraph* h = &ws.graph;
+    if (rewards) {
+      if (!reward_transform(ws.graph, rewards, ws.transformed)) {
         std::fill(pmf, pmf + T, nan);
         if (jac) std::fill(dpmf, dpmf + T * P, nan);
+        return;
       }
+      h = &ws.transformed;
     } else if (levels_.usable) {
       lump_levels(levels_, topo_, ws.graph, ws.transformed);
-      density(ws.transformed, times, T, pmf, dp, ws.series, ws.squaring);
-    } else {
-      density(ws.graph, times, T, pmf, dp, ws.series, ws.squaring);
+      h = &ws.transformed;
     }
+    const double atom = atom_of(*h, ws.datom);
+    functional(*h, s_.discrete, what, atom, jac ? ws.datom.data() : nullptr, times, T, pmf, dp,
+               ws.series, ws.squaring);
   }
 
   // Rows [begin, end) of a batch.

@@ -79,6 +79,8 @@ struct SquaringBuffers {
   std::vector<double> pow2;            // 2^k, the step count of ladder level k
   std::vector<int64_t> order;
   std::vector<int64_t> comp_of, comp_ptr, comp_states;  // components at this theta
+  std::vector<double> lv, dlv;         // l of every level: (L + 1) x n, (L + 1) x P x n
+  std::vector<double> pois;            // Poisson weights of one remainder (cdf)
 };
 
 namespace detail {
@@ -282,7 +284,11 @@ inline void build_ladder(const NumericGraph& g, bool discrete, double lambda, in
     detail::fix_complements(E0, P ? dE0 : nullptr, buf.l.data(), buf.dl.data(), n, P, buf.comp_of,
                             buf.comp_ptr, buf.comp_states);
   }
-  // Squarings.
+  // Squarings; l of every level is kept (the cdf adds v . l_k before each step).
+  buf.lv.assign((L + 1) * n, 0.0);
+  buf.dlv.assign((L + 1) * P * n, 0.0);
+  std::copy(buf.l.begin(), buf.l.end(), buf.lv.begin());
+  std::copy(buf.dl.begin(), buf.dl.end(), buf.dlv.begin());
   buf.l2.resize(n);
   buf.dl2.resize(P * n);
   for (int64_t k = 0; k < L; ++k) {
@@ -305,6 +311,8 @@ inline void build_ladder(const NumericGraph& g, bool discrete, double lambda, in
     }
     std::swap(buf.l, buf.l2);
     std::swap(buf.dl, buf.dl2);
+    std::copy(buf.l.begin(), buf.l.end(), buf.lv.begin() + (k + 1) * n);
+    std::copy(buf.dl.begin(), buf.dl.end(), buf.dlv.begin() + (k + 1) * P * n);
     detail::fix_complements(En, P ? dEn : nullptr, buf.l.data(), buf.dl.data(), n, P, buf.comp_of,
                             buf.comp_ptr, buf.comp_states);
   }
@@ -359,20 +367,28 @@ inline void ladder_step(SquaringBuffers& buf, int64_t k, int64_t n, int64_t P) {
   std::swap(buf.dv, buf.dv2);
 }
 
-// Density (continuous) or probability mass (discrete) at times[0..T) by the
-// ladder. Invalid times (not finite, negative, not whole for discrete, or
-// beyond kSquaringMaxSteps) give NaN. lambda > 0 (continuous).
-inline void squaring_density(const NumericGraph& g, bool discrete, double lambda,
-                             const double* times, int64_t T, double* out, double* dout,
-                             SquaringBuffers& buf) {
+// The density (probability mass), distribution function or survival function
+// (`what`) at times[0..T) by the ladder; `atom` = P(T = 0) with gradient
+// `datom` (or null). Invalid times (not finite, negative, not whole for
+// discrete, or beyond kSquaringMaxSteps) give NaN. lambda > 0 (continuous).
+//   density: v(J h0) . sum_k Pois(k; m) B^k s       (discrete: v(n - 1) . t)
+//   sf:      v(J h0) . sum_k Pois(k; m) B^k 1       (discrete: v(n) . 1)
+//   cdf:     atom + absorbed(J h0) + v(J h0) . sum_k P(N_m > k) B^k s / lambda
+// where absorbed() adds v . l_k before each step by E_k (discrete: no
+// remainder, n steps).
+inline void squaring_density(const NumericGraph& g, bool discrete, double lambda, Output what,
+                             double atom, const double* datom, const double* times, int64_t T,
+                             double* out, double* dout, SquaringBuffers& buf) {
   const int64_t n = g.n, P = dout ? g.P : 0;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double h0 = discrete ? 1.0 : kSquaringBaseStep / lambda;
-  // Step count of each valid time (-1: invalid); discrete n needs n - 1 steps.
+  const bool cdf = what == Output::kCdf, sf = what == Output::kSurvival;
+  // Step count of each valid time (-1: invalid); a discrete mass at n needs n - 1.
   auto steps_of = [&](double t) -> double {
     if (!std::isfinite(t) || t < 0.0) return -1.0;
     if (discrete) {
       if (t != std::floor(t)) return -1.0;
+      if (what != Output::kDensity) return t;
       return t >= 1.0 ? t - 1.0 : 0.0;
     }
     const double s = std::floor(t / h0);
@@ -386,7 +402,7 @@ inline void squaring_density(const NumericGraph& g, bool discrete, double lambda
             [&](int64_t a, int64_t b) { return times[a] < times[b]; });
   const int64_t L = max_steps >= 1.0 ? squaring_levels(max_steps) - 1 : 0;
   build_ladder(g, discrete, lambda, L, buf);
-  // Remainder columns u_k = B^k s (continuous).
+  // Remainder columns u_k = B^k w, w = s (density, cdf) or 1 (sf).
   int64_t K = 0;
   double umax = 0.0;
   if (!discrete) {
@@ -394,8 +410,8 @@ inline void squaring_density(const NumericGraph& g, bool discrete, double lambda
     buf.U.assign((K + 1) * n, 0.0);
     buf.dU.assign((K + 1) * P * n, 0.0);
     for (int64_t i = 0; i < n; ++i) {
-      buf.U[i] = g.exit[i];
-      for (int64_t p = 0; p < P; ++p) buf.dU[p * n + i] = g.dexit[i * g.P + p];
+      buf.U[i] = sf ? 1.0 : g.exit[i];
+      for (int64_t p = 0; p < P; ++p) buf.dU[p * n + i] = sf ? 0.0 : g.dexit[i * g.P + p];
     }
     const int64_t nn = n * n;
     for (int64_t k = 1; k <= K; ++k) {
@@ -422,8 +438,8 @@ inline void squaring_density(const NumericGraph& g, bool discrete, double lambda
   if (P && !g.dalpha.empty())
     for (int64_t i = 0; i < n; ++i)
       for (int64_t p = 0; p < P; ++p) buf.dv[p * n + i] = g.dalpha[i * g.P + p];
-  double alpha_sum = 0.0;
-  for (double a : g.alpha) alpha_sum += a;
+  double absorbed = 0.0;  // mass absorbed up to the current step (cdf)
+  std::vector<double> dabsorbed(P, 0.0), tails(K + 2, 0.0);
   double at = 0.0;  // steps taken so far
   for (int64_t idx = 0; idx < T; ++idx) {
     const int64_t q = buf.order[idx];
@@ -434,9 +450,9 @@ inline void squaring_density(const NumericGraph& g, bool discrete, double lambda
       for (int64_t p = 0; p < g.P && dq; ++p) dq[p] = nan;
       continue;
     }
-    if (discrete && times[q] == 0.0) {
-      out[q] = std::max(0.0, 1.0 - alpha_sum);
-      for (int64_t p = 0; p < g.P && dq; ++p) dq[p] = 0.0;
+    if (discrete && what == Output::kDensity && times[q] == 0.0) {
+      out[q] = atom;
+      for (int64_t p = 0; p < g.P && dq; ++p) dq[p] = datom ? datom[p] : 0.0;
       continue;
     }
     // Advance by the binary digits of the step difference.
@@ -444,47 +460,79 @@ inline void squaring_density(const NumericGraph& g, bool discrete, double lambda
     for (int64_t k = L; k >= 0 && diff > 0.0; --k) {
       const double size = buf.pow2[k];
       while (diff >= size) {
+        if (cdf) {
+          const double* l = buf.lv.data() + k * n;
+          const double* dl = buf.dlv.data() + k * P * n;
+          for (int64_t i = 0; i < n; ++i) absorbed += buf.v[i] * l[i];
+          for (int64_t p = 0; p < P; ++p)
+            for (int64_t i = 0; i < n; ++i)
+              dabsorbed[p] += buf.dv[p * n + i] * l[i] + buf.v[i] * dl[p * n + i];
+        }
         ladder_step(buf, k, n, P);
         diff -= size;
       }
     }
     at = steps;
     if (discrete) {
-      double f = 0.0;
-      for (int64_t i = 0; i < n; ++i) f += buf.v[i] * g.exit[i];
+      double f = cdf ? atom + absorbed : 0.0;
+      if (!cdf)
+        for (int64_t i = 0; i < n; ++i) f += buf.v[i] * (sf ? 1.0 : g.exit[i]);
       out[q] = f;
       for (int64_t p = 0; p < P; ++p) {
-        double d = 0.0;
-        for (int64_t i = 0; i < n; ++i)
-          d += buf.dv[p * n + i] * g.exit[i] + buf.v[i] * g.dexit[i * g.P + p];
+        double d = cdf ? (datom ? datom[p] : 0.0) + dabsorbed[p] : 0.0;
+        if (!cdf)
+          for (int64_t i = 0; i < n; ++i)
+            d += buf.dv[p * n + i] * (sf ? 1.0 : g.exit[i]) +
+                 (sf ? 0.0 : buf.v[i] * g.dexit[i * g.P + p]);
         dq[p] = d;
       }
       continue;
     }
-    // Remainder: f = sum_k Pois(k; m) v . u_k with m = lambda r <= ~1/4, the
-    // terms computed only as far as they can matter (the stopping rule of
-    // poisson.hpp, with v . u_k <= sum(v) max(u) as the bound on later terms).
+    // Remainder: sum_k weight_k v . u_k with m = lambda r <= ~1/4, the terms
+    // computed only as far as they can matter (the stopping rule of
+    // poisson.hpp, with v . u_k <= sum(v) max(u) bounding later terms). The
+    // weights are Pois(k; m), or P(N_m > k) / lambda for the cdf.
     const double m = std::max(0.0, lambda * (times[q] - steps * h0));
     double vsum = 0.0;
     for (int64_t i = 0; i < n; ++i) vsum += buf.v[i];
     const double bound = vsum * umax;
+    if (cdf) {  // tails[k] = P(N_m > k), from the far end
+      double pk = std::exp(-m), acc = 0.0;
+      std::vector<double>& pois = buf.pois;
+      pois.assign(K + 1, 0.0);
+      for (int64_t k = 0; k <= K; ++k) {
+        pois[k] = pk;
+        pk *= m * (k + 1 <= K ? buf.inv_k[k + 1] : 0.0);
+      }
+      for (int64_t k = K; k >= 0; --k) {
+        tails[k] = acc;
+        acc += pois[k];
+      }
+    }
     double w = std::exp(-m), F = 0.0;
     for (int64_t p = 0; p < P; ++p) dq[p] = 0.0;
     for (int64_t k = 0; k <= K; ++k) {
       if (k > 0) w *= m * buf.inv_k[k];
+      const double weight = cdf ? tails[k] / lambda : w;
       const double* u = buf.U.data() + k * n;
       double ck = 0.0;
       for (int64_t i = 0; i < n; ++i) ck += buf.v[i] * u[i];
-      F += w * ck;
+      F += weight * ck;
       for (int64_t p = 0; p < P; ++p) {
         const double* du = buf.dU.data() + (k * P + p) * n;
         const double* dv = buf.dv.data() + p * n;
         double d = 0.0;
         for (int64_t i = 0; i < n; ++i) d += dv[i] * u[i] + buf.v[i] * du[i];
-        dq[p] += w * d;
+        dq[p] += weight * d;
       }
-      if (w < kPoissonUnderflow || (w < kPoissonNormCutoff && w * bound <= kPoissonTermCutoff * F))
+      const double scale = cdf ? w * (1.0 + m) / lambda : w;  // bounds the next weights
+      if (scale < kPoissonUnderflow ||
+          (scale < kPoissonNormCutoff && scale * bound <= kPoissonTermCutoff * F))
         break;
+    }
+    if (cdf) {
+      F += atom + absorbed;
+      for (int64_t p = 0; p < P; ++p) dq[p] += (datom ? datom[p] : 0.0) + dabsorbed[p];
     }
     out[q] = F;
   }

@@ -16,6 +16,13 @@
 
 namespace ptdcore {
 
+// What the engine evaluates at the requested times, besides the moments.
+enum class Output : int {
+  kDensity = 0,   // density (continuous) or probability mass (discrete)
+  kCdf = 1,       // P(T <= t)
+  kSurvival = 2,  // P(T > t)
+};
+
 struct Structure {
   int64_t nr_states = 0;
   int64_t nr_params = 0;
@@ -28,6 +35,7 @@ struct Structure {
   std::vector<int64_t> coef_index;  // (nnz)
   std::vector<double> coef_value;   // (nnz)
   std::vector<double> rewards;      // (nr_states) or empty (no rewards)
+  int output = 0;                   // an Output: the functional evaluated at the times
 
   int64_t nr_edges() const { return static_cast<int64_t>(src.size()); }
   bool has_rewards() const { return !rewards.empty(); }
@@ -46,6 +54,7 @@ inline void validate(const Structure& s) {
   const int64_t E = s.nr_edges();
   if (n < 1) fail("structure has no states (nr_states must be >= 1)");
   if (s.nr_params < 0) fail("nr_params must be >= 0");
+  if (s.output < 0 || s.output > 2) fail("output must be 0 (density), 1 (cdf) or 2 (sf)");
   if (static_cast<int64_t>(s.alpha.size()) != n)
     fail("alpha has length " + std::to_string(s.alpha.size()) + ", expected nr_states = " +
          std::to_string(n));
