@@ -13,6 +13,9 @@ For one theta:
   moments with Stirling numbers of the second kind;
 - rewards: the dense reward transformation (Bladt & Nielsen, Thm 8.1.2) for the
   density of ``Y``;
+- survival ``alpha expm(S t) 1`` and distribution function ``atom + alpha int_0^t
+  expm(S u) s du``, the integral as the corner block of the exponential of
+  ``[[S, s], [0, 0]] t`` (discrete: the corner of ``[[T, t], [0, 1]]^n``);
 - derivatives: JAX's own (forward or reverse mode, any order).
 
 Nothing here calls or mirrors the engine (uniformisation, squaring ladder, GTH, level
@@ -85,6 +88,7 @@ def make_function(structure: Structure, nr_moments: int) -> Any:
     exits = dst < 0
     selfloop = dst == src
     s2 = stirling2(K)
+    output = structure.output
 
     def matrices(theta: Any) -> tuple[Any, Any, Any]:
         w = jnp.asarray(const) + jnp.asarray(coef) @ theta
@@ -145,28 +149,50 @@ def make_function(structure: Structure, nr_moments: int) -> Any:
     def density(M: Any, exit_w: Any, alpha: Any, times: Any) -> Any:
         if rewards is not None:
             alpha, M, exit_w = transformed(M, exit_w, alpha)
+        atom = jnp.maximum(0.0, 1.0 - alpha.sum())
+        m = M.shape[0]
+        # [[S, s], [0, 0]]: its exponential's corner column is int_0^t expm(S u) s du
+        augmented = jnp.zeros((m + 1, m + 1)).at[:m, :m].set(M).at[:m, m].set(exit_w)
 
         def one(t: Any) -> Any:
             ok = jnp.isfinite(t) & (t >= 0)
             tt = jnp.where(ok, t, 0.0)
-            E = expm(M * tt)
-            return jnp.where(ok, alpha @ E @ exit_w, jnp.nan)
+            if output == "cdf":
+                value = atom + alpha @ expm(augmented * tt)[:m, m]
+            elif output == "sf":
+                value = alpha @ expm(M * tt).sum(axis=1)
+            else:
+                value = alpha @ expm(M * tt) @ exit_w
+            return jnp.where(ok, value, jnp.nan)
 
         return jax.vmap(one)(times)
 
     def mass(M: Any, exit_w: Any, alpha: Any, times: Any) -> Any:
-        def one(t: Any) -> Any:
-            ok = jnp.isfinite(t) & (t >= 0) & (t == jnp.floor(t))
-            steps = jnp.where(ok & (t >= 1), t - 1, 0.0).astype(jnp.int64)
+        atom = jnp.maximum(0.0, 1.0 - alpha.sum())
+        # [[T, t], [0, 1]]^k: its corner column is sum_{j < k} T^j t
+        augmented = jnp.zeros((n + 1, n + 1)).at[:n, :n].set(M).at[:n, n].set(exit_w)
+        augmented = augmented.at[n, n].set(1.0)
 
+        def power(A: Any, steps: Any) -> Any:
             def body(i: Any, carry: Any) -> Any:
                 result, base = carry
                 bit = (steps >> i) & 1
                 result = jnp.where(bit == 1, result @ base, result)
                 return result, base @ base
 
-            power, _ = jax.lax.fori_loop(0, 63, body, (jnp.eye(n), M))
-            p = jnp.where(t == 0, jnp.maximum(0.0, 1.0 - alpha.sum()), alpha @ power @ exit_w)
+            result, _ = jax.lax.fori_loop(0, 63, body, (jnp.eye(A.shape[0]), A))
+            return result
+
+        def one(t: Any) -> Any:
+            ok = jnp.isfinite(t) & (t >= 0) & (t == jnp.floor(t))
+            k = jnp.where(ok, t, 0.0).astype(jnp.int64)
+            if output == "cdf":
+                p = atom + alpha @ power(augmented, k)[:n, n]
+            elif output == "sf":
+                p = alpha @ power(M, k).sum(axis=1)
+            else:
+                steps = jnp.maximum(k - 1, 0)
+                p = jnp.where(t == 0, atom, alpha @ power(M, steps) @ exit_w)
             return jnp.where(ok, p, jnp.nan)
 
         return jax.vmap(one)(times)
