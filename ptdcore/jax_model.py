@@ -45,7 +45,14 @@ class Model:
     differentiating with respect to them raises ``NotImplementedError``.
     """
 
-    def __init__(self, graph: Graph | Structure, nr_moments: int = 2, backend: Any = None) -> None:
+    def __init__(
+        self,
+        graph: Graph | Structure,
+        nr_moments: int = 2,
+        backend: Any = None,
+        *,
+        _derived: bool = False,
+    ) -> None:
         import jax
 
         jax.config.update("jax_enable_x64", True)
@@ -54,7 +61,8 @@ class Model:
             raise ValueError(f"nr_moments must be a whole number >= 0, got {nr_moments!r}")
         self.nr_moments = int(nr_moments)
         self.backend = get_backend(backend)
-        warn_if_legacy(self.backend)
+        if not _derived:  # (cdf, sf, quantile: the user was warned for the model itself)
+            warn_if_legacy(self.backend)
         self.discrete = self.structure.discrete
         if self.backend.capabilities.differentiable:  # pure JAX: JAX differentiates it
             self._fn = self.backend.jax_function(self.structure, self.nr_moments)
@@ -92,6 +100,84 @@ class Model:
             )
             return jax.device_put(out[0][0]), jax.device_put(out[1][0])
         return self._fn(theta, times)
+
+    # -- distribution functions (contract section 7) ------------------------------------
+    def _output_model(self, output: str) -> Model:
+        """The same model evaluating ``output`` ("cdf" or "sf") at the times (cached)."""
+        cache = self.__dict__.setdefault("_outputs", {})
+        if output not in cache:
+            cache[output] = Model(
+                self.structure.with_output(output), 0, self.backend, _derived=True
+            )
+        return cache[output]
+
+    def cdf(self, theta: Any, times: Any) -> Any:
+        """``P(T <= t)`` at ``times`` (discrete: ``P(N <= n)``); relatively accurate in the
+        left tail. Same shapes and transforms as the pmf."""
+        return self._output_model("cdf")(theta, times)[0]
+
+    def sf(self, theta: Any, times: Any) -> Any:
+        """``P(T > t)``, computed directly (not ``1 - cdf``): relatively accurate far into
+        the right tail. Same shapes and transforms as the pmf."""
+        return self._output_model("sf")(theta, times)[0]
+
+    def quantile(self, theta: Any, q: Any) -> Any:
+        """The smallest ``t`` with ``cdf(t) >= q``, for levels ``q`` in ``[0, 1)`` (any shape).
+
+        ``cdf(quantile(q)) = q`` to about 1e-14 relative (continuous); discrete models give
+        whole numbers. ``q <= P(T = 0)`` (the atom ``1 - sum(alpha)``) gives 0. Exact
+        derivatives in theta (implicit function theorem); jit/vmap/grad work.
+        """
+        import jax
+        import jax.numpy as jnp
+
+        from .quantile import check_levels, make_quantile
+
+        check_levels(q)
+        if "_quantile" not in self.__dict__:
+            cdf = self._output_model("cdf")
+            pdf = Model(self.structure, 1, self.backend, _derived=True)
+
+            def scalar(m: Model, k: int) -> Any:
+                return lambda th, t: m(th, jnp.reshape(t, (1,)))[k][0]
+
+            def mean(th: Any) -> Any:
+                return pdf(th, jnp.zeros((1,)))[1][0]
+
+            self._quantile = make_quantile(scalar(cdf, 0), scalar(pdf, 0), mean, self.discrete)
+        q = jnp.asarray(q, dtype=jnp.float64)
+        flat = jax.vmap(self._quantile, in_axes=(None, 0))(theta, q.reshape(-1))
+        return flat.reshape(q.shape)
+
+    def sample(self, theta: Any, size: Any = None, seed: int | None = None) -> np.ndarray:
+        """Exact draws of ``T`` (of ``Y`` with rewards) at ``theta``, as a numpy array.
+
+        Simulated by the engine's embedded jump chain (no time grid), in C++ threads;
+        the same ``seed`` gives the same draws whatever the thread count. ``size`` is an
+        int or a shape (None: one draw, returned with shape ``()``); ``seed`` None draws
+        fresh entropy. A theta at which the chain cannot be absorbed gives ``inf`` draws
+        from the states concerned; an invalid theta gives NaN.
+        """
+        from ptdcore_backends.pybind11 import prepare
+
+        theta = np.asarray(theta, dtype=np.float64)
+        P = self.structure.nr_params
+        if theta.shape != (P,):
+            raise ValueError(f"theta must have shape ({P},) for this model, got {theta.shape}")
+        shape = () if size is None else (size,) if np.ndim(size) == 0 else tuple(size)
+        for s in shape:
+            if isinstance(s, bool) or int(s) != s or s < 0:
+                raise ValueError(
+                    f"size must be a whole number >= 0 or a shape of them, got {size!r}"
+                )
+        shape = tuple(int(s) for s in shape)
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0])
+        elif isinstance(seed, bool) or int(seed) != seed or not 0 <= seed < 2**64:
+            raise ValueError(f"seed must be a whole number in [0, 2**64), got {seed!r}")
+        count = int(np.prod(shape)) if shape else 1
+        draws = prepare(self.structure).sample(theta, count, int(seed))
+        return draws.reshape(shape)
 
     def __repr__(self) -> str:
         return (
