@@ -32,7 +32,10 @@ LAMBDAS = (0.1, 1.0, 10.0)
 
 
 def main(out: str = "svgd-example", quick: bool = False) -> dict[str, SVGD]:
+    import jax
     import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)  # ptdcore computes in float64
     import matplotlib
 
     matplotlib.use("Agg")

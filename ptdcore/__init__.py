@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from .backend import Backend, Capabilities, PmfMoments, PmfMomentsJacobian
+from .float64 import Float64Required
 from .graph import Graph
 from .hookspecs import hookimpl
 from .registry import backend_info, get_backend, list_backends, refresh_backends
@@ -18,6 +19,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Backend",
     "Capabilities",
+    "Float64Required",
     "Graph",
     "Model",
     "PmfMoments",

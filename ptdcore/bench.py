@@ -47,9 +47,6 @@ def loglik_gradient_timings(
 
 def run_bench(n: int, n_obs: int = 100, backends=None) -> int:
     """Print the table for the Kingman coalescent with ``n`` samples."""
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
     from .coalescent import kingman_graph
     from .demo import simulate_tmrca
 

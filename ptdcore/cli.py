@@ -148,8 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ptdcore`` script."""
+    """Entry point of the ``ptdcore`` script (its own process: float64 on for JAX)."""
     args = build_parser().parse_args(argv)
+    if args.command in ("demo", "bench", "check"):
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
     return int(args.func(args) or 0)
 
 

@@ -28,9 +28,6 @@ def simulate_tmrca(n: int, theta: float, size: int, seed: int) -> np.ndarray:
 
 def run_demo(quick: bool = False, out: str = "ptdcore-demo") -> int:
     """Run the demo; returns a process exit code."""
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
     from .bench import loglik_gradient_timings
     from .coalescent import kingman_graph
     from .registry import get_backend

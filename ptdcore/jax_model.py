@@ -53,9 +53,9 @@ class Model:
         *,
         _derived: bool = False,
     ) -> None:
-        import jax
+        from .float64 import require_float64
 
-        jax.config.update("jax_enable_x64", True)
+        require_float64("ptdcore.model")
         self.structure = _structure_of(graph)
         if int(nr_moments) != nr_moments or nr_moments < 0:
             raise ValueError(f"nr_moments must be a whole number >= 0, got {nr_moments!r}")
@@ -78,6 +78,9 @@ class Model:
         import jax
         import jax.numpy as jnp
 
+        from .float64 import require_float64
+
+        require_float64("a ptdcore model")  # (float64 may have been turned off since)
         eager = not _traced(theta) and not _traced(times)
         # Eager inputs are converted with numpy: no XLA program for a dtype cast.
         xp = np if eager else jnp

@@ -153,6 +153,7 @@ def test_particles_sharded_over_devices_match_single_device():
     script = textwrap.dedent(
         """
         import json, numpy as np, jax
+        jax.config.update("jax_enable_x64", True)
         from ptdcore import SVGD
         from ptdcore.coalescent import kingman_graph
         data = np.random.default_rng(8).exponential(1.0, 30)

@@ -11,6 +11,8 @@ from functools import cache
 
 import numpy as np
 
+from . import common  # noqa: F401  (float64 on for this process)
+
 MIGRATIONS = [0.5, 1e2, 1e4, 1e6]
 N_PARTICLES = 100
 N_OBS = 200
@@ -48,7 +50,7 @@ class StiffStructuredCoalescent:
         import jax
         import jax.numpy as jnp
 
-        model = structured_model()  # (ptdcore.model turns on float64)
+        model = structured_model()
         data = jnp.asarray(observations())
         self.thetas = jnp.asarray(particles(migration))
         self.fn = jax.jit(

@@ -9,7 +9,11 @@ import os
 import warnings
 from functools import cache
 
+import jax
 import numpy as np
+
+# The benchmark processes are ptdcore's own: float64 on (ptdcore never sets it itself).
+jax.config.update("jax_enable_x64", True)
 
 BACKENDS = ["ffi", "pybind11", "cffi", "legacy"]
 SIZES = [5, 10, 20, 30]
