@@ -80,7 +80,15 @@ class Graph:
     each validates the model and raises ``ValueError`` naming the state or edge at fault.
     """
 
-    def __init__(self, structure: Structure) -> None:
+    def __init__(self, structure: Structure | None = None, **old_keywords: Any) -> None:
+        if old_keywords or not isinstance(structure, Structure):
+            got = ", ".join(sorted(old_keywords)) or type(structure).__name__
+            raise TypeError(
+                f"Graph() got {got}: build a graph with Graph.from_callback(callback, "
+                "initial_state, nr_params=...) (the old Graph(callback=..., parameterized=True,"
+                " nr_samples=...) call), Graph.from_edges(...) or Graph.from_matrices(...); "
+                "see docs/migration.md"
+            )
         self._structure = structure  # validated when the Structure was made
 
     # -- construction ---------------------------------------------------------------------

@@ -33,6 +33,17 @@ from .graph import Graph
 from .structure import Structure
 
 DEFAULT_PRIOR_SD = 10.0
+CONVERGENCE_WINDOW = 0.1
+"""The convergence criterion looks at the last 10% of the steps (at least one chunk)."""
+CONVERGENCE_IMBALANCE = 0.05
+"""... and asks the Stein imbalance ||phi|| / (||drive|| + ||repulsion||), averaged over
+the particles, to stay below this there: the two halves of the update cancel."""
+CONVERGENCE_DRIFT = 0.01
+"""With the default optimizer, the particles' mean and spread (unconstrained scale) must
+also move less than this per unit of cumulative learning rate over that window: RMSprop
+moves every particle about one learning rate per step, so coherent drift of the whole
+cloud (a fit still under way) shows up as a drift near 1 whatever the step size, and
+jitter at the fixed point as a drift near 0."""
 
 
 def compute_sample_moments(data: Any, nr_moments: int) -> np.ndarray:
@@ -41,19 +52,58 @@ def compute_sample_moments(data: Any, nr_moments: int) -> np.ndarray:
     return np.array([np.mean(x**k) for k in range(1, int(nr_moments) + 1)])
 
 
+class DefaultLogPrior:
+    """The documented default prior as a log density on the natural scale: independent
+    LogNormal(0, sd) for positive parameters, Normal(0, sd) otherwise. A class, not a
+    closure, so that SVGD objects pickle."""
+
+    def __init__(self, positive: bool, sd: float = DEFAULT_PRIOR_SD) -> None:
+        self.positive = bool(positive)
+        self.sd = float(sd)
+
+    def __call__(self, theta: Any) -> Any:
+        import jax.numpy as jnp
+
+        if self.positive:
+            log_t = jnp.log(theta)
+            return jnp.sum(-0.5 * (log_t / self.sd) ** 2 - log_t)
+        return jnp.sum(-0.5 * (theta / self.sd) ** 2)
+
+    def __repr__(self) -> str:
+        kind = "LogNormal" if self.positive else "Normal"
+        return f"DefaultLogPrior({kind}(0, {self.sd:g}) per parameter)"
+
+
 def default_log_prior(positive: bool) -> Callable[[Any], Any]:
     """The documented default prior, as a log density on the natural scale."""
-    import jax.numpy as jnp
+    return DefaultLogPrior(positive)
 
-    s = DEFAULT_PRIOR_SD
 
-    def log_prior(theta: Any) -> Any:
-        if positive:
-            log_t = jnp.log(theta)
-            return jnp.sum(-0.5 * (log_t / s) ** 2 - log_t)
-        return jnp.sum(-0.5 * (theta / s) ** 2)
+def warn_if_density_like(data: np.ndarray) -> None:
+    """Warn when observed data look like density values along a grid, not draws of T.
 
-    return log_prior
+    Independent draws turn (a local maximum or minimum) at about 2 (n - 2) / 3 of the
+    inner points; the values of a density along a grid form a smooth curve that turns
+    once or twice. Sorted observations (no turning point either) are monotone
+    non-decreasing and are not warned about.
+    """
+    import warnings
+
+    x = np.asarray(data, dtype=np.float64)
+    if x.size < 10 or not np.all(np.isfinite(x)) or np.all(np.diff(x) >= 0):
+        return
+    steps = np.sign(np.diff(x))
+    steps = steps[steps != 0]
+    turns = int(np.sum(steps[1:] != steps[:-1]))
+    if turns <= max(2, x.size // 20) and np.all(x >= 0):
+        warnings.warn(
+            f"observed_data look like a smooth curve ({turns} turning points in {x.size} "
+            f"values; independent draws have about {2 * (x.size - 2) // 3}) rather than "
+            "independent draws: SVGD expects observed values of T (for example waiting "
+            "times), not density values such as the old observed_pmf",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 class SVGD:
@@ -82,6 +132,11 @@ class SVGD:
         Particles start around ``theta = init_scale`` (log-normal spread 1).
     progress
         Show a progress bar; None shows one when stderr is a terminal.
+    param_names
+        Names of the parameters, used in summaries (default ``theta[0]``, ...).
+
+    A fitted SVGD object pickles (the model is kept as its structure, the default prior
+    is a class), so results can be saved and reloaded.
     """
 
     def __init__(
@@ -100,16 +155,28 @@ class SVGD:
         positive: bool = True,
         init_scale: float = 1.0,
         progress: bool | None = None,
+        param_names: Any = None,
     ) -> None:
-        import jax
+        from .float64 import require_float64
 
-        jax.config.update("jax_enable_x64", True)
+        require_float64("ptdcore.SVGD")
         self._source = model
         self.backend = backend
         self.data = np.asarray(observed_data, dtype=np.float64).ravel()
         if self.data.size == 0:
             raise ValueError("observed_data is empty")
+        warn_if_density_like(self.data)
         self.theta_dim = self._resolve_theta_dim(model, theta_dim)
+        names = (
+            [f"theta[{j}]" for j in range(self.theta_dim)]
+            if param_names is None
+            else [str(n) for n in param_names]
+        )
+        if len(names) != self.theta_dim:
+            raise ValueError(
+                f"param_names has {len(names)} names for {self.theta_dim} parameters: {names}"
+            )
+        self.param_names = names
         if n_particles < 2:
             raise ValueError(f"n_particles must be >= 2, got {n_particles}")
         if n_iterations < 1:
@@ -198,13 +265,17 @@ class SVGD:
         return log_density
 
     # -- running ---------------------------------------------------------------------------
+    def _schedule(self) -> Any:
+        import optax
+
+        return optax.cosine_decay_schedule(self.learning_rate, self.n_iterations, alpha=0.01)
+
     def _optimizer(self) -> Any:
         import optax
 
         if self.optimizer is not None:
             return self.optimizer
-        schedule = optax.cosine_decay_schedule(self.learning_rate, self.n_iterations, alpha=0.01)
-        return optax.rmsprop(schedule, decay=0.9)
+        return optax.rmsprop(self._schedule(), decay=0.9)
 
     def _initial_particles(self) -> Any:
         import jax
@@ -215,11 +286,36 @@ class SVGD:
         center = math.log(self.init_scale) if self.positive else self.init_scale
         return _shard(center + noise)
 
+    def _check_observations(self, nr_moments: int) -> None:
+        """Raise for an observation whose density is zero (or not finite) at every one of
+        the first initial particles: its log-likelihood is -inf whatever the fit does."""
+        import jax.numpy as jnp
+
+        fn, has_moments = self._model_fn(nr_moments)
+        z = np.asarray(self._initial_particles())[:8]
+        thetas = np.exp(z) if self.positive else z
+        data = jnp.asarray(self.data)
+        ok = np.zeros(self.data.size, dtype=bool)
+        for theta in thetas:
+            out = fn(jnp.asarray(theta), data)
+            pmf = np.asarray(out[0] if has_moments else out)
+            ok |= np.isfinite(pmf) & (pmf > 0)
+        if not ok.all():
+            bad = np.flatnonzero(~ok)
+            shown = ", ".join(f"observed_data[{i}] = {float(self.data[i])!r}" for i in bad[:5])
+            more = f" and {bad.size - 5} more" if bad.size > 5 else ""
+            raise ValueError(
+                f"{shown}{more}: zero (or non-finite) density under the model at every "
+                "initial particle, so the log-likelihood is -inf; check the data (observed "
+                "values of T, not densities) and the model"
+            )
+
     def _run(self, nr_moments: int, regularization: float) -> SVGD:
         import jax
 
         from . import svgd_core
 
+        self._check_observations(nr_moments)
         log_density = self._log_density(nr_moments, regularization)
         optimizer = self._optimizer()
         step = svgd_core.build_step(log_density, optimizer)
@@ -242,15 +338,31 @@ class SVGD:
                 bar.update(length)
         if bar is not None:
             bar.close()
-        self.result = _summarise(self, np.stack(history), infos, nr_moments, regularization)
+        rates = None
+        if self.optimizer is None:  # the step sizes taken, for the drift criterion
+            import jax.numpy as jnp
+
+            rates = np.asarray(jax.vmap(self._schedule())(jnp.arange(self.n_iterations)))
+        self.result = _summarise(
+            self, np.stack(history), infos, nr_moments, regularization, chunk, rates
+        )
         return self
 
     def fit(self) -> SVGD:
         """Sample ``p(theta | data)``; returns self."""
         return self._run(0, 0.0)
 
-    def fit_regularized(self, nr_moments: int = 2, regularization: float = 1.0) -> SVGD:
+    def fit_regularized(
+        self, nr_moments: int = 2, regularization: float = 1.0, **old_keywords: Any
+    ) -> SVGD:
         """Sample with the moment-matching penalty (see the module doc); returns self."""
+        if old_keywords:
+            names = ", ".join(sorted(old_keywords))
+            raise TypeError(
+                f"fit_regularized() got {names}: the data now go to the constructor, "
+                "SVGD(model, observed_data, ...), and fit_regularized takes only nr_moments "
+                "and regularization (see docs/migration.md)"
+            )
         if nr_moments < 1:
             raise ValueError(f"nr_moments must be >= 1, got {nr_moments}")
         return self._run(int(nr_moments), float(regularization))
@@ -283,7 +395,13 @@ class SVGD:
 
     @property
     def diagnostics(self) -> dict[str, Any]:
-        """Traces (bandwidth, phi_norm, log_density_mean) and the ``converged`` flag."""
+        """Per-step traces (``bandwidth``, ``phi_norm``, ``log_density_mean``, ``nonfinite``
+        particles, Stein ``imbalance``), ``nonfinite_particle_steps``, ``final_imbalance``,
+        ``final_drift`` and ``converged``: True only when, over the last 10% of the steps,
+        the Stein imbalance averages below 0.05 (the update's kernel-smoothed gradient and
+        repulsion cancel), the particles' mean and spread drift by less than 0.01 per unit
+        of cumulative learning rate (default optimizer; the step-size-free sign that the
+        cloud has stopped moving), and nothing there was non-finite."""
         return self._need()["diagnostics"]
 
     def quantiles(self, q: Any = (0.025, 0.5, 0.975)) -> np.ndarray:
@@ -304,14 +422,36 @@ class SVGD:
     def summary(self) -> str:
         """A short text summary of the fit."""
         lo_hi = self.hpd_interval()
-        lines = [f"{'param':>6} {'mean':>12} {'sd':>12} {'95% HPD':>27}"]
-        for j in range(self.theta_dim):
+        width = max(6, *(len(n) for n in self.param_names))
+        lines = [f"{'param':>{width}} {'mean':>12} {'sd':>12} {'95% HPD':>27}"]
+        for j, name in enumerate(self.param_names):
             lines.append(
-                f"{j:>6} {self.theta_mean[j]:>12.5g} {self.theta_std[j]:>12.5g} "
+                f"{name:>{width}} {self.theta_mean[j]:>12.5g} {self.theta_std[j]:>12.5g} "
                 f"[{lo_hi[j, 0]:>11.5g}, {lo_hi[j, 1]:>11.5g}]"
             )
         lines.append(f"converged: {self.diagnostics['converged']}")
         return "\n".join(lines)
+
+    # -- pickling: a ptdcore Model travels as its structure (its JAX functions do not) ----
+    def __getstate__(self) -> dict[str, Any]:
+        from .jax_model import Model
+
+        state = dict(self.__dict__)
+        src = state["_source"]
+        if isinstance(src, Model):
+            state["_source"] = ("ptdcore.Model", src.structure, src.nr_moments, src.backend.name)
+        if not isinstance(state.get("backend"), str | type(None)):
+            state["backend"] = state["backend"].name
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        src = state["_source"]
+        if isinstance(src, tuple) and len(src) == 4 and src[0] == "ptdcore.Model":
+            from .jax_model import Model
+
+            _, structure, nr_moments, backend = src
+            state["_source"] = Model(structure, nr_moments, backend, _derived=True)
+        self.__dict__.update(state)
 
     def plot(self, out_dir: str = ".", prefix: str = "svgd", true_theta: Any = None) -> list[str]:
         """Write the posterior density and particle-trace plots; returns the file paths."""
@@ -342,22 +482,69 @@ def _progress_bar(total: int, progress: bool | None) -> Any:
     return tqdm(total=total, desc="SVGD", unit="it")
 
 
+def _drift(history: np.ndarray, window_chunks: int, chunk: int, rates: np.ndarray) -> float:
+    """Largest movement of the particles' mean or spread over the last window, per unit
+    of cumulative learning rate (unconstrained scale)."""
+    start, end = history[-1 - window_chunks], history[-1]
+    steps = rates.size
+    first = max(0, steps - window_chunks * chunk)
+    tau = float(rates[first:].sum())
+    if not tau > 0:
+        return float("inf")
+    moved = np.concatenate([np.abs(end.mean(0) - start.mean(0)), np.abs(end.std(0) - start.std(0))])
+    return float(moved.max() / tau)
+
+
 def _summarise(
-    svgd: SVGD, history: np.ndarray, infos: list[Any], nr_moments: int, regularization: float
+    svgd: SVGD,
+    history: np.ndarray,
+    infos: list[Any],
+    nr_moments: int,
+    regularization: float,
+    chunk: int,
+    rates: np.ndarray | None,
 ) -> dict[str, Any]:
     to_natural = np.exp if svgd.positive else (lambda x: x)
     traces = {name: np.concatenate([getattr(i, name) for i in infos]) for name in infos[0]._fields}
-    last, before = history[-1], history[-2]
-    sd = np.maximum(last.std(axis=0), 1e-12)
+    steps = traces["imbalance"].size
+    window = max(len(infos[-1].imbalance), math.ceil(CONVERGENCE_WINDOW * steps))
+    tail_imbalance = float(np.mean(traces["imbalance"][-window:]))
+    nonfinite = int(traces["nonfinite"].sum())
+    # Converged: at the end the update's two halves cancel (a fixed point of SVGD),
+    # the cloud no longer drifts per unit step size (default optimizer), nothing was
+    # non-finite there, and the particles are finite.
+    window_chunks = min(history.shape[0] - 1, max(1, math.ceil(window / chunk)))
+    drift = _drift(history, window_chunks, chunk, rates) if rates is not None else float("nan")
     converged = bool(
-        np.all(np.abs(last.mean(axis=0) - before.mean(axis=0)) < 0.02 * sd)
-        and np.all(np.abs(last.std(axis=0) - before.std(axis=0)) < 0.02 * sd)
-        and np.all(np.isfinite(last))
+        tail_imbalance < CONVERGENCE_IMBALANCE
+        and (rates is None or drift < CONVERGENCE_DRIFT)
+        and traces["nonfinite"][-window:].sum() == 0
+        and np.all(np.isfinite(history[-1]))
     )
+    if nonfinite:
+        import warnings
+
+        worst = int(traces["nonfinite"].max())
+        warnings.warn(
+            f"SVGD: {nonfinite} particle-steps had a non-finite log density or gradient "
+            f"(up to {worst} of {history.shape[1]} particles in one step); their gradients "
+            "were set to zero for those steps. See diagnostics['nonfinite'].",
+            RuntimeWarning,
+            stacklevel=4,
+        )
     return {
         "particles": to_natural(history[-1]),
         "history": to_natural(history),
-        "diagnostics": {**traces, "converged": converged},
+        "diagnostics": {
+            **traces,
+            "converged": converged,
+            "final_imbalance": tail_imbalance,
+            "final_drift": drift,
+            "convergence_criterion": (
+                "imbalance and drift" if rates is not None else "imbalance (custom optimizer)"
+            ),
+            "nonfinite_particle_steps": nonfinite,
+        },
         "nr_moments": nr_moments,
         "regularization": regularization,
     }

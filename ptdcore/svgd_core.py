@@ -41,6 +41,8 @@ class StepInfo(NamedTuple):
     bandwidth: jax.Array
     phi_norm: jax.Array  # mean over particles of ||phi(x_i)||
     log_density_mean: jax.Array
+    nonfinite: jax.Array  # particles whose log density or gradient is NaN or infinite
+    imbalance: jax.Array  # ||phi|| / (||drive|| + ||repulsion||): 0 at the fixed point
 
 
 def rbf_kernel(x: jax.Array, y: jax.Array, bandwidth: jax.Array) -> jax.Array:
@@ -65,6 +67,25 @@ def median_heuristic(particles: jax.Array) -> jax.Array:
     sq = jnp.sum((subset[:, None, :] - subset[None, :, :]) ** 2, axis=-1)
     med2 = jnp.median(sq[jnp.triu_indices(m, k=1)]) if m > 1 else jnp.asarray(1.0)
     return jnp.maximum(med2, 1e-12) / jnp.log(n + 1.0)
+
+
+def stein_parts(
+    particles: jax.Array, grads: jax.Array, bandwidth: jax.Array, kernel: KernelFn = rbf_kernel
+) -> tuple[jax.Array, jax.Array]:
+    """The two halves of ``phi``: the kernel-smoothed gradient and the repulsion."""
+    n = particles.shape[0]
+    if kernel is rbf_kernel:
+        sq = jnp.sum((particles[:, None, :] - particles[None, :, :]) ** 2, axis=-1)
+        k = jnp.exp(-sq / bandwidth)
+        repulsion = 2.0 * (particles * k.sum(axis=1, keepdims=True) - k @ particles) / bandwidth
+        return k @ grads / n, repulsion / n
+
+    def parts_i(x_i: jax.Array) -> tuple[jax.Array, jax.Array]:
+        k = jax.vmap(lambda x_j: kernel(x_j, x_i, bandwidth))(particles)
+        dk = jax.vmap(lambda x_j: jax.grad(kernel)(x_j, x_i, bandwidth))(particles)
+        return k @ grads / n, jnp.sum(dk, axis=0) / n
+
+    return jax.vmap(parts_i)(particles)
 
 
 def stein_direction(
@@ -107,16 +128,23 @@ def build_step(
     def step(state: SVGDState) -> tuple[SVGDState, StepInfo]:
         x = state.particles
         logp, grads = value_and_grad(x)
-        # A particle with an invalid log density (NaN) must not poison the others.
-        grads = jnp.where(jnp.isfinite(grads), grads, 0.0)
+        # A particle with an invalid log density must not poison the others: its
+        # gradient is set to zero, and it is counted (reported after the run).
+        bad = ~jnp.isfinite(logp) | ~jnp.all(jnp.isfinite(grads), axis=-1)
+        grads = jnp.where(bad[:, None], 0.0, grads)
         h = bandwidth_fn(x)
-        phi = stein_direction(x, grads, h, kernel)
+        drive, repulsion = stein_parts(x, grads, h, kernel)
+        phi = drive + repulsion
+        phi_norms = jnp.linalg.norm(phi, axis=-1)
+        scale = jnp.linalg.norm(drive, axis=-1) + jnp.linalg.norm(repulsion, axis=-1)
         updates, opt_state = optimizer.update(-phi, state.opt_state, x)
         new_x = optax.apply_updates(x, updates)
         info = StepInfo(
             bandwidth=h,
-            phi_norm=jnp.mean(jnp.linalg.norm(phi, axis=-1)),
+            phi_norm=jnp.mean(phi_norms),
             log_density_mean=jnp.mean(jnp.where(jnp.isfinite(logp), logp, jnp.nan)),
+            nonfinite=jnp.sum(bad),
+            imbalance=jnp.mean(phi_norms) / jnp.maximum(jnp.mean(scale), 1e-300),
         )
         return SVGDState(new_x, opt_state, state.step + 1), info
 
