@@ -29,6 +29,18 @@ class PmfMomentsJacobian(NamedTuple):
     dmoments: np.ndarray
 
 
+class PmfMomentsHessian(NamedTuple):
+    """pmf, moments, their Jacobians, and the Hessians d2pmf (B, T, P, P), d2moments
+    (B, K, P, P)."""
+
+    pmf: np.ndarray
+    moments: np.ndarray
+    dpmf: np.ndarray
+    dmoments: np.ndarray
+    d2pmf: np.ndarray
+    d2moments: np.ndarray
+
+
 class Capabilities(NamedTuple):
     """What a backend can do, known without running it."""
 
@@ -40,6 +52,9 @@ class Capabilities(NamedTuple):
     """Evaluates the rows of a batch in parallel."""
     devices: tuple[str, ...] = ("cpu",)
     """Where it computes."""
+    second_derivatives: bool = False
+    """``compute_pmf_and_moments`` also takes ``hessian=True`` (exact d2pmf, d2moments), so
+    the JAX model supports ``jax.hessian`` through it."""
     differentiable: bool = False
     """Pure JAX: the model differentiates it with JAX itself (any order) instead of
     through the backend's Jacobians; such a backend implements ``jax_function``."""
@@ -96,10 +111,14 @@ class Backend(abc.ABC):
             ``K``: moments ``E[T], ..., E[T^K]``.
         jacobian
             Also return ``dpmf (B, T, P)`` and ``dmoments (B, K, P)``.
+
+        Backends whose capabilities set ``second_derivatives`` also take ``hessian=True``
+        and then add ``d2pmf (B, T, P, P)`` and ``d2moments (B, K, P, P)``.
         """
 
     def jax_evaluator(self, structure: Structure, nr_moments: int) -> Callable[..., Any]:
-        """A JAX-traceable ``f(theta (P,), times (T,), jacobian) -> tuple of arrays``.
+        """A JAX-traceable ``f(theta (P,), times (T,), order) -> tuple of arrays``: the pmf and
+        moments, with their Jacobians for ``order >= 1`` and Hessians for ``order == 2``.
 
         The default reaches :meth:`compute_pmf_and_moments` through the shared
         batching ``pure_callback`` adapter; jit-native backends override it.
@@ -135,24 +154,37 @@ def check_inputs(
     return theta_arr, times_arr, int(nr_moments)
 
 
-def empty_outputs(B: int, T: int, K: int, P: int, jacobian: bool) -> tuple[np.ndarray, ...]:
-    """Uninitialised float64 output arrays: pmf (B, T), moments (B, K) and the Jacobians."""
-    shapes = [(B, T), (B, K)] + ([(B, T, P), (B, K, P)] if jacobian else [])
-    return tuple(np.empty(shape) for shape in shapes)
+def output_shapes(B: int, T: int, K: int, P: int, order: int) -> list[tuple[int, ...]]:
+    """Shapes of the outputs up to derivative ``order`` (0, 1 or 2)."""
+    shapes = [(B, T), (B, K)]
+    if order >= 1:
+        shapes += [(B, T, P), (B, K, P)]
+    if order >= 2:
+        shapes += [(B, T, P, P), (B, K, P, P)]
+    return shapes
 
 
-def as_result(arrays: Any) -> PmfMoments | PmfMomentsJacobian:
-    """Two arrays as :class:`PmfMoments`, four as :class:`PmfMomentsJacobian`."""
+def empty_outputs(
+    B: int, T: int, K: int, P: int, jacobian: bool, hessian: bool = False
+) -> tuple[np.ndarray, ...]:
+    """Uninitialised float64 outputs: pmf (B, T), moments (B, K), Jacobians, Hessians."""
+    order = 2 if hessian else int(bool(jacobian))
+    return tuple(np.empty(shape) for shape in output_shapes(B, T, K, P, order))
+
+
+def as_result(arrays: Any) -> PmfMoments | PmfMomentsJacobian | PmfMomentsHessian:
+    """Two, four or six arrays as the matching result tuple."""
     arrays = tuple(arrays)
-    return PmfMomentsJacobian(*arrays) if len(arrays) == 4 else PmfMoments(*arrays)
+    kind = {2: PmfMoments, 4: PmfMomentsJacobian, 6: PmfMomentsHessian}[len(arrays)]
+    return kind(*arrays)
 
 
 def check_outputs(
-    name: str, result: Any, B: int, T: int, K: int, P: int, jacobian: bool
+    name: str, result: Any, B: int, T: int, K: int, P: int, jacobian: bool, hessian: bool = False
 ) -> tuple[np.ndarray, ...]:
     """Check a backend's result shapes; raise RuntimeError naming the backend otherwise."""
-    expected = [(B, T), (B, K)] + ([(B, T, P), (B, K, P)] if jacobian else [])
-    labels = ["pmf", "moments", "dpmf", "dmoments"]
+    expected = output_shapes(B, T, K, P, 2 if hessian else int(bool(jacobian)))
+    labels = ["pmf", "moments", "dpmf", "dmoments", "d2pmf", "d2moments"]
     try:
         arrays = tuple(np.asarray(r, dtype=np.float64) for r in result)
     except TypeError:

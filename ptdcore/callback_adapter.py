@@ -30,7 +30,7 @@ def batched_host_call(
     nr_moments: int,
     theta: np.ndarray,
     times: np.ndarray,
-    jacobian: bool,
+    order: int,
 ) -> tuple[np.ndarray, ...]:
     """Evaluate theta (*bt, P) at times (*bs, T) with one backend call.
 
@@ -46,8 +46,15 @@ def batched_host_call(
     times_rows = times.reshape(math.prod(times.shape[:-1]), T)
 
     def call(th: np.ndarray, tm: np.ndarray) -> tuple[np.ndarray, ...]:
-        result = backend.compute_pmf_and_moments(structure, th, tm, K, jacobian=jacobian)
-        return check_outputs(backend.name, result, th.shape[0], tm.shape[0], K, P, jacobian)
+        if order >= 2:
+            result = backend.compute_pmf_and_moments(
+                structure, th, tm, K, jacobian=True, hessian=True
+            )
+        else:
+            result = backend.compute_pmf_and_moments(structure, th, tm, K, jacobian=order >= 1)
+        return check_outputs(
+            backend.name, result, th.shape[0], tm.shape[0], K, P, order >= 1, order >= 2
+        )
 
     if times_rows.shape[0] == 1:
         out = call(theta_rows, times_rows[0])
@@ -89,13 +96,20 @@ def callback_evaluator(
 
     P, K = structure.nr_params, nr_moments
 
-    def evaluate(theta: Any, times: Any, jacobian: bool) -> tuple[Any, ...]:
+    def evaluate(theta: Any, times: Any, order: int) -> tuple[Any, ...]:
+        if order >= 2 and not backend.capabilities.second_derivatives:
+            raise NotImplementedError(
+                f"backend {backend.name!r} does not provide second derivatives "
+                "(Capabilities.second_derivatives is False), so jax.hessian and other "
+                "second-order transforms cannot run on it; use ffi, pybind11, cffi or legacy"
+            )
         T = times.shape[-1]
-        shapes = [(T,), (K,)] + ([(T, P), (K, P)] if jacobian else [])
+        shapes = [(T,), (K,)] + ([(T, P), (K, P)] if order >= 1 else [])
+        shapes += [(T, P, P), (K, P, P)] if order >= 2 else []
         result_shapes = tuple(jax.ShapeDtypeStruct(s, jnp.float64) for s in shapes)
 
         def host(th: np.ndarray, tm: np.ndarray) -> tuple[np.ndarray, ...]:
-            out = batched_host_call(backend, structure, K, th, tm, jacobian)
+            out = batched_host_call(backend, structure, K, th, tm, order)
             return tuple(np.ascontiguousarray(a) for a in out)
 
         return jax.pure_callback(host, result_shapes, theta, times, vmap_method="expand_dims")

@@ -207,24 +207,52 @@ def _check_concrete_times(times: Any, discrete: bool) -> None:
 
 
 def _make_differentiable(evaluate: Any) -> Any:
+    """``fn(theta, times) -> (pmf, moments)`` with exact first and second derivatives.
+
+    ``evaluate(theta, times, order)`` returns the outputs up to derivative ``order``
+    (0: pmf, moments; 1: and their Jacobians; 2: and their Hessians). Two nested
+    ``custom_jvp`` rules: ``fn``'s tangent is ``J dtheta`` with ``J`` from ``first``,
+    whose own tangent (needed by ``jax.hessian``, ``jacfwd(jacrev)``, ...) is
+    ``H dtheta`` from the backend's exact second derivatives. One backend call per
+    evaluation at each order. Third derivatives are not available.
+    """
     import jax
     import jax.numpy as jnp
     from jax.custom_derivatives import SymbolicZero
 
-    @jax.custom_jvp
-    def fn(theta: Any, times: Any) -> tuple[Any, Any]:
-        pmf, moments = evaluate(theta, times, False)
-        return pmf, moments
-
-    def fn_jvp(primals: Any, tangents: Any) -> Any:
-        theta, times = primals
-        dtheta, dtimes = tangents
+    def no_time_tangent(dtimes: Any) -> None:
         if not isinstance(dtimes, SymbolicZero):
             raise NotImplementedError(
                 "ptdcore models are not differentiable with respect to times "
                 "(they are data); differentiate with respect to theta"
             )
-        pmf, moments, dpmf, dmoments = evaluate(theta, times, True)
+
+    @jax.custom_jvp
+    def first(theta: Any, times: Any) -> tuple[Any, ...]:
+        return tuple(evaluate(theta, times, 1))  # pmf, moments, dpmf, dmoments
+
+    def first_jvp(primals: Any, tangents: Any) -> Any:
+        theta, times = primals
+        dtheta, dtimes = tangents
+        no_time_tangent(dtimes)
+        pmf, moments, dpmf, dmoments, d2pmf, d2moments = evaluate(theta, times, 2)
+        out = (pmf, moments, dpmf, dmoments)
+        if isinstance(dtheta, SymbolicZero):
+            return out, tuple(jnp.zeros_like(a) for a in out)
+        return out, (dpmf @ dtheta, dmoments @ dtheta, d2pmf @ dtheta, d2moments @ dtheta)
+
+    first.defjvp(first_jvp, symbolic_zeros=True)
+
+    @jax.custom_jvp
+    def fn(theta: Any, times: Any) -> tuple[Any, Any]:
+        pmf, moments = evaluate(theta, times, 0)
+        return pmf, moments
+
+    def fn_jvp(primals: Any, tangents: Any) -> Any:
+        theta, times = primals
+        dtheta, dtimes = tangents
+        no_time_tangent(dtimes)
+        pmf, moments, dpmf, dmoments = first(theta, times)
         if isinstance(dtheta, SymbolicZero):
             return (pmf, moments), (jnp.zeros_like(pmf), jnp.zeros_like(moments))
         return (pmf, moments), (dpmf @ dtheta, dmoments @ dtheta)

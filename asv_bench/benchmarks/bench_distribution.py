@@ -53,3 +53,30 @@ class DistributionFunctions:
 
     def time_sample_1e6(self, n):
         self.model.sample(np.array([1.0]), 1_000_000, seed=1)
+
+
+class LogLikelihoodHessian:
+    """jit(hessian) of a 100-observation Kingman TMRCA log-likelihood (ffi), one theta."""
+
+    params = [10, 20]
+    param_names = ["n"]
+    timeout = 600
+
+    def setup(self, n):
+        import jax
+        import jax.numpy as jnp
+
+        import ptdcore
+
+        from .common import observations
+
+        model = ptdcore.model(kingman(n), nr_moments=2)
+        data = jnp.asarray(observations(n))
+        self.hessian = jax.jit(jax.hessian(lambda th: jnp.sum(jnp.log(model(th, data)[0]))))
+        self.theta = jnp.array([1.0])
+        jax.block_until_ready(self.hessian(self.theta))
+
+    def time_hessian_100_observations(self, n):
+        import jax
+
+        jax.block_until_ready(self.hessian(self.theta))

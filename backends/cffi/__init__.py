@@ -12,6 +12,7 @@ from ptdcore.backend import (
     Backend,
     Capabilities,
     PmfMoments,
+    PmfMomentsHessian,
     PmfMomentsJacobian,
     as_result,
     check_inputs,
@@ -30,6 +31,10 @@ void ptd_model_free(ptd_model* model);
 int ptd_model_evaluate(const ptd_model* model, const double* theta, int64_t B,
     const double* times, int64_t T, int64_t K, double* pmf, double* moments,
     double* dpmf, double* dmoments, int threads, char* err, int64_t err_len);
+int ptd_model_evaluate_hessian(const ptd_model* model, const double* theta, int64_t B,
+    const double* times, int64_t T, int64_t K, double* pmf, double* moments,
+    double* dpmf, double* dmoments, double* d2pmf, double* d2moments, int threads,
+    char* err, int64_t err_len);
 """
 _ERR_LEN = 1024
 
@@ -75,7 +80,9 @@ class CffiBackend(Backend):
     name = "cffi"
     description = "C++ engine via its C ABI and cffi; GIL released, batch rows in parallel"
     priority = 20
-    capabilities = Capabilities(jit_native=False, releases_gil=True, parallel_batch=True)
+    capabilities = Capabilities(
+        jit_native=False, releases_gil=True, parallel_batch=True, second_derivatives=True
+    )
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -95,18 +102,20 @@ class CffiBackend(Backend):
         nr_moments: int,
         *,
         jacobian: bool = False,
-    ) -> PmfMoments | PmfMomentsJacobian:
+        hessian: bool = False,
+    ) -> PmfMoments | PmfMomentsJacobian | PmfMomentsHessian:
         theta, times, K = check_inputs(structure, theta, times, nr_moments)
         ffi, lib = _ffi_and_lib()
         model = prepare(structure)
         B, T = theta.shape[0], times.shape[0]
-        out = empty_outputs(B, T, K, structure.nr_params, jacobian)
-        pmf, moments, dpmf, dmoments = out + (None,) * (4 - len(out))
+        out = empty_outputs(B, T, K, structure.nr_params, jacobian, hessian)
+        pmf, moments, dpmf, dmoments, d2pmf, d2moments = out + (None,) * (6 - len(out))
         err = ffi.new("char[]", _ERR_LEN)
-        status = lib.ptd_model_evaluate(
+        status = lib.ptd_model_evaluate_hessian(
             model, _ptr(ffi, "double*", theta), B, _ptr(ffi, "double*", times), T, K,
             _ptr(ffi, "double*", pmf), _ptr(ffi, "double*", moments),
-            _ptr(ffi, "double*", dpmf), _ptr(ffi, "double*", dmoments), 0, err, _ERR_LEN,
+            _ptr(ffi, "double*", dpmf), _ptr(ffi, "double*", dmoments),
+            _ptr(ffi, "double*", d2pmf), _ptr(ffi, "double*", d2moments), 0, err, _ERR_LEN,
         )  # fmt: skip
         if status != 0:
             raise RuntimeError(f"cffi backend: {ffi.string(err).decode()}")

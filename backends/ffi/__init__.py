@@ -21,6 +21,7 @@ from ptdcore.backend import (
     Backend,
     Capabilities,
     PmfMoments,
+    PmfMomentsHessian,
     PmfMomentsJacobian,
     as_result,
     check_inputs,
@@ -30,6 +31,7 @@ from ptdcore.structure import Structure
 
 TARGET = "ptdcore_pmf_moments"
 TARGET_JACOBIAN = "ptdcore_pmf_moments_jacobian"
+TARGET_HESSIAN = "ptdcore_pmf_moments_hessian"
 
 
 @lru_cache(maxsize=1)
@@ -55,9 +57,7 @@ def model_id(structure: Structure) -> int:
     )  # fmt: skip
 
 
-def ffi_evaluate(
-    structure: Structure, nr_moments: int, theta: Any, times: Any, jacobian: bool
-) -> Any:
+def ffi_evaluate(structure: Structure, nr_moments: int, theta: Any, times: Any, order: int) -> Any:
     """The custom call on theta (..., P) and times (..., T) (leading axes equal, or times 1-D)."""
     import jax
     import jax.numpy as jnp
@@ -66,9 +66,13 @@ def ffi_evaluate(
     P, K = structure.nr_params, nr_moments
     lead = theta.shape[:-1]
     T = times.shape[-1]
-    shapes = [lead + (T,), lead + (K,)] + ([lead + (T, P), lead + (K, P)] if jacobian else [])
+    shapes = [lead + (T,), lead + (K,)]
+    if order >= 1:
+        shapes += [lead + (T, P), lead + (K, P)]
+    if order >= 2:
+        shapes += [lead + (T, P, P), lead + (K, P, P)]
     call = jax.ffi.ffi_call(
-        TARGET_JACOBIAN if jacobian else TARGET,
+        (TARGET, TARGET_JACOBIAN, TARGET_HESSIAN)[int(order)],
         tuple(jax.ShapeDtypeStruct(s, jnp.float64) for s in shapes),
         vmap_method="broadcast_all",
     )
@@ -87,7 +91,9 @@ class FfiBackend(Backend):
     name = "ffi"
     description = "C++ engine as XLA FFI custom calls; jit-native, batch on XLA's thread pool"
     priority = 40
-    capabilities = Capabilities(jit_native=True, releases_gil=True, parallel_batch=True)
+    capabilities = Capabilities(
+        jit_native=True, releases_gil=True, parallel_batch=True, second_derivatives=True
+    )
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -102,8 +108,8 @@ class FfiBackend(Backend):
     def jax_evaluator(self, structure: Structure, nr_moments: int) -> Any:
         model_id(structure)  # register now: errors surface at model creation
 
-        def evaluate(theta: Any, times: Any, jacobian: bool) -> tuple[Any, ...]:
-            return ffi_evaluate(structure, nr_moments, theta, times, jacobian)
+        def evaluate(theta: Any, times: Any, order: int) -> tuple[Any, ...]:
+            return ffi_evaluate(structure, nr_moments, theta, times, order)
 
         return evaluate
 
@@ -115,11 +121,14 @@ class FfiBackend(Backend):
         nr_moments: int,
         *,
         jacobian: bool = False,
-    ) -> PmfMoments | PmfMomentsJacobian:
+        hessian: bool = False,
+    ) -> PmfMoments | PmfMomentsJacobian | PmfMomentsHessian:
         theta, times, K = check_inputs(structure, theta, times, nr_moments)
         ext = _register_targets()
         return as_result(
-            ext.evaluate(model_id(structure), structure.content_hash, theta, times, K, jacobian)
+            ext.evaluate(
+                model_id(structure), structure.content_hash, theta, times, K, jacobian, hessian
+            )
         )
 
 

@@ -56,14 +56,17 @@ inline ffi::Error plan_call(int64_t model_id, std::string_view content_hash, int
   return ffi::Error::Success();
 }
 
-// Row r of the call (host pointers); dpmf/dmoments null without Jacobians.
+// Row r of the call (host pointers); dpmf/dmoments null without Jacobians,
+// d2pmf/d2moments null without Hessians.
 inline void run_row(const CallPlan& plan, int64_t r, const double* theta, const double* times,
                     double* pmf, double* moments, double* dpmf, double* dmoments,
-                    ptdcore::Workspace& ws) {
+                    ptdcore::Workspace& ws, double* d2pmf = nullptr, double* d2moments = nullptr) {
   const int64_t P = plan.P, T = plan.T, K = plan.K;
   plan.model->evaluate_row(theta + r * P, times + (plan.time_rows == 1 ? 0 : r * T), T, K,
                            pmf + r * T, moments + r * K, dpmf ? dpmf + r * T * P : nullptr,
-                           dmoments ? dmoments + r * K * P : nullptr, ws);
+                           dmoments ? dmoments + r * K * P : nullptr, ws,
+                           d2pmf ? d2pmf + r * T * P * P : nullptr,
+                           d2moments ? d2moments + r * K * P * P : nullptr);
 }
 
 }  // namespace ptdcore_ffi

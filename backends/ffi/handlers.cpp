@@ -19,6 +19,8 @@ extern "C" __attribute__((visibility("default"))) XLA_FFI_Error* PtdcorePmfMomen
     XLA_FFI_CallFrame* call_frame);
 extern "C" __attribute__((visibility("default"))) XLA_FFI_Error* PtdcorePmfMomentsJacobian(
     XLA_FFI_CallFrame* call_frame);
+extern "C" __attribute__((visibility("default"))) XLA_FFI_Error* PtdcorePmfMomentsHessian(
+    XLA_FFI_CallFrame* call_frame);
 
 namespace {
 
@@ -59,7 +61,8 @@ void parallel_rows(ffi::ThreadPool& pool, int64_t rows, const Body& body) {
 ffi::Error evaluate(ffi::ThreadPool pool, int64_t model_id, std::string_view content_hash,
                     int64_t nr_moments, ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> times,
                     double* pmf, double* moments, double* dpmf, double* dmoments,
-                    int64_t pmf_size, int64_t moments_size) {
+                    int64_t pmf_size, int64_t moments_size, double* d2pmf = nullptr,
+                    double* d2moments = nullptr) {
   ptdcore_ffi::CallPlan plan;
   ffi::Error status = ptdcore_ffi::plan_call(model_id, content_hash, nr_moments, theta.dimensions(),
                                              times.dimensions(), pmf_size, moments_size, plan);
@@ -70,7 +73,7 @@ ffi::Error evaluate(ffi::ThreadPool pool, int64_t model_id, std::string_view con
     // One workspace per thread, reused across calls: a thread runs one row at a
     // time, and reusing the buffers matters for small models in long scans.
     thread_local ptdcore::Workspace ws;
-    ptdcore_ffi::run_row(plan, r, th, tm, pmf, moments, dpmf, dmoments, ws);
+    ptdcore_ffi::run_row(plan, r, th, tm, pmf, moments, dpmf, dmoments, ws, d2pmf, d2moments);
   });
   return ffi::Error::Success();
 }
@@ -103,7 +106,44 @@ ffi::Error PmfMomentsJacobianImpl(ffi::ThreadPool pool, int64_t model_id,
                   static_cast<int64_t>(moments->element_count()));
 }
 
+ffi::Error PmfMomentsHessianImpl(ffi::ThreadPool pool, int64_t model_id,
+                                 std::string_view content_hash, int64_t nr_moments,
+                                 ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> times,
+                                 ffi::ResultBuffer<ffi::F64> pmf,
+                                 ffi::ResultBuffer<ffi::F64> moments,
+                                 ffi::ResultBuffer<ffi::F64> dpmf,
+                                 ffi::ResultBuffer<ffi::F64> dmoments,
+                                 ffi::ResultBuffer<ffi::F64> d2pmf,
+                                 ffi::ResultBuffer<ffi::F64> d2moments) {
+  const int64_t P = theta.dimensions().size() == 0 ? 0 : theta.dimensions().back();
+  const int64_t pmf_size = static_cast<int64_t>(pmf->element_count());
+  const int64_t moments_size = static_cast<int64_t>(moments->element_count());
+  if (static_cast<int64_t>(dpmf->element_count()) != pmf_size * P ||
+      static_cast<int64_t>(dmoments->element_count()) != moments_size * P ||
+      static_cast<int64_t>(d2pmf->element_count()) != pmf_size * P * P ||
+      static_cast<int64_t>(d2moments->element_count()) != moments_size * P * P)
+    return ffi::Error::InvalidArgument("ptdcore ffi: Hessian output shapes do not match");
+  return evaluate(pool, model_id, content_hash, nr_moments, theta, times, pmf->typed_data(),
+                  moments->typed_data(), dpmf->typed_data(), dmoments->typed_data(), pmf_size,
+                  moments_size, d2pmf->typed_data(), d2moments->typed_data());
+}
+
 }  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PtdcorePmfMomentsHessian, PmfMomentsHessianImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()           // XLA's intra-op pool
+                                  .Attr<int64_t>("model_id")        // registry id
+                                  .Attr<std::string_view>("content_hash")  // checked against id
+                                  .Attr<int64_t>("nr_moments")      // K
+                                  .Arg<ffi::Buffer<ffi::F64>>()     // theta (..., P)
+                                  .Arg<ffi::Buffer<ffi::F64>>()     // times (..., T)
+                                  .Ret<ffi::Buffer<ffi::F64>>()     // pmf (..., T)
+                                  .Ret<ffi::Buffer<ffi::F64>>()     // moments (..., K)
+                                  .Ret<ffi::Buffer<ffi::F64>>()     // dpmf (..., T, P)
+                                  .Ret<ffi::Buffer<ffi::F64>>()     // dmoments (..., K, P)
+                                  .Ret<ffi::Buffer<ffi::F64>>()     // d2pmf (..., T, P, P)
+                                  .Ret<ffi::Buffer<ffi::F64>>());   // d2moments (..., K, P, P)
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PtdcorePmfMoments, PmfMomentsImpl,
                               ffi::Ffi::Bind()

@@ -9,6 +9,7 @@
 
 #include "model_registry.hpp"
 #include "ptdcore/batch.hpp"
+#include "numpy_evaluate.hpp"
 #include "numpy_structure.hpp"
 #include "xla/ffi/api/c_api.h"
 
@@ -16,6 +17,7 @@ namespace py = pybind11;
 
 extern "C" XLA_FFI_Error* PtdcorePmfMoments(XLA_FFI_CallFrame* call_frame);
 extern "C" XLA_FFI_Error* PtdcorePmfMomentsJacobian(XLA_FFI_CallFrame* call_frame);
+extern "C" XLA_FFI_Error* PtdcorePmfMomentsHessian(XLA_FFI_CallFrame* call_frame);
 #ifdef PTDCORE_WITH_CUDA
 extern "C" XLA_FFI_Error* PtdcorePmfMomentsCuda(XLA_FFI_CallFrame* call_frame);
 extern "C" XLA_FFI_Error* PtdcorePmfMomentsJacobianCuda(XLA_FFI_CallFrame* call_frame);
@@ -41,28 +43,12 @@ int64_t register_model(const std::string& content_hash, int64_t nr_states, int64
 // The same engine outside XLA, for eager calls and the numpy protocol: theta
 // (B, P), times (T,); rows in parallel threads, GIL released around the work.
 py::tuple evaluate(int64_t model_id, const std::string& content_hash, const DoubleArray& theta,
-                   const DoubleArray& times, int64_t nr_moments, bool jacobian) {
+                   const DoubleArray& times, int64_t nr_moments, bool jacobian, bool hessian) {
   const ptdcore_ffi::RegisteredModel found = ptdcore_ffi::find_model(model_id);
   if (!found.model || found.content_hash != content_hash)
     throw py::value_error("ptdcore ffi: unknown model id or content hash");
-  const int64_t P = found.model->nr_params();
-  if (theta.ndim() != 2 || theta.shape(1) != P || times.ndim() != 1 || nr_moments < 0)
-    throw py::value_error("ptdcore ffi: theta must be (B, P), times (T,), nr_moments >= 0");
-  const int64_t B = theta.shape(0), T = times.shape(0), K = nr_moments;
-  DoubleArray pmf({B, T}), moments({B, K});
-  DoubleArray dpmf(jacobian ? std::vector<py::ssize_t>{B, T, P} : std::vector<py::ssize_t>{0});
-  DoubleArray dmoments(jacobian ? std::vector<py::ssize_t>{B, K, P} : std::vector<py::ssize_t>{0});
-  const ptdcore::Outputs out{pmf.mutable_data(), moments.mutable_data(),
-                             jacobian ? dpmf.mutable_data() : nullptr,
-                             jacobian ? dmoments.mutable_data() : nullptr};
-  const double* th = theta.data();
-  const double* tm = times.data();
-  {
-    py::gil_scoped_release release;
-    ptdcore::evaluate_batch(*found.model, th, B, tm, T, K, out, 0);
-  }
-  if (jacobian) return py::make_tuple(pmf, moments, dpmf, dmoments);
-  return py::make_tuple(pmf, moments);
+  return ptdcore_bindings::evaluate_to_numpy(*found.model, theta, times, nr_moments, jacobian,
+                                             hessian, 0);
 }
 
 }  // namespace
@@ -74,6 +60,8 @@ PYBIND11_MODULE(_ffi, m) {
     targets["ptdcore_pmf_moments"] =
         py::capsule(reinterpret_cast<void*>(PtdcorePmfMoments));
     targets["ptdcore_pmf_moments_jacobian"] = py::capsule(reinterpret_cast<void*>(PtdcorePmfMomentsJacobian));
+    targets["ptdcore_pmf_moments_hessian"] =
+        py::capsule(reinterpret_cast<void*>(PtdcorePmfMomentsHessian));
     return targets;
   });
   m.def("registrations_cuda", []() {
@@ -87,7 +75,7 @@ PYBIND11_MODULE(_ffi, m) {
   }, "CUDA handlers (empty unless built with -DPTDCORE_BUILD_CUDA=ON).");
   m.def("evaluate", &evaluate, py::arg("model_id"), py::arg("content_hash"), py::arg("theta"),
         py::arg("times"), py::arg("nr_moments"), py::arg("jacobian") = false,
-        "Evaluate a registered model outside XLA (eager calls).");
+        py::arg("hessian") = false, "Evaluate a registered model outside XLA (eager calls).");
   m.def("register_model", &register_model, py::arg("content_hash"), py::arg("nr_states"),
         py::arg("nr_params"), py::arg("discrete"), py::arg("alpha"), py::arg("src"),
         py::arg("dst"), py::arg("constant"), py::arg("coef_ptr"), py::arg("coef_index"),

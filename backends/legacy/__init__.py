@@ -20,6 +20,7 @@ from ptdcore.backend import (
     Backend,
     Capabilities,
     PmfMoments,
+    PmfMomentsHessian,
     PmfMomentsJacobian,
     as_result,
     check_inputs,
@@ -44,6 +45,8 @@ def _bind(lib: Any) -> Any:
     lib.compute_pmf_and_moments.restype = ctypes.c_int
     lib.compute_pmf_and_moments_jacobian.argtypes = base + [_c_double_p, _c_double_p]
     lib.compute_pmf_and_moments_jacobian.restype = ctypes.c_int
+    lib.compute_pmf_and_moments_hessian.argtypes = base + [_c_double_p] * 4
+    lib.compute_pmf_and_moments_hessian.restype = ctypes.c_int
     return lib
 
 
@@ -97,7 +100,9 @@ class LegacyBackend(Backend):
     name = "legacy"
     description = "generated C++ per model, compiled at run time, cached on disk, ctypes.PyDLL"
     priority = 0
-    capabilities = Capabilities(jit_native=False, releases_gil=False, parallel_batch=False)
+    capabilities = Capabilities(
+        jit_native=False, releases_gil=False, parallel_batch=False, second_derivatives=True
+    )
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -115,13 +120,20 @@ class LegacyBackend(Backend):
         nr_moments: int,
         *,
         jacobian: bool = False,
-    ) -> PmfMoments | PmfMomentsJacobian:
+        hessian: bool = False,
+    ) -> PmfMoments | PmfMomentsJacobian | PmfMomentsHessian:
         theta, times, K = check_inputs(structure, theta, times, nr_moments)
         lib = load_model(structure)
         B, T = theta.shape[0], times.shape[0]
-        out = empty_outputs(B, T, K, structure.nr_params, jacobian)
+        out = empty_outputs(B, T, K, structure.nr_params, jacobian, hessian)
         args = [_as_ptr(theta), B, _as_ptr(times), T, K, *(_as_ptr(a) for a in out)]
-        entry = lib.compute_pmf_and_moments_jacobian if jacobian else lib.compute_pmf_and_moments
+        entry = (
+            lib.compute_pmf_and_moments_hessian
+            if hessian
+            else lib.compute_pmf_and_moments_jacobian
+            if jacobian
+            else lib.compute_pmf_and_moments
+        )
         if entry(*args) != 0:
             raise RuntimeError("legacy backend: the model library reported an error")
         return as_result(out)

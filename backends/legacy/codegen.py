@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from ptdcore.structure import Structure
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: the Hessian entry point
 
 
 def _ints(values: Iterable[int]) -> str:
@@ -91,14 +91,17 @@ const ptdcore::PreparedModel& model() {{
 }}
 
 int run(const double* theta, int64_t n_theta, const double* times, int64_t n_times,
-        int64_t nr_moments, double* pmf, double* moments, double* dpmf, double* dmoments) {{
+        int64_t nr_moments, double* pmf, double* moments, double* dpmf, double* dmoments,
+        double* d2pmf = nullptr, double* d2moments = nullptr) {{
   try {{
     ptdcore::Workspace ws;
     const int64_t P = {nr_params};
     for (int64_t b = 0; b < n_theta; ++b)
       model().evaluate_row(theta + b * P, times, n_times, nr_moments, pmf + b * n_times,
                            moments + b * nr_moments, dpmf ? dpmf + b * n_times * P : nullptr,
-                           dmoments ? dmoments + b * nr_moments * P : nullptr, ws);
+                           dmoments ? dmoments + b * nr_moments * P : nullptr, ws,
+                           d2pmf ? d2pmf + b * n_times * P * P : nullptr,
+                           d2moments ? d2moments + b * nr_moments * P * P : nullptr);
     return 0;
   }} catch (const std::exception&) {{
     return 1;
@@ -122,5 +125,15 @@ PTD_EXPORT int compute_pmf_and_moments_jacobian(const double* theta, int64_t n_t
                                                 double* dmoments_out) {{
   return run(theta, n_theta, times, n_times, nr_moments, pmf_out, moments_out, dpmf_out,
              dmoments_out);
+}}
+
+PTD_EXPORT int compute_pmf_and_moments_hessian(const double* theta, int64_t n_theta,
+                                               const double* times, int64_t n_times,
+                                               int64_t nr_moments, double* pmf_out,
+                                               double* moments_out, double* dpmf_out,
+                                               double* dmoments_out, double* d2pmf_out,
+                                               double* d2moments_out) {{
+  return run(theta, n_theta, times, n_times, nr_moments, pmf_out, moments_out, dpmf_out,
+             dmoments_out, d2pmf_out, d2moments_out);
 }}
 """

@@ -12,6 +12,7 @@ from ptdcore.backend import (
     Backend,
     Capabilities,
     PmfMoments,
+    PmfMomentsHessian,
     PmfMomentsJacobian,
     as_result,
     check_inputs,
@@ -38,7 +39,9 @@ class Pybind11Backend(Backend):
     name = "pybind11"
     description = "C++ engine via pybind11; GIL released, batch rows in parallel threads"
     priority = 30
-    capabilities = Capabilities(jit_native=False, releases_gil=True, parallel_batch=True)
+    capabilities = Capabilities(
+        jit_native=False, releases_gil=True, parallel_batch=True, second_derivatives=True
+    )
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -56,9 +59,10 @@ class Pybind11Backend(Backend):
         nr_moments: int,
         *,
         jacobian: bool = False,
-    ) -> PmfMoments | PmfMomentsJacobian:
+        hessian: bool = False,
+    ) -> PmfMoments | PmfMomentsJacobian | PmfMomentsHessian:
         theta, times, K = check_inputs(structure, theta, times, nr_moments)
-        return as_result(prepare(structure).evaluate(theta, times, K, jacobian))
+        return as_result(prepare(structure).evaluate(theta, times, K, jacobian, hessian=hessian))
 
 
 class GraphBuilder:

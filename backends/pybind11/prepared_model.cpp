@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "numpy_evaluate.hpp"
 #include "numpy_structure.hpp"
 #include "ptdcore/engine.hpp"
 #include "ptdcore/sampling.hpp"
@@ -37,27 +38,10 @@ ptdcore::PreparedModel make_model(int64_t nr_states, int64_t nr_params, bool dis
 }
 
 py::tuple evaluate(const ptdcore::PreparedModel& model, const DoubleArray& theta,
-                   const DoubleArray& times, int64_t nr_moments, bool jacobian, int threads) {
-  const int64_t P = model.nr_params();
-  require(theta.ndim() == 2 && theta.shape(1) == P,
-          "theta must have shape (B, " + std::to_string(P) + ")");
-  require(times.ndim() == 1, "times must be one-dimensional");
-  require(nr_moments >= 0, "nr_moments must be >= 0");
-  const int64_t B = theta.shape(0), T = times.shape(0), K = nr_moments;
-  DoubleArray pmf({B, T}), moments({B, K});
-  DoubleArray dpmf(jacobian ? std::vector<py::ssize_t>{B, T, P} : std::vector<py::ssize_t>{0});
-  DoubleArray dmoments(jacobian ? std::vector<py::ssize_t>{B, K, P} : std::vector<py::ssize_t>{0});
-  ptdcore::Outputs out{pmf.mutable_data(), moments.mutable_data(),
-                       jacobian ? dpmf.mutable_data() : nullptr,
-                       jacobian ? dmoments.mutable_data() : nullptr};
-  const double* theta_ptr = theta.data();
-  const double* times_ptr = times.data();
-  {
-    py::gil_scoped_release release;
-    ptdcore::evaluate_batch(model, theta_ptr, B, times_ptr, T, K, out, threads);
-  }
-  if (jacobian) return py::make_tuple(pmf, moments, dpmf, dmoments);
-  return py::make_tuple(pmf, moments);
+                   const DoubleArray& times, int64_t nr_moments, bool jacobian, int threads,
+                   bool hessian) {
+  return ptdcore_bindings::evaluate_to_numpy(model, theta, times, nr_moments, jacobian, hessian,
+                                             threads);
 }
 
 DoubleArray sample(const ptdcore::PreparedModel& model, const DoubleArray& theta, int64_t count,
@@ -90,9 +74,9 @@ void register_prepared_model(py::module_& m) {
       .def_property_readonly("acyclic", &ptdcore::PreparedModel::acyclic)
       .def_property_readonly("level_structured", &ptdcore::PreparedModel::level_structured)
       .def("evaluate", &evaluate, py::arg("theta"), py::arg("times"), py::arg("nr_moments"),
-           py::arg("jacobian") = false, py::arg("threads") = 0,
-           "Evaluate a batch: theta (B, P), times (T,). Returns (pmf, moments) or, with "
-           "jacobian=True, (pmf, moments, dpmf, dmoments).")
+           py::arg("jacobian") = false, py::arg("threads") = 0, py::arg("hessian") = false,
+           "Evaluate a batch: theta (B, P), times (T,). Returns (pmf, moments); with "
+           "jacobian=True also (dpmf, dmoments); with hessian=True also (d2pmf, d2moments).")
       .def("sample", &sample, py::arg("theta"), py::arg("count"), py::arg("seed"),
            py::arg("threads") = 0,
            "count exact draws of T (of Y with rewards) at theta (P,), reproducible from seed.");

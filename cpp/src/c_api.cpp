@@ -61,12 +61,22 @@ int64_t ptd_model_nr_params(const ptd_model* model) { return model->prepared.nr_
 int ptd_model_evaluate(const ptd_model* model, const double* theta, int64_t B, const double* times,
                        int64_t T, int64_t K, double* pmf, double* moments, double* dpmf,
                        double* dmoments, int threads, char* err, int64_t err_len) {
+  return ptd_model_evaluate_hessian(model, theta, B, times, T, K, pmf, moments, dpmf, dmoments,
+                                    nullptr, nullptr, threads, err, err_len);
+}
+
+int ptd_model_evaluate_hessian(const ptd_model* model, const double* theta, int64_t B,
+                               const double* times, int64_t T, int64_t K, double* pmf,
+                               double* moments, double* dpmf, double* dmoments, double* d2pmf,
+                               double* d2moments, int threads, char* err, int64_t err_len) {
   try {
     if (model == nullptr) throw std::invalid_argument("model is NULL");
     if (B < 0 || T < 0 || K < 0) throw std::invalid_argument("negative batch, times or moments");
     if ((dpmf == nullptr) != (dmoments == nullptr))
       throw std::invalid_argument("dpmf and dmoments must both be given or both be NULL");
-    ptdcore::Outputs out{pmf, moments, dpmf, dmoments};
+    if ((d2pmf == nullptr) != (d2moments == nullptr) || (d2pmf != nullptr && dpmf == nullptr))
+      throw std::invalid_argument("d2pmf and d2moments need each other and the Jacobians");
+    ptdcore::Outputs out{pmf, moments, dpmf, dmoments, d2pmf, d2moments};
     ptdcore::evaluate_batch(model->prepared, theta, B, times, T, K, out, threads);
     return 0;
   } catch (const std::exception& e) {

@@ -41,6 +41,14 @@ PTD_EXPORT int ptd_model_evaluate(const ptd_model* model, const double* theta, i
                                   double* moments, double* dpmf, double* dmoments, int threads,
                                   char* err, int64_t err_len);
 
+/* As ptd_model_evaluate, plus the Hessians d2pmf (B x T x P x P) and d2moments
+ * (B x K x P x P); both NULL, or both given together with the Jacobians. */
+PTD_EXPORT int ptd_model_evaluate_hessian(const ptd_model* model, const double* theta, int64_t B,
+                                          const double* times, int64_t T, int64_t K, double* pmf,
+                                          double* moments, double* dpmf, double* dmoments,
+                                          double* d2pmf, double* d2moments, int threads,
+                                          char* err, int64_t err_len);
+
 PTD_EXPORT int64_t ptd_model_nr_params(const ptd_model* model);
 
 #ifdef __cplusplus

@@ -41,7 +41,7 @@ struct SeriesBuffers {
   std::vector<double> fun, dfun;     // the functional: exits, or ones (n), (n x P)
   std::vector<double> csum, dcsum;   // prefix sums of c and dc (cdf)
   std::vector<double> weights;       // Poisson weights of one time (cdf)
-  std::vector<double> diag, wl, gl, ddl, v, v2, dv, dv2;
+  std::vector<double> diag, wl, gl, ddl, v, v2, dv, dv2, d2v, d2v2;
   std::vector<int64_t> in_ptr, in_src;
   std::vector<double> inv_k;  // 1 / k, for the Poisson recurrences
 };
@@ -101,11 +101,68 @@ void series_iterate(const SeriesView& s, int64_t P_runtime, int64_t K, double* v
   }
 }
 
-// buf.c (K+1) and buf.dc ((K+1) x P, only if g.with_grad) for k = 0..K:
+// Second-order forward mode of the same iteration (runtime P): per k, dc holds
+// the P first derivatives followed by the P x P second derivatives. P = I + S /
+// lambda is linear in theta at fixed lambda and so are the exits, so their
+// second derivatives vanish and
+//   d2v' = d2v P + dv_p dP_q + dv_q dP_p,  d2c = d2v . s + dv_p . ds_q + dv_q . ds_p.
+inline void series_iterate_second(const SeriesView& s, int64_t P, int64_t K, SeriesBuffers& b,
+                                  double* c, double* dc) {
+  const int64_t n = s.n, cols = P + P * P;
+  std::vector<double>&v = b.v, &v2 = b.v2, &dv = b.dv, &dv2 = b.dv2, &d2v = b.d2v, &d2v2 = b.d2v2;
+  d2v.assign(n * P * P, 0.0);
+  d2v2.assign(n * P * P, 0.0);
+  for (int64_t k = 0;; ++k) {
+    double ck = 0.0;
+    double* dck = dc + k * cols;
+    for (int64_t i = 0; i < n; ++i) {
+      ck += v[i] * s.exit[i];
+      for (int64_t p = 0; p < P; ++p) {
+        dck[p] += dv[i * P + p] * s.exit[i] + v[i] * s.dexit[i * P + p];
+        for (int64_t q = 0; q < P; ++q)
+          dck[P + p * P + q] += d2v[(i * P + p) * P + q] * s.exit[i] +
+                                dv[i * P + p] * s.dexit[i * P + q] +
+                                dv[i * P + q] * s.dexit[i * P + p];
+      }
+    }
+    c[k] = ck;
+    if (k == K) break;
+    for (int64_t j = 0; j < n; ++j) {
+      double acc = v[j] * s.diag[j];
+      double* o1 = dv2.data() + j * P;
+      double* o2 = d2v2.data() + j * P * P;
+      for (int64_t p = 0; p < P; ++p) {
+        o1[p] = dv[j * P + p] * s.diag[j] - v[j] * s.ddl[j * P + p];
+        for (int64_t q = 0; q < P; ++q)
+          o2[p * P + q] = d2v[(j * P + p) * P + q] * s.diag[j] -
+                          dv[j * P + p] * s.ddl[j * P + q] - dv[j * P + q] * s.ddl[j * P + p];
+      }
+      for (int64_t e = s.in_ptr[j]; e < s.in_ptr[j + 1]; ++e) {
+        const int64_t i = s.in_src[e];
+        const double we = s.wl[e];
+        const double* ge = s.gl + e * P;
+        acc += v[i] * we;
+        for (int64_t p = 0; p < P; ++p) {
+          o1[p] += dv[i * P + p] * we + v[i] * ge[p];
+          for (int64_t q = 0; q < P; ++q)
+            o2[p * P + q] += d2v[(i * P + p) * P + q] * we + dv[i * P + p] * ge[q] +
+                             dv[i * P + q] * ge[p];
+        }
+      }
+      v2[j] = acc;
+    }
+    std::swap(v, v2);
+    std::swap(dv, dv2);
+    std::swap(d2v, d2v2);
+  }
+}
+
+// buf.c (K+1) and buf.dc ((K+1) x cols, only if g.with_grad) for k = 0..K:
 // c_k = alpha P^k w with w the exit vector, or all ones when `ones`
-// (survival).
+// (survival); with `second_order` the columns are the P first and the P x P
+// second derivatives (cols = P + P^2), else cols = P.
 inline void power_series(const NumericGraph& g, double lambda, int64_t K, SeriesBuffers& buf,
-                         bool ones = false) {
+                         bool ones = false, bool second_order = false) {
   const int64_t n = g.n, P = g.P, E = g.nr_edges();
   const bool jac = g.with_grad;
   const double inv = 1.0 / lambda;
@@ -138,7 +195,8 @@ inline void power_series(const NumericGraph& g, double lambda, int64_t K, Series
   dv2.resize(jac ? n * P : 0);
   if (jac && !g.dalpha.empty()) dv.assign(g.dalpha.begin(), g.dalpha.end());
   c.assign(K + 1, 0.0);
-  dc.assign(jac ? (K + 1) * P : 0, 0.0);
+  const bool second = jac && second_order;
+  dc.assign(jac ? (K + 1) * (second ? P + P * P : P) : 0, 0.0);
   if (ones) {
     buf.fun.assign(n, 1.0);
     buf.dfun.assign(jac ? n * P : 0, 0.0);
@@ -147,6 +205,10 @@ inline void power_series(const NumericGraph& g, double lambda, int64_t K, Series
   const double* dfun = ones ? buf.dfun.data() : g.dexit.data();
   const SeriesView view{n,           in_ptr.data(), in_src.data(), wl.data(), gl.data(),
                         diag.data(), ddl.data(),    fun,           dfun};
+  if (second) {
+    series_iterate_second(view, P, K, buf, c.data(), dc.data());
+    return;
+  }
   switch (jac ? P : 0) {  // compile-time parameter counts for the common cases
     case 0:
       series_iterate<0>(view, 0, K, v.data(), v2.data(), nullptr, nullptr, c.data(), nullptr);
@@ -210,10 +272,12 @@ inline void poisson_tail_sum(double m, double lambda, const double* c, const dou
 // The density, distribution function or survival function (`what`) of a
 // continuous model at times[0..T): out (T), dout (T x P). `atom` = P(T = 0)
 // with its gradient `datom` (P, or null for zero).
+// With `second_order` (and dout) each time gets P first derivatives followed by
+// P x P second derivatives in dout (T x (P + P^2)); datom then has that width too.
 inline void series_functional(const NumericGraph& g, Output what, double atom,
                               const double* datom, const double* times, int64_t T, double* out,
-                              double* dout, SeriesBuffers& buf) {
-  const int64_t P = g.P;
+                              double* dout, SeriesBuffers& buf, bool second_order = false) {
+  const int64_t P = dout && second_order ? g.P + g.P * g.P : g.P;
   const bool jac = dout != nullptr;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   double lambda = 0.0;
@@ -243,7 +307,7 @@ inline void series_functional(const NumericGraph& g, Output what, double atom,
   for (int64_t q = 0; q < T; ++q)
     if (valid(times[q])) m_max = std::max(m_max, lambda * times[q]);
   if (m_max >= 0.0) K = poisson_right_end(m_max);
-  power_series(g, lambda, K, buf, what == Output::kSurvival);
+  power_series(g, lambda, K, buf, what == Output::kSurvival, second_order);
   double cmax = 0.0;
   for (double ck : buf.c) cmax = std::max(cmax, std::fabs(ck));
   buf.inv_k.resize(K + 1);
@@ -282,8 +346,8 @@ inline void series_functional(const NumericGraph& g, Output what, double atom,
 //   P(N <= n) = atom + sum_{k < n} alpha T^k t  (atom = P(N = 0)).
 inline void series_mass(const NumericGraph& g, Output what, double atom, const double* datom,
                         const double* times, int64_t T, double* out, double* dout,
-                        SeriesBuffers& buf) {
-  const int64_t P = g.P;
+                        SeriesBuffers& buf, bool second_order = false) {
+  const int64_t P = dout && second_order ? g.P + g.P * g.P : g.P;
   const bool jac = dout != nullptr;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   int64_t K = 0;
@@ -294,7 +358,7 @@ inline void series_mass(const NumericGraph& g, Output what, double atom, const d
     return static_cast<int64_t>(t);
   };
   for (int64_t q = 0; q < T; ++q) K = std::max(K, step_of(times[q]));
-  power_series(g, 1.0, K, buf, what == Output::kSurvival);
+  power_series(g, 1.0, K, buf, what == Output::kSurvival, second_order);
   const std::vector<double>&c = buf.c, &dc = buf.dc;
   for (int64_t q = 0; q < T; ++q) {
     const int64_t step = step_of(times[q]);

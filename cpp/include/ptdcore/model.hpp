@@ -22,15 +22,18 @@
 
 namespace ptdcore {
 
-// Output buffers of one batch, row-major; the Jacobian pointers are null
-// when no Jacobian is wanted. Shapes: pmf (B, T), moments (B, K),
-// dpmf (B, T, P), dmoments (B, K, P).
+// Output buffers of one batch, row-major; the Jacobian (Hessian) pointers are
+// null when no Jacobian (Hessian) is wanted. Shapes: pmf (B, T), moments (B, K),
+// dpmf (B, T, P), dmoments (B, K, P), d2pmf (B, T, P, P), d2moments (B, K, P, P).
 struct Outputs {
   double* pmf = nullptr;
   double* moments = nullptr;
   double* dpmf = nullptr;
   double* dmoments = nullptr;
+  double* d2pmf = nullptr;
+  double* d2moments = nullptr;
   bool jacobian() const { return dpmf != nullptr && dmoments != nullptr; }
+  bool hessian() const { return jacobian() && d2pmf != nullptr && d2moments != nullptr; }
 };
 
 struct Workspace {
@@ -39,7 +42,7 @@ struct Workspace {
   BlockSolver solver;
   SeriesBuffers series;
   SquaringBuffers squaring;
-  std::vector<double> datom;
+  std::vector<double> datom, packed;
 };
 
 class PreparedModel {
@@ -66,7 +69,12 @@ class PreparedModel {
   // One theta (P values); outputs for that row (pmf T, moments K, and the
   // Jacobians when requested).
   void evaluate_row(const double* theta, const double* times, int64_t T, int64_t K, double* pmf,
-                    double* moments, double* dpmf, double* dmoments, Workspace& ws) const {
+                    double* moments, double* dpmf, double* dmoments, Workspace& ws,
+                    double* d2pmf = nullptr, double* d2moments = nullptr) const {
+    if (dpmf && dmoments && d2pmf && d2moments) {
+      evaluate_row_hessian(theta, times, T, K, pmf, moments, dpmf, dmoments, d2pmf, d2moments, ws);
+      return;
+    }
     const ScopedFlushSubnormals flush_subnormals;
     const int64_t P = s_.nr_params;
     const bool jac = dpmf != nullptr && dmoments != nullptr;
@@ -131,7 +139,67 @@ class PreparedModel {
     for (int64_t b = begin; b < end; ++b) {
       evaluate_row(theta + b * P, times, T, K, out.pmf + b * T, out.moments + b * K,
                    out.jacobian() ? out.dpmf + b * T * P : nullptr,
-                   out.jacobian() ? out.dmoments + b * K * P : nullptr, ws);
+                   out.jacobian() ? out.dmoments + b * K * P : nullptr, ws,
+                   out.hessian() ? out.d2pmf + b * T * P * P : nullptr,
+                   out.hessian() ? out.d2moments + b * K * P * P : nullptr);
+    }
+  }
+
+  // One row with first and second derivatives (exact: second-order forward
+  // mode). The density/cdf/sf come from the uniformisation series on the
+  // model itself (with rewards: divided by them, still linear in theta); the
+  // level shortcut and the squaring ladder are not used, so times beyond the
+  // series limit give NaN. With zero rewards the transformed weights are
+  // rational in theta and d2pmf is NaN (values and first derivatives are exact).
+  void evaluate_row_hessian(const double* theta, const double* times, int64_t T, int64_t K,
+                            double* pmf, double* moments, double* dpmf, double* dmoments,
+                            double* d2pmf, double* d2moments, Workspace& ws) const {
+    const ScopedFlushSubnormals flush_subnormals;
+    const int64_t P = s_.nr_params, PP = P * P, cols = P + PP;
+    const double* rewards = s_.has_rewards() ? s_.rewards.data() : nullptr;
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    auto fill_nan = [&](double* a, int64_t size) { std::fill(a, a + size, nan); };
+    if (!build_numeric_graph(s_, theta, true, ws.graph)) {
+      fill_nan(pmf, T), fill_nan(moments, K), fill_nan(dpmf, T * P), fill_nan(dmoments, K * P);
+      fill_nan(d2pmf, T * PP), fill_nan(d2moments, K * PP);
+      return;
+    }
+    const MomentStatus status = compute_moments(topo_, ws.graph, rewards, s_.discrete, K, moments,
+                                                dmoments, ws.solver, d2moments);
+    if (status != MomentStatus::kFinite) {
+      const double value = !rewards ? std::numeric_limits<double>::infinity() : nan;
+      std::fill(moments, moments + K, value);
+      fill_nan(dmoments, K * P), fill_nan(d2moments, K * PP);
+    }
+    if (T == 0) return;
+    const NumericGraph* h = &ws.graph;
+    bool zero_reward = false;
+    if (rewards) {
+      for (int64_t i = 0; i < s_.nr_states; ++i) zero_reward |= !(rewards[i] > 0.0);
+      if (zero_reward) {  // first order through the usual path, no second derivatives
+        evaluate_row(theta, times, T, 0, pmf, moments, dpmf, dmoments, ws);
+        fill_nan(d2pmf, T * PP);
+        return;
+      }
+      if (!reward_transform(ws.graph, rewards, ws.transformed)) {
+        fill_nan(pmf, T), fill_nan(dpmf, T * P), fill_nan(d2pmf, T * PP);
+        return;
+      }
+      h = &ws.transformed;
+    }
+    double sum = 0.0;
+    for (double a : h->alpha) sum += a;
+    const double atom = std::max(0.0, 1.0 - sum);
+    ws.packed.assign(T * cols, 0.0);
+    const Output what = static_cast<Output>(s_.output);
+    if (s_.discrete)
+      series_mass(*h, what, atom, nullptr, times, T, pmf, ws.packed.data(), ws.series, true);
+    else
+      series_functional(*h, what, atom, nullptr, times, T, pmf, ws.packed.data(), ws.series, true);
+    for (int64_t q = 0; q < T; ++q) {
+      const double* row = ws.packed.data() + q * cols;
+      std::copy(row, row + P, dpmf + q * P);
+      std::copy(row + P, row + cols, d2pmf + q * PP);
     }
   }
 

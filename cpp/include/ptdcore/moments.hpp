@@ -43,50 +43,85 @@ inline double dot(const std::vector<double>& a, const double* b) {
 
 }  // namespace detail
 
-// moments: (K); dmoments: (K x P) or nullptr. `rewards` may be nullptr.
+// moments: (K); dmoments: (K x P) or nullptr; d2moments: (K x P x P) or
+// nullptr (second derivatives; needs dmoments). `rewards` may be nullptr.
 // Returns kInfinite when a state reachable from alpha cannot be absorbed at
 // this theta (the outputs are then left unset).
-inline MomentStatus compute_moments(const SccTopology& topo, const NumericGraph& g, const double* rewards,
-                            bool discrete, int64_t K, double* moments, double* dmoments,
-                            BlockSolver& solver) {
+// Second order: M is linear in theta, so M d2x_k = r o d2x_{k-1} - dM_p dx_q -
+// dM_q dx_p, and the discrete iteration z' = z - M z likewise.
+inline MomentStatus compute_moments(const SccTopology& topo, const NumericGraph& g,
+                                    const double* rewards, bool discrete, int64_t K,
+                                    double* moments, double* dmoments, BlockSolver& solver,
+                                    double* d2moments = nullptr) {
   if (K <= 0) return MomentStatus::kFinite;
   const int64_t n = g.n, P = g.P;
   const bool jac = dmoments != nullptr;
+  const bool hess = jac && d2moments != nullptr;
   const MomentStatus status = solver.factorise(topo, g);
   if (status != MomentStatus::kFinite) return status;
-  // x[k] for k = 0..K and dx[k][p] (n each).
+  // x[k] for k = 0..K, dx[k][p] and d2x[k][p][q] (n each).
   std::vector<double> x((K + 1) * n, 0.0), dx(jac ? (K + 1) * P * n : 0, 0.0);
+  std::vector<double> d2x(hess ? (K + 1) * P * P * n : 0, 0.0);
+  auto DX = [&](int64_t k, int64_t p) { return dx.data() + (k * P + p) * n; };
+  auto D2X = [&](int64_t k, int64_t p, int64_t q) { return d2x.data() + ((k * P + p) * P + q) * n; };
   std::vector<double> b(n), tmp(n);
+  auto scaled = [&](const double* v) {  // b = r o v
+    for (int64_t i = 0; i < n; ++i) b[i] = rewards ? rewards[i] * v[i] : v[i];
+  };
+  auto subtract_dM_times = [&](int64_t p, const double* v) {  // b -= dM_p v
+    std::fill(tmp.begin(), tmp.end(), 0.0);
+    detail::add_dM_times(g, p, v, tmp.data());
+    for (int64_t i = 0; i < n; ++i) b[i] -= tmp[i];
+  };
   std::fill(x.begin(), x.begin() + n, 1.0);
   for (int64_t k = 1; k <= K; ++k) {
-    const double* prev = x.data() + (k - 1) * n;
-    for (int64_t i = 0; i < n; ++i) b[i] = rewards ? rewards[i] * prev[i] : prev[i];
+    scaled(x.data() + (k - 1) * n);
     solver.solve(b.data(), x.data() + k * n);
     if (!jac) continue;
     for (int64_t p = 0; p < P; ++p) {
-      const double* dprev = dx.data() + ((k - 1) * P + p) * n;
-      for (int64_t i = 0; i < n; ++i) b[i] = rewards ? rewards[i] * dprev[i] : dprev[i];
-      std::fill(tmp.begin(), tmp.end(), 0.0);
-      detail::add_dM_times(g, p, x.data() + k * n, tmp.data());
-      for (int64_t i = 0; i < n; ++i) b[i] -= tmp[i];
-      solver.solve(b.data(), dx.data() + (k * P + p) * n);
+      scaled(DX(k - 1, p));
+      subtract_dM_times(p, x.data() + k * n);
+      solver.solve(b.data(), DX(k, p));
     }
+    if (!hess) continue;
+    for (int64_t p = 0; p < P; ++p)
+      for (int64_t q = p; q < P; ++q) {
+        scaled(D2X(k - 1, p, q));
+        subtract_dM_times(p, DX(k, q));
+        subtract_dM_times(q, DX(k, p));
+        solver.solve(b.data(), D2X(k, p, q));
+        if (q != p) std::copy(D2X(k, p, q), D2X(k, p, q) + n, D2X(k, q, p));
+      }
   }
-  std::vector<double> raw(K), draw(jac ? K * P : 0);
+  std::vector<double> raw(K), draw(jac ? K * P : 0), d2raw(hess ? K * P * P : 0);
   double factorial = 1.0;
   for (int64_t k = 1; k <= K; ++k) {
     factorial *= static_cast<double>(k);
     if (!discrete) {
       raw[k - 1] = factorial * detail::dot(g.alpha, x.data() + k * n);
       for (int64_t p = 0; p < P && jac; ++p)
-        draw[(k - 1) * P + p] = factorial * detail::dot(g.alpha, dx.data() + (k * P + p) * n);
+        draw[(k - 1) * P + p] = factorial * detail::dot(g.alpha, DX(k, p));
+      for (int64_t pq = 0; pq < P * P && hess; ++pq)
+        d2raw[(k - 1) * P * P + pq] = factorial * detail::dot(g.alpha, D2X(k, pq / P, pq % P));
       continue;
     }
     // Factorial moment k: apply T = I - M (k - 1) times to y_k = x_k.
     std::vector<double> z(x.begin() + k * n, x.begin() + (k + 1) * n);
-    std::vector<double> dz(jac ? P * n : 0);
-    if (jac) std::copy(dx.begin() + k * P * n, dx.begin() + (k + 1) * P * n, dz.begin());
+    std::vector<double> dz(jac ? P * n : 0), d2z(hess ? P * P * n : 0);
+    if (jac) std::copy(DX(k, 0), DX(k, 0) + P * n, dz.begin());
+    if (hess) std::copy(D2X(k, 0, 0), D2X(k, 0, 0) + P * P * n, d2z.begin());
     for (int64_t step = 1; step < k; ++step) {
+      if (hess) {  // d2z' = d2z - M d2z - dM_p dz_q - dM_q dz_p (before dz changes)
+        for (int64_t p = 0; p < P; ++p)
+          for (int64_t q = 0; q < P; ++q) {
+            double* d2 = d2z.data() + (p * P + q) * n;
+            detail::M_times(g, d2, tmp.data());
+            std::fill(b.begin(), b.end(), 0.0);
+            detail::add_dM_times(g, p, dz.data() + q * n, b.data());
+            detail::add_dM_times(g, q, dz.data() + p * n, b.data());
+            for (int64_t i = 0; i < n; ++i) d2[i] -= tmp[i] + b[i];
+          }
+      }
       if (jac) {
         for (int64_t p = 0; p < P; ++p) {
           double* dzp = dz.data() + p * n;
@@ -102,10 +137,13 @@ inline MomentStatus compute_moments(const SccTopology& topo, const NumericGraph&
     raw[k - 1] = factorial * detail::dot(g.alpha, z.data());
     for (int64_t p = 0; p < P && jac; ++p)
       draw[(k - 1) * P + p] = factorial * detail::dot(g.alpha, dz.data() + p * n);
+    for (int64_t pq = 0; pq < P * P && hess; ++pq)
+      d2raw[(k - 1) * P * P + pq] = factorial * detail::dot(g.alpha, d2z.data() + pq * n);
   }
   if (!discrete) {
     std::copy(raw.begin(), raw.end(), moments);
     if (jac) std::copy(draw.begin(), draw.end(), dmoments);
+    if (hess) std::copy(d2raw.begin(), d2raw.end(), d2moments);
     return MomentStatus::kFinite;
   }
   // E[N^k] = sum_j S2(k, j) E[N^(j)], S2 the Stirling numbers of the 2nd kind.
@@ -122,6 +160,11 @@ inline MomentStatus compute_moments(const SccTopology& topo, const NumericGraph&
       double dm = 0.0;
       for (int64_t j = 1; j <= k; ++j) dm += s2[k * (K + 1) + j] * draw[(j - 1) * P + p];
       dmoments[(k - 1) * P + p] = dm;
+    }
+    for (int64_t pq = 0; pq < P * P && hess; ++pq) {
+      double dm = 0.0;
+      for (int64_t j = 1; j <= k; ++j) dm += s2[k * (K + 1) + j] * d2raw[(j - 1) * P * P + pq];
+      d2moments[(k - 1) * P * P + pq] = dm;
     }
   }
   return MomentStatus::kFinite;
