@@ -73,7 +73,7 @@ def test_hessians_of_every_output_against_the_reference_and_differences(backend,
     np.testing.assert_allclose(H, H.T, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(H, np.asarray(jax.hessian(fr)(theta)), rtol=1e-9, atol=1e-12)
     fd = central_difference_of_gradient(jax.jit(jax.grad(f)), np.asarray(theta))
-    np.testing.assert_allclose(H, fd, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(H, fd, rtol=1e-8, atol=1e-9)
     H2 = np.asarray(jax.jit(jax.jacfwd(jax.jacrev(f)))(theta))
     np.testing.assert_allclose(H2, H, rtol=1e-13, atol=1e-15)
 
