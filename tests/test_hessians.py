@@ -99,18 +99,25 @@ def test_discrete_and_reward_hessians_against_the_reference(backend):
         )  # fmt: skip
 
 
-def test_zero_reward_density_hessian_is_nan_not_wrong_and_moments_are_exact():
-    g = kingman_graph(4, reward="singleton")  # zero rewards in some states
-    m, ref = model(g, "pybind11"), model(g, "reference")
-    theta = jnp.array([1.2])
-    out = ptdcore.get_backend("pybind11").compute_pmf_and_moments(
-        g.structure(), np.asarray(theta)[None], np.array([0.5, 1.0]), 2, jacobian=True,
-        hessian=True,
-    )  # fmt: skip
-    assert np.all(np.isnan(out.d2pmf)) and np.all(np.isfinite(out.dpmf))
-    hm = jax.hessian(lambda th: m(th, jnp.zeros(0))[1][1])(theta)
-    hr = jax.hessian(lambda th: ref(th, jnp.zeros(0))[1][1])(theta)
-    np.testing.assert_allclose(hm, hr, rtol=1e-10)
+@pytest.mark.parametrize("backend", ENGINE_BACKENDS)
+@pytest.mark.parametrize("output", ["pmf", "cdf", "sf"])
+def test_zero_reward_models_through_the_second_order_reward_transformation(backend, output):
+    """Zero rewards make the transformed rates rational in theta: their second
+    derivatives are carried through the elimination (against the reference)."""
+    g = random_graph(5, nr_states=6, nr_params=2, rewards=True)
+    assert (np.asarray(g.structure().rewards) == 0).any()
+    m, ref = model(g, backend), model(g, "reference")
+    times = jnp.array([0.3, 1.0, 2.5])
+
+    def f(mod):
+        if output == "pmf":
+            return lambda th: jnp.log(mod(th, times)[0]).sum() + mod(th, times)[1][1]
+        return lambda th: jnp.log(getattr(mod, output)(th, times)).sum()
+
+    theta = jnp.array([0.9, 1.3])
+    np.testing.assert_allclose(
+        jax.hessian(f(m))(theta), jax.hessian(f(ref))(theta), rtol=1e-9, atol=1e-12
+    )
 
 
 def test_a_backend_without_second_derivatives_says_so():

@@ -124,6 +124,27 @@ int main() {
     closed.evaluate_rows(zero, 0, 1, times, 1, 1, Outputs{pmf, mom, dpmf, dmom}, ws);
     check(std::isinf(mom[0]) && pmf[0] == 0.0, "closed class: inf moments, zero density");
   }
+  {  // Hessians: Erlang(3, theta) against the closed form, and a zero-reward model
+    ptdcore::PreparedModel m(chain(3, false));
+    const double theta[1] = {2.0};
+    const double times[2] = {0.4, 1.5};
+    double pmf[2], mom[1], dpmf[2], dmom[1], d2pmf[2], d2mom[1];
+    ptdcore::Workspace ws;
+    m.evaluate_rows(theta, 0, 1, times, 2, 1, Outputs{pmf, mom, dpmf, dmom, d2pmf, d2mom}, ws);
+    for (int q = 0; q < 2; ++q) {
+      const double t = times[q], th = 2.0;
+      const double expected = t * t / 2.0 * (6 * th - 6 * th * th * t + th * th * th * t * t) *
+                              std::exp(-th * t);
+      check(close(d2pmf[q], expected, 1e-11), "Erlang d2pdf");
+    }
+    check(close(d2mom[0], 6.0 / 8.0, 1e-13), "Erlang d2 E[T]");
+    ptdcore::Structure r = chain(3, false);
+    r.rewards = {1.0, 0.0, 2.0};
+    ptdcore::PreparedModel rm(r);
+    rm.evaluate_rows(theta, 0, 1, times, 2, 1, Outputs{pmf, mom, dpmf, dmom, d2pmf, d2mom}, ws);
+    check(std::isfinite(d2pmf[0]) && std::isfinite(d2pmf[1]) && std::isfinite(d2mom[0]),
+          "zero-reward Hessians are finite");
+  }
   {  // the C ABI rejects arrays that would be read out of bounds, with a message
     const double alpha[1] = {1.0};
     const int64_t src[1] = {0}, dst[1] = {5}, ptr[2] = {0, 0};

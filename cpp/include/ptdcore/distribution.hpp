@@ -42,6 +42,7 @@ struct SeriesBuffers {
   std::vector<double> csum, dcsum;   // prefix sums of c and dc (cdf)
   std::vector<double> weights;       // Poisson weights of one time (cdf)
   std::vector<double> diag, wl, gl, ddl, v, v2, dv, dv2, d2v, d2v2;
+  std::vector<double> g2l, d2dl, d2fun;  // second derivatives of the weights (/ lambda)
   std::vector<int64_t> in_ptr, in_src;
   std::vector<double> inv_k;  // 1 / k, for the Poisson recurrences
 };
@@ -106,12 +107,21 @@ void series_iterate(const SeriesView& s, int64_t P_runtime, int64_t K, double* v
 // lambda is linear in theta at fixed lambda and so are the exits, so their
 // second derivatives vanish and
 //   d2v' = d2v P + dv_p dP_q + dv_q dP_p,  d2c = d2v . s + dv_p . ds_q + dv_q . ds_p.
+//
+// Weights with second derivatives of their own (the reward transformation's
+// rational weights: g2l, d2dl, d2fun non-null, d2alpha the start) add
+//   d2v' += v d2P,  d2c += v . d2s.
 inline void series_iterate_second(const SeriesView& s, int64_t P, int64_t K, SeriesBuffers& b,
-                                  double* c, double* dc) {
-  const int64_t n = s.n, cols = P + P * P;
+                                  double* c, double* dc, const double* g2l = nullptr,
+                                  const double* d2dl = nullptr, const double* d2fun = nullptr,
+                                  const double* d2alpha = nullptr) {
+  const int64_t n = s.n, cols = P + P * P, PP = P * P;
   std::vector<double>&v = b.v, &v2 = b.v2, &dv = b.dv, &dv2 = b.dv2, &d2v = b.d2v, &d2v2 = b.d2v2;
-  d2v.assign(n * P * P, 0.0);
-  d2v2.assign(n * P * P, 0.0);
+  if (d2alpha)
+    d2v.assign(d2alpha, d2alpha + n * PP);
+  else
+    d2v.assign(n * PP, 0.0);
+  d2v2.assign(n * PP, 0.0);
   for (int64_t k = 0;; ++k) {
     double ck = 0.0;
     double* dck = dc + k * cols;
@@ -125,12 +135,17 @@ inline void series_iterate_second(const SeriesView& s, int64_t P, int64_t K, Ser
                                 dv[i * P + q] * s.dexit[i * P + p];
       }
     }
+    if (d2fun)
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t pq = 0; pq < PP; ++pq) dck[P + pq] += v[i] * d2fun[i * PP + pq];
     c[k] = ck;
     if (k == K) break;
     for (int64_t j = 0; j < n; ++j) {
       double acc = v[j] * s.diag[j];
       double* o1 = dv2.data() + j * P;
       double* o2 = d2v2.data() + j * P * P;
+      if (d2dl)
+        for (int64_t pq = 0; pq < PP; ++pq) o2[pq] -= v[j] * d2dl[j * PP + pq];
       for (int64_t p = 0; p < P; ++p) {
         o1[p] = dv[j * P + p] * s.diag[j] - v[j] * s.ddl[j * P + p];
         for (int64_t q = 0; q < P; ++q)
@@ -148,6 +163,8 @@ inline void series_iterate_second(const SeriesView& s, int64_t P, int64_t K, Ser
             o2[p * P + q] += d2v[(i * P + p) * P + q] * we + dv[i * P + p] * ge[q] +
                              dv[i * P + q] * ge[p];
         }
+        if (g2l)
+          for (int64_t pq = 0; pq < PP; ++pq) o2[pq] += v[i] * g2l[e * PP + pq];
       }
       v2[j] = acc;
     }
@@ -181,11 +198,15 @@ inline void power_series(const NumericGraph& g, double lambda, int64_t K, Series
   in_src.resize(E);
   for (int64_t e = 0; e < E; ++e) ++in_ptr[g.dst[e] + 1];
   for (int64_t j = 0; j < n; ++j) in_ptr[j + 1] += in_ptr[j];
+  const bool weights2 = jac && second_order && !g.g2.empty();
+  const int64_t PP = P * P;
+  buf.g2l.assign(weights2 ? E * PP : 0, 0.0);
   for (int64_t e = 0, pos; e < E; ++e) {
     pos = in_ptr[g.dst[e]]++;
     in_src[pos] = g.src[e];
     wl[pos] = g.w[e] * inv;
     for (int64_t p = 0; p < P && jac; ++p) gl[pos * P + p] = g.g[e * P + p] * inv;
+    for (int64_t pq = 0; pq < PP && weights2; ++pq) buf.g2l[pos * PP + pq] = g.g2[e * PP + pq] * inv;
   }
   for (int64_t j = n; j > 0; --j) in_ptr[j] = in_ptr[j - 1];
   in_ptr[0] = 0;
@@ -206,7 +227,16 @@ inline void power_series(const NumericGraph& g, double lambda, int64_t K, Series
   const SeriesView view{n,           in_ptr.data(), in_src.data(), wl.data(), gl.data(),
                         diag.data(), ddl.data(),    fun,           dfun};
   if (second) {
-    series_iterate_second(view, P, K, buf, c.data(), dc.data());
+    if (!weights2) {
+      series_iterate_second(view, P, K, buf, c.data(), dc.data());
+      return;
+    }
+    buf.d2dl.assign(n * PP, 0.0);
+    for (int64_t q = 0; q < n * PP; ++q) buf.d2dl[q] = g.d2out.empty() ? 0.0 : g.d2out[q] * inv;
+    buf.d2fun.assign(n * PP, 0.0);  // sf: the ones have none; else the exits'
+    if (!ones && !g.d2exit.empty()) buf.d2fun.assign(g.d2exit.begin(), g.d2exit.end());
+    series_iterate_second(view, P, K, buf, c.data(), dc.data(), buf.g2l.data(), buf.d2dl.data(),
+                          buf.d2fun.data(), g.d2alpha.empty() ? nullptr : g.d2alpha.data());
     return;
   }
   switch (jac ? P : 0) {  // compile-time parameter counts for the common cases

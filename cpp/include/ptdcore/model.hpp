@@ -147,10 +147,9 @@ class PreparedModel {
 
   // One row with first and second derivatives (exact: second-order forward
   // mode). The density/cdf/sf come from the uniformisation series on the
-  // model itself (with rewards: divided by them, still linear in theta); the
-  // level shortcut and the squaring ladder are not used, so times beyond the
-  // series limit give NaN. With zero rewards the transformed weights are
-  // rational in theta and d2pmf is NaN (values and first derivatives are exact).
+  // model itself, or on its reward transformation (whose rational weights
+  // carry their second derivatives); the level shortcut and the squaring
+  // ladder are not used, so times beyond the series limit give NaN.
   void evaluate_row_hessian(const double* theta, const double* times, int64_t T, int64_t K,
                             double* pmf, double* moments, double* dpmf, double* dmoments,
                             double* d2pmf, double* d2moments, Workspace& ws) const {
@@ -173,29 +172,31 @@ class PreparedModel {
     }
     if (T == 0) return;
     const NumericGraph* h = &ws.graph;
-    bool zero_reward = false;
-    if (rewards) {
-      for (int64_t i = 0; i < s_.nr_states; ++i) zero_reward |= !(rewards[i] > 0.0);
-      if (zero_reward) {  // first order through the usual path, no second derivatives
-        evaluate_row(theta, times, T, 0, pmf, moments, dpmf, dmoments, ws);
-        fill_nan(d2pmf, T * PP);
-        return;
-      }
-      if (!reward_transform(ws.graph, rewards, ws.transformed)) {
+    if (rewards) {  // the transformed weights carry their own second derivatives
+      if (!reward_transform(ws.graph, rewards, ws.transformed, true)) {
         fill_nan(pmf, T), fill_nan(dpmf, T * P), fill_nan(d2pmf, T * PP);
         return;
       }
       h = &ws.transformed;
     }
+    // The atom P(T = 0) = 1 - sum(alpha) and its derivatives, packed like the
+    // outputs (P first, then P x P second): nonzero after a reward transformation.
     double sum = 0.0;
     for (double a : h->alpha) sum += a;
     const double atom = std::max(0.0, 1.0 - sum);
+    ws.datom.assign(cols, 0.0);
+    for (int64_t i = 0; i < h->n; ++i) {
+      for (int64_t p = 0; p < P && !h->dalpha.empty(); ++p) ws.datom[p] -= h->dalpha[i * P + p];
+      for (int64_t pq = 0; pq < PP && !h->d2alpha.empty(); ++pq)
+        ws.datom[P + pq] -= h->d2alpha[i * PP + pq];
+    }
     ws.packed.assign(T * cols, 0.0);
     const Output what = static_cast<Output>(s_.output);
+    const double* datom = ws.datom.data();
     if (s_.discrete)
-      series_mass(*h, what, atom, nullptr, times, T, pmf, ws.packed.data(), ws.series, true);
+      series_mass(*h, what, atom, datom, times, T, pmf, ws.packed.data(), ws.series, true);
     else
-      series_functional(*h, what, atom, nullptr, times, T, pmf, ws.packed.data(), ws.series, true);
+      series_functional(*h, what, atom, datom, times, T, pmf, ws.packed.data(), ws.series, true);
     for (int64_t q = 0; q < T; ++q) {
       const double* row = ws.packed.data() + q * cols;
       std::copy(row, row + P, dpmf + q * P);

@@ -25,6 +25,9 @@ struct NumericGraph {
   std::vector<double> alpha, dalpha;  // (n), (n x P); dalpha empty means zero
   std::vector<double> out, dout;      // total out-weight per state (n), (n x P)
   std::vector<double> exit, dexit;    // exit weight per state (n), (n x P)
+  // Second derivatives (E x P x P, n x P x P), empty meaning zero: only the
+  // reward transformation's rational weights have them (Hessian path).
+  std::vector<double> g2, d2alpha, d2out, d2exit;
 
   int64_t nr_edges() const { return static_cast<int64_t>(src.size()); }
 };
