@@ -27,7 +27,9 @@ __all__ = [
     "SVGD",
     "Structure",
     "__version__",
+    "MLEResult",
     "backend_info",
+    "fit_mle",
     "get_backend",
     "hookimpl",
     "list_backends",
@@ -45,4 +47,8 @@ def __getattr__(name: str) -> Any:
         from .svgd import SVGD
 
         return SVGD
+    if name in ("fit_mle", "MLEResult"):
+        from . import mle
+
+        return getattr(mle, name)
     raise AttributeError(f"module 'ptdcore' has no attribute {name!r}")

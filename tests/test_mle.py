@@ -1,0 +1,55 @@
+"""fit_mle: maximum likelihood with standard errors from the exact Hessian."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ptdcore
+from ptdcore import Graph
+from ptdcore.coalescent import kingman_graph
+
+
+def exponential():
+    return Graph.from_edges([1.0], [(0, -1, 0.0, [1.0])], nr_params=1)
+
+
+def test_exponential_estimate_and_standard_error_in_closed_form():
+    data = np.random.default_rng(4).exponential(1 / 2.5, 80)
+    fit = ptdcore.fit_mle(exponential(), data, [1.0], param_names=["rate"])
+    rate = 1 / data.mean()  # the MLE; observed information n / rate^2
+    assert fit.converged
+    np.testing.assert_allclose(fit.theta, [rate], rtol=1e-9)
+    np.testing.assert_allclose(fit.se, [rate / np.sqrt(data.size)], rtol=1e-8)
+    np.testing.assert_allclose(fit.loglik, data.size * np.log(rate) - rate * data.sum(), rtol=1e-12)
+    assert "rate" in fit.summary()
+
+
+def test_kingman_tmrca_against_a_grid_maximum():
+    m = ptdcore.model(kingman_graph(5), nr_moments=1)
+    data = m.sample(np.array([1.7]), 150, seed=8)
+    fit = ptdcore.fit_mle(m, data, [1.0])
+    grid = np.linspace(fit.theta[0] * 0.9, fit.theta[0] * 1.1, 2001)
+    logliks = [float(np.log(np.asarray(m(np.array([g]), data)[0])).sum()) for g in grid]
+    assert abs(grid[int(np.argmax(logliks))] - fit.theta[0]) <= 2 * (grid[1] - grid[0])
+    # se against the curvature of the grid log-likelihood (central differences)
+    step = grid[1] - grid[0]
+    i = int(np.argmax(logliks))
+    curvature = (logliks[i + 1] - 2 * logliks[i] + logliks[i - 1]) / step**2
+    np.testing.assert_allclose(fit.se[0], 1 / np.sqrt(-curvature), rtol=1e-3)
+
+
+def test_two_parameters_and_clear_errors():
+    edges = [(0, 1, 0.0, [1.0, 0.0]), (1, -1, 0.0, [0.0, 1.0])]
+    g = Graph.from_edges([1.0, 0.0], edges, nr_params=2)
+    m = ptdcore.model(g, nr_moments=0)
+    data = m.sample(np.array([0.8, 3.0]), 400, seed=2)
+    fit = ptdcore.fit_mle(g, data, [1.0, 2.0])
+    assert fit.converged and np.all(np.isfinite(fit.se)) and fit.cov.shape == (2, 2)
+    np.testing.assert_allclose(fit.cov, fit.cov.T, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"theta0 must have shape \(2,\)"):
+        ptdcore.fit_mle(g, data, [1.0])
+    with pytest.raises(ValueError, match="positive"):
+        ptdcore.fit_mle(g, data, [1.0, -2.0])
+    with pytest.raises(ValueError, match=r"data\[0\] = 0\.0 has zero"):
+        ptdcore.fit_mle(g, np.r_[0.0, data], [1.0, 2.0])
