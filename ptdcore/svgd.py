@@ -432,6 +432,29 @@ class SVGD:
         lines.append(f"converged: {self.diagnostics['converged']}")
         return "\n".join(lines)
 
+    def to_arviz(self) -> Any:
+        """The fit as an ArviZ ``InferenceData``: the particles as one chain of draws in the
+        ``posterior`` group (named by ``param_names``), the data in ``observed_data``, and
+        the convergence diagnostics as attributes. Needs the ``arviz`` extra."""
+        try:
+            import arviz as az
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("to_arviz needs ArviZ: pip install 'ptdcore[arviz]'") from exc
+        particles = self.particles
+        d = self.diagnostics
+        posterior = {name: particles[None, :, j] for j, name in enumerate(self.param_names)}
+        return az.from_dict(
+            posterior=posterior,
+            observed_data={"T": self.data},
+            attrs={
+                "inference_library": "ptdcore.SVGD",
+                "n_iterations": self.n_iterations,
+                "converged": int(d["converged"]),
+                "final_imbalance": float(d["final_imbalance"]),
+                "nonfinite_particle_steps": int(d["nonfinite_particle_steps"]),
+            },
+        )
+
     # -- pickling: a ptdcore Model travels as its structure (its JAX functions do not) ----
     def __getstate__(self) -> dict[str, Any]:
         from .jax_model import Model

@@ -108,3 +108,42 @@ def test_density_values_instead_of_observations_warn():
         warnings.simplefilter("error", UserWarning)
         SVGD(exponential_graph(), DATA, n_particles=10, n_iterations=5)  # draws: silent
         SVGD(exponential_graph(), np.sort(DATA), n_particles=10, n_iterations=5)  # sorted
+
+
+def test_to_arviz_gives_inference_data_with_names():
+    az = pytest.importorskip("arviz")
+    s = SVGD(exponential_graph(), DATA, n_particles=30, n_iterations=50, seed=3,
+             param_names=["rate"]).fit()  # fmt: skip
+    idata = s.to_arviz()
+    assert isinstance(idata, az.InferenceData)
+    draws = idata.posterior["rate"].values
+    assert draws.shape == (1, 30)
+    np.testing.assert_allclose(np.sort(draws.ravel()), np.sort(s.particles[:, 0]))
+    assert idata.observed_data["T"].shape == (DATA.size,)
+    assert az.summary(idata)["mean"]["rate"] == pytest.approx(s.theta_mean[0], rel=1e-3)
+
+
+def test_a_ptdcore_model_as_a_numpyro_likelihood_recovers_the_exact_posterior():
+    """NUTS through the ffi model (jit, grad) on the conjugate exponential model."""
+    numpyro = pytest.importorskip("numpyro")
+    import jax
+    import jax.numpy as jnp
+    import numpyro.distributions as dist
+    from numpyro.infer import MCMC, NUTS
+
+    import ptdcore
+
+    m = ptdcore.model(exponential_graph(), nr_moments=0)
+    data = jnp.asarray(DATA)
+
+    def numpyro_model():
+        rate = numpyro.sample("rate", dist.Gamma(2.0, 1.0))
+        numpyro.factor("loglik", jnp.sum(jnp.log(m(jnp.atleast_1d(rate), data)[0])))
+
+    mcmc = MCMC(NUTS(numpyro_model), num_warmup=500, num_samples=2000, progress_bar=False)
+    mcmc.run(jax.random.PRNGKey(0))
+    draws = np.asarray(mcmc.get_samples()["rate"])
+    a, b = 2 + DATA.size, 1 + DATA.sum()  # exact posterior Gamma(a, b)
+    exact_mean, exact_sd = a / b, np.sqrt(a) / b
+    assert abs(draws.mean() - exact_mean) < 5 * exact_sd / np.sqrt(draws.size / 5)
+    assert abs(draws.std() - exact_sd) < 0.1 * exact_sd
