@@ -96,9 +96,9 @@ def run_demo(quick: bool = False, out: str = "ptdcore-demo") -> int:
 
 def _plots(out_dir: Path, svgd, graph, data: np.ndarray, timings) -> list[str]:
     try:
-        from .plots import _pyplot
+        from .plots import _figure
 
-        plt = _pyplot()
+        _figure()
     except ImportError:
         print("\n(plots skipped: install matplotlib, e.g. pip install 'ptdcore[plot]')")
         return []
@@ -109,7 +109,8 @@ def _plots(out_dir: Path, svgd, graph, data: np.ndarray, timings) -> list[str]:
     files = svgd.plot(str(out_dir), prefix="demo_svgd", true_theta=[TRUE_THETA])
     grid = np.linspace(1e-3, float(np.quantile(data, 0.995)) * 1.2, 200)
     m = model(graph, nr_moments=0)
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    fig = _figure(figsize=(5.5, 3.5))
+    ax = fig.subplots()
     ax.hist(data, bins=30, density=True, color="#cccccc", label="simulated data")
     for theta in svgd.particles[:: max(1, len(svgd.particles) // 20), 0]:
         ax.plot(
@@ -124,12 +125,11 @@ def _plots(out_dir: Path, svgd, graph, data: np.ndarray, timings) -> list[str]:
     fig.tight_layout()
     files.append(str(out_dir / "demo_density_fit.png"))
     fig.savefig(files[-1], dpi=110)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(5, 3))
+    fig = _figure(figsize=(5, 3))
+    ax = fig.subplots()
     ax.barh([t[0] for t in timings], [1e3 * t[1] for t in timings], color="#55a868")
     ax.set_xlabel("ms per batched log-likelihood gradient")
     fig.tight_layout()
     files.append(str(out_dir / "demo_backend_timings.png"))
     fig.savefig(files[-1], dpi=110)
-    plt.close(fig)
     return files

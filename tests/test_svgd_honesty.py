@@ -147,3 +147,34 @@ def test_a_ptdcore_model_as_a_numpyro_likelihood_recovers_the_exact_posterior():
     exact_mean, exact_sd = a / b, np.sqrt(a) / b
     assert abs(draws.mean() - exact_mean) < 5 * exact_sd / np.sqrt(draws.size / 5)
     assert abs(draws.std() - exact_sd) < 0.1 * exact_sd
+
+
+def test_plots_use_names_and_leave_matplotlib_alone(tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    backend_before = matplotlib.get_backend()
+    edges = [(0, 1, 0.0, [1.0, 0.0]), (1, -1, 0.0, [0.0, 1.0])]
+    g = Graph.from_edges([1.0, 0.0], edges, nr_params=2)
+    data = np.random.default_rng(3).exponential(1.0, 40) + np.random.default_rng(4).exponential(
+        0.5, 40
+    )
+    s = SVGD(g, data, n_particles=20, n_iterations=20, param_names=["first", "second"]).fit()
+    files = s.plot(str(tmp_path), prefix="fit")
+    assert {f.rsplit("/", 1)[1] for f in files} == {
+        "fit_posterior.png",
+        "fit_traces.png",
+        "fit_pairs.png",
+    }
+    assert all((tmp_path / f.rsplit("/", 1)[1]).stat().st_size > 5_000 for f in files)
+    assert matplotlib.get_backend() == backend_before
+
+
+def test_the_default_prior_is_weakly_informative_on_the_log_scale():
+    from ptdcore.svgd import DEFAULT_PRIOR_SD, DefaultLogPrior
+
+    assert DEFAULT_PRIOR_SD == 3.0
+    prior = DefaultLogPrior(positive=True)
+    import jax.numpy as jnp
+
+    # log density of theta = e^z at z = 0 vs z = 3 sd: a drop of 4.5 + 9 (the Jacobian)
+    drop = float(prior(jnp.array([1.0])) - prior(jnp.array([np.exp(9.0)])))
+    assert drop == pytest.approx(0.5 * 9.0 + 9.0)
