@@ -39,7 +39,12 @@ CONVERGENCE_WINDOW = 0.1
 """The convergence criterion looks at the last 10% of the steps (at least one chunk)."""
 CONVERGENCE_IMBALANCE = 0.05
 """... and asks the Stein imbalance ||phi|| / (||drive|| + ||repulsion||), averaged over
-the particles, to stay below this there: the two halves of the update cancel."""
+the particles, to stay below this there (the two halves of the update cancel) when the
+optimizer is the user's own ..."""
+CONVERGENCE_IMBALANCE_WITH_DRIFT = 0.2
+"""... and below this looser bound with the default optimizer, whose drift test below is
+the sharper one (at the fixed point RMSprop's jitter leaves an imbalance near 0.05 on
+some models)."""
 CONVERGENCE_DRIFT = 0.01
 """With the default optimizer, the particles' mean and spread (unconstrained scale) must
 also move less than this per unit of cumulative learning rate over that window: RMSprop
@@ -400,10 +405,11 @@ class SVGD:
         """Per-step traces (``bandwidth``, ``phi_norm``, ``log_density_mean``, ``nonfinite``
         particles, Stein ``imbalance``), ``nonfinite_particle_steps``, ``final_imbalance``,
         ``final_drift`` and ``converged``: True only when, over the last 10% of the steps,
-        the Stein imbalance averages below 0.05 (the update's kernel-smoothed gradient and
-        repulsion cancel), the particles' mean and spread drift by less than 0.01 per unit
-        of cumulative learning rate (default optimizer; the step-size-free sign that the
-        cloud has stopped moving), and nothing there was non-finite."""
+        the particles' mean and spread drift by less than 0.01 per unit of cumulative
+        learning rate (default optimizer; the step-size-free sign that the cloud has
+        stopped moving) with a Stein imbalance below 0.2, or, with a custom optimizer, the
+        Stein imbalance averages below 0.05 (the update's kernel-smoothed gradient and
+        repulsion cancel); and nothing there was non-finite."""
         return self._need()["diagnostics"]
 
     def quantiles(self, q: Any = (0.025, 0.5, 0.975)) -> np.ndarray:
@@ -540,8 +546,9 @@ def _summarise(
     # non-finite there, and the particles are finite.
     window_chunks = min(history.shape[0] - 1, max(1, math.ceil(window / chunk)))
     drift = _drift(history, window_chunks, chunk, rates) if rates is not None else float("nan")
+    imbalance_bound = CONVERGENCE_IMBALANCE if rates is None else CONVERGENCE_IMBALANCE_WITH_DRIFT
     converged = bool(
-        tail_imbalance < CONVERGENCE_IMBALANCE
+        tail_imbalance < imbalance_bound
         and (rates is None or drift < CONVERGENCE_DRIFT)
         and traces["nonfinite"][-window:].sum() == 0
         and np.all(np.isfinite(history[-1]))
