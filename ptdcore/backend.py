@@ -99,6 +99,9 @@ class Backend(abc.ABC):
     ) -> PmfMoments | PmfMomentsJacobian:
         """Evaluate a batch.
 
+        Backends whose capabilities set ``second_derivatives`` also take ``hessian=True``
+        and then add ``d2pmf`` of shape (B, T, P, P) and ``d2moments`` of shape (B, K, P, P).
+
         Parameters
         ----------
         structure
@@ -111,9 +114,6 @@ class Backend(abc.ABC):
             ``K``: moments ``E[T], ..., E[T^K]``.
         jacobian
             Also return ``dpmf (B, T, P)`` and ``dmoments (B, K, P)``.
-
-        Backends whose capabilities set ``second_derivatives`` also take ``hessian=True``
-        and then add ``d2pmf (B, T, P, P)`` and ``d2moments (B, K, P, P)``.
         """
 
     def jax_evaluator(self, structure: Structure, nr_moments: int) -> Callable[..., Any]:
