@@ -107,6 +107,25 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cache(args: argparse.Namespace) -> int:
+    """Show or clear the legacy backend's compile cache."""
+    import shutil
+
+    from ptdcore_backends.legacy.compiler import cache_dir
+
+    path = cache_dir()
+    entries = sorted(path.glob("*")) if path.is_dir() else []
+    size = sum(p.stat().st_size for p in entries if p.is_file())
+    if args.action == "clear":
+        if path.is_dir():
+            shutil.rmtree(path)
+        print(f"cleared {path} ({len(entries)} entries, {size / 1e6:.1f} MB)")
+        return 0
+    print(f"legacy compile cache: {path}")
+    print(f"{len(entries)} entries, {size / 1e6:.1f} MB (PTDCORE_CACHE_DIR moves it)")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
@@ -139,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--rtol", type=float, default=1e-12, help="relative tolerance (default: 1e-12)"
     )
     check.set_defaults(func=_cmd_check)
+    cache = sub.add_parser("cache", help="show or clear the legacy backend's compile cache")
+    cache.add_argument("action", nargs="?", choices=["info", "clear"], default="info")
+    cache.set_defaults(func=_cmd_cache)
     bench = sub.add_parser("bench", help="timing table across backends (Kingman coalescent)")
     bench.add_argument("-n", type=int, default=10, help="sample size of the model (default: 10)")
     bench.add_argument("--observations", type=int, default=100, help="data size (default: 100)")

@@ -46,3 +46,19 @@ def test_bench_table():
     proc = run("bench", "-n", "4", "--observations", "10", "--backends", "pybind11,cffi")
     assert proc.returncode == 0, proc.stderr
     assert "pybind11" in proc.stdout and "20 thetas" in proc.stdout
+
+
+def test_cache_info_and_clear(tmp_path, monkeypatch):
+    cache = tmp_path / "legacy-cache"
+    cache.mkdir()
+    (cache / "entry.so").write_bytes(b"x" * 1000)
+    env_run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "ptdcore.cli", "cache", *args],
+        capture_output=True, text=True, timeout=300,
+        env={**__import__("os").environ, "PTDCORE_CACHE_DIR": str(cache)},
+    )  # fmt: skip
+    info = env_run()
+    assert info.returncode == 0 and str(cache) in info.stdout and "1 entries" in info.stdout
+    cleared = env_run("clear")
+    assert cleared.returncode == 0 and "cleared" in cleared.stdout
+    assert not cache.exists()
