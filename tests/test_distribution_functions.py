@@ -11,6 +11,7 @@ import mpmath
 import numpy as np
 import pytest
 from conftest import ALL_BACKENDS, require_backend
+from references import mp_hypoexponential
 from scipy import stats
 
 import ptdcore
@@ -33,22 +34,7 @@ def hypo_graph():
 
 def mp_hypo_sf(rates, t):
     """P(T > t) for a sum of exponentials with distinct rates, at DPS digits."""
-    with mpmath.workdps(DPS):
-        rates = [mpmath.mpf(r) for r in rates]
-        total = mpmath.mpf(0)
-        for i, ri in enumerate(rates):
-            coef = mpmath.mpf(1)
-            for j, rj in enumerate(rates):
-                if j != i:
-                    coef *= rj / (rj - ri)
-            total += coef * mpmath.exp(-ri * mpmath.mpf(t))
-        return total
-
-
-def mp_hypo_cdf_small_t(rates, t):
-    """P(T <= t) by its series in t (accurate where it is tiny), at DPS digits."""
-    with mpmath.workdps(DPS):
-        return 1 - mp_hypo_sf(rates, t)
+    return mp_hypoexponential(rates, t, survival=True, dps=DPS)
 
 
 @pytest.mark.parametrize("backend", ALL_BACKENDS)

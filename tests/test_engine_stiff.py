@@ -12,6 +12,7 @@ import mpmath
 import numpy as np
 import pytest
 from conftest import engine_eval
+from references import mp_hypoexponential
 
 from ptdcore import Graph
 from ptdcore.coalescent import structured_graph
@@ -59,20 +60,6 @@ def test_two_state_chain_far_beyond_the_series_limit():
             assert abs(pmf[0, q] - f) <= 1e-12 * f
 
 
-def _hypoexponential_pdf(rates, t):
-    """Closed form for distinct rates, at DPS digits."""
-    rates = [mpmath.mpf(r) for r in rates]
-    t = mpmath.mpf(t)
-    total = mpmath.mpf(0)
-    for i, ri in enumerate(rates):
-        coef = mpmath.mpf(1)
-        for j, rj in enumerate(rates):
-            if j != i:
-                coef *= rj / (rj - ri)
-        total += coef * ri * mpmath.exp(-ri * t)
-    return total
-
-
 @pytest.mark.parametrize("theta2", [0.3, 1.0, 7.0])
 def test_stiff_three_state_chain(theta2):
     g = Graph.from_edges(
@@ -84,7 +71,7 @@ def test_stiff_three_state_chain(theta2):
     pmf, _ = engine_eval(g, [theta2], times, 0)
     with mpmath.workdps(DPS):
         for q, t in enumerate(times):
-            f = _hypoexponential_pdf([20000.0, 150.0, theta2], t)
+            f = mp_hypoexponential([20000.0, 150.0, theta2], t, dps=DPS)
             assert abs(pmf[0, q] - f) <= 1e-12 * f, (t, pmf[0, q], float(f))
 
 

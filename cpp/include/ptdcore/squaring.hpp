@@ -85,9 +85,9 @@ struct SquaringBuffers {
 
 namespace detail {
 
-// C = A B (n x n, row-major); C must not alias A or B.
-PTDCORE_VECTOR_CLONES inline void matmul(const double* A, const double* B, double* C, int64_t n) {
-  std::fill(C, C + n * n, 0.0);
+// C += A B (n x n, row-major); C must not alias A or B.
+PTDCORE_VECTOR_CLONES inline void matmul_add(const double* A, const double* B, double* C,
+                                             int64_t n) {
   for (int64_t i = 0; i < n; ++i)
     for (int64_t k = 0; k < n; ++k) {
       const double a = A[i * n + k];
@@ -98,16 +98,10 @@ PTDCORE_VECTOR_CLONES inline void matmul(const double* A, const double* B, doubl
     }
 }
 
-// C += A B.
-PTDCORE_VECTOR_CLONES inline void matmul_add(const double* A, const double* B, double* C, int64_t n) {
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t k = 0; k < n; ++k) {
-      const double a = A[i * n + k];
-      if (a == 0.0) continue;
-      const double* b = B + k * n;
-      double* c = C + i * n;
-      for (int64_t j = 0; j < n; ++j) c[j] += a * b[j];
-    }
+// C = A B.
+inline void matmul(const double* A, const double* B, double* C, int64_t n) {
+  std::fill(C, C + n * n, 0.0);
+  matmul_add(A, B, C, n);
 }
 
 // y = x A (row vector times matrix); y must not alias x.
