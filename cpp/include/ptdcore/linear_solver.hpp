@@ -136,6 +136,48 @@ class BlockSolver {
     return factorise_reached(t, g);
   }
 
+  // x = M^{-1} b (x and b may not alias).
+  void solve(const double* b, double* x) const {
+    const SccTopology& t = *topo_;
+    const NumericGraph& g = *graph_;
+    const int64_t C = t.nr_components();
+    for (int64_t c = 0; c < C; ++c) {
+      const int64_t begin = t.scc_ptr[c], s = t.scc_ptr[c + 1] - begin;
+      if (s == 1) {
+        const int64_t i = t.order[begin];
+        if (!all_reached_ && !reached_[i]) {
+          x[i] = 0.0;
+          continue;
+        }
+        double r = b[i];
+        for (int64_t k = t.out_ptr[i]; k < t.out_ptr[i + 1]; ++k) {
+          const int64_t e = t.out_edge[k];
+          r += g.w[e] * x[g.dst[e]];
+        }
+        x[i] = r / g.out[i];
+        continue;
+      }
+      rhs_.assign(s, 0.0);
+      for (int64_t q = 0; q < s; ++q) {
+        const int64_t i = t.order[begin + q];
+        if (!all_reached_ && !reached_[i]) {
+          rhs_[q] = 0.0;
+          continue;
+        }
+        double r = b[i];
+        for (int64_t k = t.out_ptr[i]; k < t.out_ptr[i + 1]; ++k) {
+          const int64_t e = t.out_edge[k];
+          const int64_t j = g.dst[e];
+          if (t.scc_of[j] != c) r += g.w[e] * x[j];
+        }
+        rhs_[q] = r;
+      }
+      lu_solve(lu_.data() + lu_off_[c], s, rhs_.data());
+      for (int64_t q = 0; q < s; ++q) x[t.order[begin + q]] = rhs_[q];
+    }
+  }
+
+ private:
   // Factorises over the states with reached_[i] set; the others are set aside.
   MomentStatus factorise_reached(const SccTopology& t, const NumericGraph& g) {
     topo_ = &t;
@@ -179,48 +221,6 @@ class BlockSolver {
     return MomentStatus::kFinite;
   }
 
-  // x = M^{-1} b (x and b may not alias).
-  void solve(const double* b, double* x) const {
-    const SccTopology& t = *topo_;
-    const NumericGraph& g = *graph_;
-    const int64_t C = t.nr_components();
-    for (int64_t c = 0; c < C; ++c) {
-      const int64_t begin = t.scc_ptr[c], s = t.scc_ptr[c + 1] - begin;
-      if (s == 1) {
-        const int64_t i = t.order[begin];
-        if (!all_reached_ && !reached_[i]) {
-          x[i] = 0.0;
-          continue;
-        }
-        double r = b[i];
-        for (int64_t k = t.out_ptr[i]; k < t.out_ptr[i + 1]; ++k) {
-          const int64_t e = t.out_edge[k];
-          r += g.w[e] * x[g.dst[e]];
-        }
-        x[i] = r / g.out[i];
-        continue;
-      }
-      rhs_.assign(s, 0.0);
-      for (int64_t q = 0; q < s; ++q) {
-        const int64_t i = t.order[begin + q];
-        if (!all_reached_ && !reached_[i]) {
-          rhs_[q] = 0.0;
-          continue;
-        }
-        double r = b[i];
-        for (int64_t k = t.out_ptr[i]; k < t.out_ptr[i + 1]; ++k) {
-          const int64_t e = t.out_edge[k];
-          const int64_t j = g.dst[e];
-          if (t.scc_of[j] != c) r += g.w[e] * x[j];
-        }
-        rhs_[q] = r;
-      }
-      lu_solve(lu_.data() + lu_off_[c], s, rhs_.data());
-      for (int64_t q = 0; q < s; ++q) x[t.order[begin + q]] = rhs_[q];
-    }
-  }
-
- private:
   // reached_[i]: state i is reachable from alpha through positive weights.
   void mark_reachable(const SccTopology& t, const NumericGraph& g) {
     reached_.assign(t.n, 0);

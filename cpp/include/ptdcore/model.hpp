@@ -67,7 +67,7 @@ class PreparedModel {
   bool level_structured() const { return levels_.usable; }
 
   // One theta (P values); outputs for that row (pmf T, moments K, and the
-  // Jacobians when requested).
+  // Jacobians, or Jacobians and Hessians, when requested).
   void evaluate_row(const double* theta, const double* times, int64_t T, int64_t K, double* pmf,
                     double* moments, double* dpmf, double* dmoments, Workspace& ws,
                     double* d2pmf = nullptr, double* d2moments = nullptr) const {
@@ -76,50 +76,23 @@ class PreparedModel {
       return;
     }
     const ScopedFlushSubnormals flush_subnormals;
-    const int64_t P = s_.nr_params;
     const bool jac = dpmf != nullptr && dmoments != nullptr;
+    if (!jac) dpmf = dmoments = nullptr;
     const double* rewards = s_.has_rewards() ? s_.rewards.data() : nullptr;
-    const double nan = std::numeric_limits<double>::quiet_NaN();
     if (!build_numeric_graph(s_, theta, jac, ws.graph)) {  // invalid theta: the whole row
-      std::fill(pmf, pmf + T, nan);
-      std::fill(moments, moments + K, nan);
-      if (jac) {
-        std::fill(dpmf, dpmf + T * P, nan);
-        std::fill(dmoments, dmoments + K * P, nan);
-      }
+      fill_nan(T, pmf, dpmf, nullptr);
+      fill_nan(K, moments, dmoments, nullptr);
       return;
     }
     // Moments and density are independent: a failure of one leaves the other.
-    const MomentStatus status = compute_moments(topo_, ws.graph, rewards, s_.discrete, K, moments,
-                                                jac ? dmoments : nullptr, ws.solver);
-    if (status != MomentStatus::kFinite) {
-      // Absorption impossible from a reachable state: E[T^k] = inf (NaN with
-      // rewards: Y may stay finite); derivatives do not exist.
-      const double value =
-          status == MomentStatus::kInfinite && !rewards ? std::numeric_limits<double>::infinity()
-                                                        : nan;
-      std::fill(moments, moments + K, value);
-      if (jac) std::fill(dmoments, dmoments + K * P, nan);
-    }
+    const MomentStatus status =
+        compute_moments(topo_, ws.graph, rewards, s_.discrete, K, moments, dmoments, ws.solver);
+    if (status != MomentStatus::kFinite) fill_missing_moments(K, moments, dmoments, nullptr);
     if (T == 0) return;
-    double* dp = jac ? dpmf : nullptr;
-    const Output what = static_cast<Output>(s_.output);
-    // The atom P(T = 0) = 1 - sum(alpha) of the chain whose times are measured
-    // (after the reward transformation: mass absorbed before any reward).
-    auto atom_of = [&](const NumericGraph& h, std::vector<double>& datom) {
-      double sum = 0.0;
-      for (double a : h.alpha) sum += a;
-      datom.assign(P, 0.0);
-      if (jac && !h.dalpha.empty())
-        for (int64_t i = 0; i < h.n; ++i)
-          for (int64_t p = 0; p < P; ++p) datom[p] -= h.dalpha[i * P + p];
-      return std::max(0.0, 1.0 - sum);
-    };
     const NumericGraph* h = &ws.graph;
     if (rewards) {
       if (!reward_transform(ws.graph, rewards, ws.transformed)) {
-        std::fill(pmf, pmf + T, nan);
-        if (jac) std::fill(dpmf, dpmf + T * P, nan);
+        fill_nan(T, pmf, dpmf, nullptr);
         return;
       }
       h = &ws.transformed;
@@ -127,9 +100,9 @@ class PreparedModel {
       lump_levels(levels_, topo_, ws.graph, ws.transformed);
       h = &ws.transformed;
     }
-    const double atom = atom_of(*h, ws.datom);
-    functional(*h, s_.discrete, what, atom, jac ? ws.datom.data() : nullptr, times, T, pmf, dp,
-               ws.series, ws.squaring);
+    const double atom = atom_of(*h, false, ws.datom);
+    functional(*h, s_.discrete, static_cast<Output>(s_.output), atom,
+               jac ? ws.datom.data() : nullptr, times, T, pmf, dpmf, ws.series, ws.squaring);
   }
 
   // Rows [begin, end) of a batch.
@@ -156,40 +129,24 @@ class PreparedModel {
     const ScopedFlushSubnormals flush_subnormals;
     const int64_t P = s_.nr_params, PP = P * P, cols = P + PP;
     const double* rewards = s_.has_rewards() ? s_.rewards.data() : nullptr;
-    const double nan = std::numeric_limits<double>::quiet_NaN();
-    auto fill_nan = [&](double* a, int64_t size) { std::fill(a, a + size, nan); };
     if (!build_numeric_graph(s_, theta, true, ws.graph)) {
-      fill_nan(pmf, T), fill_nan(moments, K), fill_nan(dpmf, T * P), fill_nan(dmoments, K * P);
-      fill_nan(d2pmf, T * PP), fill_nan(d2moments, K * PP);
+      fill_nan(T, pmf, dpmf, d2pmf);
+      fill_nan(K, moments, dmoments, d2moments);
       return;
     }
     const MomentStatus status = compute_moments(topo_, ws.graph, rewards, s_.discrete, K, moments,
                                                 dmoments, ws.solver, d2moments);
-    if (status != MomentStatus::kFinite) {
-      const double value = !rewards ? std::numeric_limits<double>::infinity() : nan;
-      std::fill(moments, moments + K, value);
-      fill_nan(dmoments, K * P), fill_nan(d2moments, K * PP);
-    }
+    if (status != MomentStatus::kFinite) fill_missing_moments(K, moments, dmoments, d2moments);
     if (T == 0) return;
     const NumericGraph* h = &ws.graph;
     if (rewards) {  // the transformed weights carry their own second derivatives
       if (!reward_transform(ws.graph, rewards, ws.transformed, true)) {
-        fill_nan(pmf, T), fill_nan(dpmf, T * P), fill_nan(d2pmf, T * PP);
+        fill_nan(T, pmf, dpmf, d2pmf);
         return;
       }
       h = &ws.transformed;
     }
-    // The atom P(T = 0) = 1 - sum(alpha) and its derivatives, packed like the
-    // outputs (P first, then P x P second): nonzero after a reward transformation.
-    double sum = 0.0;
-    for (double a : h->alpha) sum += a;
-    const double atom = std::max(0.0, 1.0 - sum);
-    ws.datom.assign(cols, 0.0);
-    for (int64_t i = 0; i < h->n; ++i) {
-      for (int64_t p = 0; p < P && !h->dalpha.empty(); ++p) ws.datom[p] -= h->dalpha[i * P + p];
-      for (int64_t pq = 0; pq < PP && !h->d2alpha.empty(); ++pq)
-        ws.datom[P + pq] -= h->d2alpha[i * PP + pq];
-    }
+    const double atom = atom_of(*h, true, ws.datom);  // derivatives packed like the outputs
     ws.packed.assign(T * cols, 0.0);
     const Output what = static_cast<Output>(s_.output);
     const double* datom = ws.datom.data();
@@ -205,6 +162,41 @@ class PreparedModel {
   }
 
  private:
+  // NaN in the n values and, where given, their n x P first and n x P x P
+  // second derivatives.
+  void fill_nan(int64_t n, double* value, double* d1, double* d2) const {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const int64_t P = s_.nr_params;
+    std::fill(value, value + n, nan);
+    if (d1) std::fill(d1, d1 + n * P, nan);
+    if (d2) std::fill(d2, d2 + n * P * P, nan);
+  }
+
+  // Moments that do not exist at this theta (absorption impossible from a
+  // reachable state): E[T^k] = inf (NaN with rewards: Y may stay finite);
+  // their derivatives do not exist.
+  void fill_missing_moments(int64_t K, double* moments, double* d1, double* d2) const {
+    fill_nan(K, moments, d1, d2);
+    if (!s_.has_rewards()) std::fill(moments, moments + K, std::numeric_limits<double>::infinity());
+  }
+
+  // The atom P(T = 0) = 1 - sum(alpha) of the chain whose times are measured
+  // (after the reward transformation: mass absorbed before any reward), with its
+  // first derivatives in datom[0, P) and, with `second`, its second derivatives in
+  // datom[P, P + P^2); they are nonzero only after a reward transformation.
+  static double atom_of(const NumericGraph& h, bool second, std::vector<double>& datom) {
+    const int64_t P = h.P, PP = P * P;
+    double sum = 0.0;
+    for (double a : h.alpha) sum += a;
+    datom.assign(P + (second ? PP : 0), 0.0);
+    for (int64_t i = 0; i < h.n; ++i) {
+      for (int64_t p = 0; p < P && !h.dalpha.empty(); ++p) datom[p] -= h.dalpha[i * P + p];
+      for (int64_t pq = 0; pq < PP && second && !h.d2alpha.empty(); ++pq)
+        datom[P + pq] -= h.d2alpha[i * PP + pq];
+    }
+    return std::max(0.0, 1.0 - sum);
+  }
+
   Structure s_;
   SccTopology topo_;
   LevelStructure levels_;
