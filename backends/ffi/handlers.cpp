@@ -88,6 +88,14 @@ ffi::Error PmfMomentsImpl(ffi::ThreadPool pool, int64_t model_id, std::string_vi
                   static_cast<int64_t>(moments->element_count()));
 }
 
+// Element count of an output buffer.
+int64_t count(ffi::ResultBuffer<ffi::F64>& out) { return static_cast<int64_t>(out->element_count()); }
+
+// The parameter count P: theta's last axis.
+int64_t nr_params_of(ffi::Buffer<ffi::F64>& theta) {
+  return theta.dimensions().size() == 0 ? 0 : theta.dimensions().back();
+}
+
 ffi::Error PmfMomentsJacobianImpl(ffi::ThreadPool pool, int64_t model_id,
                                   std::string_view content_hash, int64_t nr_moments,
                                   ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> times,
@@ -95,15 +103,12 @@ ffi::Error PmfMomentsJacobianImpl(ffi::ThreadPool pool, int64_t model_id,
                                   ffi::ResultBuffer<ffi::F64> moments,
                                   ffi::ResultBuffer<ffi::F64> dpmf,
                                   ffi::ResultBuffer<ffi::F64> dmoments) {
-  const int64_t P = theta.dimensions().size() == 0 ? 0 : theta.dimensions().back();
-  if (static_cast<int64_t>(dpmf->element_count()) != static_cast<int64_t>(pmf->element_count()) * P ||
-      static_cast<int64_t>(dmoments->element_count()) !=
-          static_cast<int64_t>(moments->element_count()) * P)
+  const int64_t P = nr_params_of(theta);
+  if (count(dpmf) != count(pmf) * P || count(dmoments) != count(moments) * P)
     return ffi::Error::InvalidArgument("ptdcore ffi: Jacobian output shapes do not match");
   return evaluate(pool, model_id, content_hash, nr_moments, theta, times, pmf->typed_data(),
-                  moments->typed_data(), dpmf->typed_data(), dmoments->typed_data(),
-                  static_cast<int64_t>(pmf->element_count()),
-                  static_cast<int64_t>(moments->element_count()));
+                  moments->typed_data(), dpmf->typed_data(), dmoments->typed_data(), count(pmf),
+                  count(moments));
 }
 
 ffi::Error PmfMomentsHessianImpl(ffi::ThreadPool pool, int64_t model_id,
@@ -115,56 +120,47 @@ ffi::Error PmfMomentsHessianImpl(ffi::ThreadPool pool, int64_t model_id,
                                  ffi::ResultBuffer<ffi::F64> dmoments,
                                  ffi::ResultBuffer<ffi::F64> d2pmf,
                                  ffi::ResultBuffer<ffi::F64> d2moments) {
-  const int64_t P = theta.dimensions().size() == 0 ? 0 : theta.dimensions().back();
-  const int64_t pmf_size = static_cast<int64_t>(pmf->element_count());
-  const int64_t moments_size = static_cast<int64_t>(moments->element_count());
-  if (static_cast<int64_t>(dpmf->element_count()) != pmf_size * P ||
-      static_cast<int64_t>(dmoments->element_count()) != moments_size * P ||
-      static_cast<int64_t>(d2pmf->element_count()) != pmf_size * P * P ||
-      static_cast<int64_t>(d2moments->element_count()) != moments_size * P * P)
+  const int64_t P = nr_params_of(theta);
+  if (count(dpmf) != count(pmf) * P || count(dmoments) != count(moments) * P ||
+      count(d2pmf) != count(pmf) * P * P || count(d2moments) != count(moments) * P * P)
     return ffi::Error::InvalidArgument("ptdcore ffi: Hessian output shapes do not match");
   return evaluate(pool, model_id, content_hash, nr_moments, theta, times, pmf->typed_data(),
-                  moments->typed_data(), dpmf->typed_data(), dmoments->typed_data(), pmf_size,
-                  moments_size, d2pmf->typed_data(), d2moments->typed_data());
+                  moments->typed_data(), dpmf->typed_data(), dmoments->typed_data(), count(pmf),
+                  count(moments), d2pmf->typed_data(), d2moments->typed_data());
+}
+
+// What every handler binds before its results: XLA's intra-op pool, the model's
+// registry id and content hash (checked against each other), K, then theta
+// (..., P) and times (..., T). Each handler adds its results.
+auto bind_inputs() {
+  return ffi::Ffi::Bind()
+      .Ctx<ffi::ThreadPool>()
+      .Attr<int64_t>("model_id")
+      .Attr<std::string_view>("content_hash")
+      .Attr<int64_t>("nr_moments")
+      .Arg<ffi::Buffer<ffi::F64>>()
+      .Arg<ffi::Buffer<ffi::F64>>();
 }
 
 }  // namespace
 
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PtdcorePmfMoments, PmfMomentsImpl,
+                              bind_inputs()
+                                  .Ret<ffi::Buffer<ffi::F64>>()     // pmf (..., T)
+                                  .Ret<ffi::Buffer<ffi::F64>>());   // moments (..., K)
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PtdcorePmfMomentsJacobian, PmfMomentsJacobianImpl,
+                              bind_inputs()
+                                  .Ret<ffi::Buffer<ffi::F64>>()     // pmf (..., T)
+                                  .Ret<ffi::Buffer<ffi::F64>>()     // moments (..., K)
+                                  .Ret<ffi::Buffer<ffi::F64>>()     // dpmf (..., T, P)
+                                  .Ret<ffi::Buffer<ffi::F64>>());   // dmoments (..., K, P)
+
 XLA_FFI_DEFINE_HANDLER_SYMBOL(PtdcorePmfMomentsHessian, PmfMomentsHessianImpl,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()           // XLA's intra-op pool
-                                  .Attr<int64_t>("model_id")        // registry id
-                                  .Attr<std::string_view>("content_hash")  // checked against id
-                                  .Attr<int64_t>("nr_moments")      // K
-                                  .Arg<ffi::Buffer<ffi::F64>>()     // theta (..., P)
-                                  .Arg<ffi::Buffer<ffi::F64>>()     // times (..., T)
+                              bind_inputs()
                                   .Ret<ffi::Buffer<ffi::F64>>()     // pmf (..., T)
                                   .Ret<ffi::Buffer<ffi::F64>>()     // moments (..., K)
                                   .Ret<ffi::Buffer<ffi::F64>>()     // dpmf (..., T, P)
                                   .Ret<ffi::Buffer<ffi::F64>>()     // dmoments (..., K, P)
                                   .Ret<ffi::Buffer<ffi::F64>>()     // d2pmf (..., T, P, P)
                                   .Ret<ffi::Buffer<ffi::F64>>());   // d2moments (..., K, P, P)
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(PtdcorePmfMoments, PmfMomentsImpl,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()           // XLA's intra-op pool
-                                  .Attr<int64_t>("model_id")        // registry id
-                                  .Attr<std::string_view>("content_hash")  // checked against id
-                                  .Attr<int64_t>("nr_moments")      // K
-                                  .Arg<ffi::Buffer<ffi::F64>>()     // theta (..., P)
-                                  .Arg<ffi::Buffer<ffi::F64>>()     // times (..., T)
-                                  .Ret<ffi::Buffer<ffi::F64>>()     // pmf (..., T)
-                                  .Ret<ffi::Buffer<ffi::F64>>());   // moments (..., K)
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(PtdcorePmfMomentsJacobian, PmfMomentsJacobianImpl,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()           // XLA's intra-op pool
-                                  .Attr<int64_t>("model_id")        // registry id
-                                  .Attr<std::string_view>("content_hash")  // checked against id
-                                  .Attr<int64_t>("nr_moments")      // K
-                                  .Arg<ffi::Buffer<ffi::F64>>()     // theta (..., P)
-                                  .Arg<ffi::Buffer<ffi::F64>>()     // times (..., T)
-                                  .Ret<ffi::Buffer<ffi::F64>>()     // pmf (..., T)
-                                  .Ret<ffi::Buffer<ffi::F64>>()     // moments (..., K)
-                                  .Ret<ffi::Buffer<ffi::F64>>()     // dpmf (..., T, P)
-                                  .Ret<ffi::Buffer<ffi::F64>>());   // dmoments (..., K, P)
