@@ -390,6 +390,17 @@ inline void series_mass(const NumericGraph& g, Output what, double atom, const d
   for (int64_t q = 0; q < T; ++q) K = std::max(K, step_of(times[q]));
   power_series(g, 1.0, K, buf, what == Output::kSurvival, second_order);
   const std::vector<double>&c = buf.c, &dc = buf.dc;
+  if (what == Output::kCdf) {  // csum[n] = atom + c_0 + ... + c_{n-1}, summed in that order
+    buf.csum.assign(K + 2, 0.0);
+    buf.dcsum.assign(jac ? (K + 2) * P : 0, 0.0);
+    buf.csum[0] = atom;
+    for (int64_t p = 0; p < P && jac; ++p) buf.dcsum[p] = datom ? datom[p] : 0.0;
+    for (int64_t k = 0; k <= K; ++k) {
+      buf.csum[k + 1] = buf.csum[k] + c[k];
+      for (int64_t p = 0; p < P && jac; ++p)
+        buf.dcsum[(k + 1) * P + p] = buf.dcsum[k * P + p] + dc[k * P + p];
+    }
+  }
   for (int64_t q = 0; q < T; ++q) {
     const int64_t step = step_of(times[q]);
     double* d = jac ? dout + q * P : nullptr;
@@ -400,14 +411,8 @@ inline void series_mass(const NumericGraph& g, Output what, double atom, const d
       out[q] = c[step];
       for (int64_t p = 0; p < P && jac; ++p) d[p] = dc[step * P + p];
     } else if (what == Output::kCdf) {
-      double F = atom;
-      for (int64_t k = 0; k < step; ++k) F += c[k];
-      out[q] = F;
-      for (int64_t p = 0; p < P && jac; ++p) {
-        double dF = datom ? datom[p] : 0.0;
-        for (int64_t k = 0; k < step; ++k) dF += dc[k * P + p];
-        d[p] = dF;
-      }
+      out[q] = buf.csum[step];
+      for (int64_t p = 0; p < P && jac; ++p) d[p] = buf.dcsum[step * P + p];
     } else if (step == 0) {
       out[q] = atom;
       for (int64_t p = 0; p < P && jac; ++p) d[p] = datom ? datom[p] : 0.0;
