@@ -139,7 +139,12 @@ class Model:
         check_levels(q)
         if "_quantile" not in self.__dict__:
             cdf = self._output_model("cdf")
-            pdf = Model(self.structure, 1, self.backend, _derived=True)
+            # density and mean: this model when it returns moments, else one that does
+            pdf = (
+                self
+                if self.nr_moments >= 1
+                else Model(self.structure, 1, self.backend, _derived=True)
+            )
 
             def scalar(m: Model, k: int) -> Any:
                 return lambda th, t: m(th, jnp.reshape(t, (1,)))[k][0]

@@ -131,17 +131,8 @@ def mp_phase_type_pdf(alpha, S, times):
 
 
 def hypoexponential_pdf(rates, t, dps=DPS):
-    """Density of a sum of independent exponentials with distinct rates (mpmath)."""
-    with mpmath.workdps(dps):
-        lam = [mpmath.mpf(r) for r in rates]
-        total = mpmath.mpf(0)
-        for i, li in enumerate(lam):
-            coef = mpmath.mpf(1)
-            for j, lj in enumerate(lam):
-                if j != i:
-                    coef *= lj / (lj - li)
-            total += coef * li * mpmath.exp(-li * mpmath.mpf(t))
-        return float(total)
+    """Density of a sum of independent exponentials with distinct rates, as a float."""
+    return float(mp_hypoexponential(rates, t, dps=dps))
 
 
 def discrete_pmf_dense(alpha, T, t, ns):
@@ -233,7 +224,7 @@ def assert_jacobian_close(actual, expected, rtol=1e-10, atol_fraction=1e-12, wha
     assert np.all(err <= allowed), f"{what}: error {worst:.2f}x the allowed rtol={rtol:g} bound"
 
 
-def mp_hypoexponential(rates, t, survival=False, dps=50):
+def mp_hypoexponential(rates, t, survival=False, dps=DPS):
     """Density (or, with ``survival``, P(T > t)) of a sum of exponentials with distinct
     rates, by the closed form at ``dps`` digits (as an mpmath number)."""
     with mpmath.workdps(dps):
