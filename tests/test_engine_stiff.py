@@ -228,3 +228,25 @@ def test_random_cyclic_graphs_with_one_stiff_parameter(seed, scale):
             assert 0.0 <= pmf[0, q] < 1e-290
             continue
         assert abs(pmf[0, q] - f) <= 1e-12 * f, (times[q], pmf[0, q], float(f))
+
+
+@pytest.mark.parametrize("output", ["density", "cdf", "sf"])
+def test_ladder_jacobian_with_many_parameters_against_reference(output):
+    """Seven states (a column tail beyond the four-wide kernel) and six parameters
+    (two passes of the vector-matrix kernel), stiff enough for the ladder; the
+    Jacobian against the reference backend's autodiff of dense exponentials."""
+    from ptdcore import get_backend
+    from ptdcore.testing import random_graph
+
+    structure = random_graph(3, nr_states=7, nr_params=6).structure().with_output(output)
+    theta = np.array([[2e4, 0.8, 1.1, 0.6, 1.7, 0.9]])
+    times = np.array([0.05, 0.4, 1.5, 3.0])
+    from ptdcore_backends.pybind11 import prepare
+
+    engine = prepare(structure).evaluate(theta, times, 1, True)
+    ref = get_backend("reference").compute_pmf_and_moments(
+        structure, theta, times, 1, jacobian=True
+    )
+    np.testing.assert_allclose(engine[0], ref[0], rtol=1e-11)
+    scale = np.abs(ref[2]).max(axis=1, keepdims=True)
+    np.testing.assert_allclose(engine[2], ref[2], rtol=1e-9, atol=1e-12 * scale.max())

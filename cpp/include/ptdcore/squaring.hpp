@@ -58,6 +58,9 @@
 #else
 #define PTDCORE_VECTOR_CLONES
 #endif
+// The vector helpers below are inlined into each clone, so that they are
+// compiled for the clone's instruction set.
+#define PTDCORE_ALWAYS_INLINE inline __attribute__((always_inline))
 
 namespace ptdcore {
 
@@ -75,8 +78,8 @@ struct SquaringBuffers {
   std::vector<double> Bk, dBk, tmp, dtmp;
   std::vector<double> U, dU;           // remainder columns u_k = B^k s: (K + 1) x n, x P
   std::vector<double> v, dv, v2, dv2;  // state probabilities at the current time
+  std::vector<double> y, dy;           // remainder: sum_k weight_k u_k (n), (P x n)
   std::vector<double> inv_k;           // 1 / k for the remainder weights
-  std::vector<double> pow2;            // 2^k, the step count of ladder level k
   std::vector<int64_t> order;
   std::vector<int64_t> comp_of, comp_ptr, comp_states;  // components at this theta
   std::vector<double> lv, dlv;         // l of every level: (L + 1) x n, (L + 1) x P x n
@@ -85,34 +88,57 @@ struct SquaringBuffers {
 
 namespace detail {
 
-// C += A B (n x n, row-major); C must not alias A or B.
-PTDCORE_VECTOR_CLONES inline void matmul_add(const double* A, const double* B, double* C,
+// Four doubles in one vector register (GCC/Clang vector extension; the
+// baseline clone splits it into two SSE2 halves). Element-wise + and * only:
+// no reassociation, no contraction.
+typedef double v4d __attribute__((vector_size(32)));
+typedef double v1d __attribute__((vector_size(8)));
+template <class V>
+PTDCORE_ALWAYS_INLINE void load(V& x, const double* p) {
+  __builtin_memcpy(&x, p, sizeof x);
+}
+template <class V>
+PTDCORE_ALWAYS_INLINE void store(double* p, const V& x) {
+  __builtin_memcpy(p, &x, sizeof x);
+}
+
+// C += A B (n x n, row-major); C must not alias A or B. Each element of C is
+// accumulated over k in increasing order (zero entries of A skipped), four
+// columns at a time in registers.
+PTDCORE_VECTOR_CLONES inline void matmul_add(const double* __restrict A,
+                                             const double* __restrict B, double* __restrict C,
                                              int64_t n) {
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t k = 0; k < n; ++k) {
-      const double a = A[i * n + k];
-      if (a == 0.0) continue;
-      const double* b = B + k * n;
-      double* c = C + i * n;
-      for (int64_t j = 0; j < n; ++j) c[j] += a * b[j];
+  for (int64_t i = 0; i < n; ++i) {
+    const double* a_row = A + i * n;
+    double* c = C + i * n;
+    int64_t j0 = 0;
+    for (; j0 + 4 <= n; j0 += 4) {
+      v4d acc, b;
+      load(acc, c + j0);
+      for (int64_t k = 0; k < n; ++k) {
+        const double a = a_row[k];
+        if (a == 0.0) continue;
+        load(b, B + k * n + j0);
+        acc += a * b;
+      }
+      store(c + j0, acc);
     }
+    for (; j0 < n; ++j0) {
+      double acc = c[j0];
+      for (int64_t k = 0; k < n; ++k) {
+        const double a = a_row[k];
+        if (a == 0.0) continue;
+        acc += a * B[k * n + j0];
+      }
+      c[j0] = acc;
+    }
+  }
 }
 
 // C = A B.
 inline void matmul(const double* A, const double* B, double* C, int64_t n) {
   std::fill(C, C + n * n, 0.0);
   matmul_add(A, B, C, n);
-}
-
-// y = x A (row vector times matrix); y must not alias x.
-inline void vecmat(const double* x, const double* A, double* y, int64_t n) {
-  std::fill(y, y + n, 0.0);
-  for (int64_t k = 0; k < n; ++k) {
-    const double a = x[k];
-    if (a == 0.0) continue;
-    const double* row = A + k * n;
-    for (int64_t j = 0; j < n; ++j) y[j] += a * row[j];
-  }
 }
 
 // y += A x (matrix times column vector).
@@ -312,51 +338,69 @@ inline void build_ladder(const NumericGraph& g, bool discrete, double lambda, in
   }
 }
 
-// v2 = v E and dv2_p = dv_p E + v dE_p in one pass over the rows of E (kP > 0
-// fixes the parameter count at compile time, kP = -1 reads it from P).
-template <int kP>
-PTDCORE_VECTOR_CLONES void vecmat_jvp(const double* __restrict v, const double* __restrict dv,
-                                      const double* __restrict E, const double* __restrict dE,
-                                      double* __restrict v2, double* __restrict dv2, int64_t n,
-                                      int64_t P_runtime) {
-  const int64_t P = kP >= 0 ? kP : P_runtime;
+namespace detail {
+
+// Columns j0 .. j0 + width(V) of v2 = v E (when `value`) and of
+// dv2_p = dv_p E + v dE_p for the kQ parameters p0 .. p0 + kQ, each element
+// accumulated in a register over the rows i in increasing order. The
+// accumulators of one call are independent chains, so they overlap.
+template <class V, int kQ, bool kValue>
+PTDCORE_ALWAYS_INLINE void vecmat_jvp_columns(const double* v, const double* dv, const double* E,
+                                              const double* dE, double* v2, double* dv2, int64_t n,
+                                              int64_t j0, int64_t p0) {
   const int64_t nn = n * n;
-  std::fill(v2, v2 + n, 0.0);
-  std::fill(dv2, dv2 + P * n, 0.0);
+  V acc = {}, d[kQ > 0 ? kQ : 1] = {}, x, y;
   for (int64_t i = 0; i < n; ++i) {
-    const double a = v[i];
-    const double* row = E + i * n;
-    for (int64_t j = 0; j < n; ++j) v2[j] += a * row[j];
-    for (int64_t p = 0; p < P; ++p) {
-      const double da = dv[p * n + i];
-      const double* drow = dE + p * nn + i * n;
-      double* out = dv2 + p * n;
-      for (int64_t j = 0; j < n; ++j) out[j] += da * row[j] + a * drow[j];
+    load(x, E + i * n + j0);
+    if (kValue) acc += v[i] * x;
+    for (int q = 0; q < kQ; ++q) {
+      load(y, dE + (p0 + q) * nn + i * n + j0);
+      d[q] += dv[(p0 + q) * n + i] * x + v[i] * y;
     }
   }
+  if (kValue) store(v2 + j0, acc);
+  for (int q = 0; q < kQ; ++q) store(dv2 + (p0 + q) * n + j0, d[q]);
 }
 
-// v <- v E_k (and dv <- dv E_k + v dE_k).
-inline void ladder_step(SquaringBuffers& buf, int64_t k, int64_t n, int64_t P) {
-  const int64_t nn = n * n;
-  const double* Ek = buf.E.data() + k * nn;
-  const double* dEk = buf.dE.data() + k * P * nn;
-  switch (P) {
-    case 0:
-      detail::vecmat(buf.v.data(), Ek, buf.v2.data(), n);
-      break;
-    case 1:
-      vecmat_jvp<1>(buf.v.data(), buf.dv.data(), Ek, dEk, buf.v2.data(), buf.dv2.data(), n, 1);
-      break;
-    case 2:
-      vecmat_jvp<2>(buf.v.data(), buf.dv.data(), Ek, dEk, buf.v2.data(), buf.dv2.data(), n, 2);
-      break;
-    case 3:
-      vecmat_jvp<3>(buf.v.data(), buf.dv.data(), Ek, dEk, buf.v2.data(), buf.dv2.data(), n, 3);
-      break;
-    default:
-      vecmat_jvp<-1>(buf.v.data(), buf.dv.data(), Ek, dEk, buf.v2.data(), buf.dv2.data(), n, P);
+// All columns, for the value (kValue) and the kQ parameters p0 .. p0 + kQ.
+template <int kQ, bool kValue>
+PTDCORE_ALWAYS_INLINE void vecmat_jvp_pass(const double* v, const double* dv, const double* E,
+                                           const double* dE, double* v2, double* dv2, int64_t n,
+                                           int64_t p0) {
+  int64_t j0 = 0;
+  for (; j0 + 4 <= n; j0 += 4)
+    vecmat_jvp_columns<v4d, kQ, kValue>(v, dv, E, dE, v2, dv2, n, j0, p0);
+  for (; j0 < n; ++j0) vecmat_jvp_columns<v1d, kQ, kValue>(v, dv, E, dE, v2, dv2, n, j0, p0);
+}
+
+}  // namespace detail
+
+// v2 = v E and dv2_p = dv_p E + v dE_p (P = 0: the value only): the value
+// with the first four parameters in one pass over E, then four more per pass.
+PTDCORE_VECTOR_CLONES inline void vecmat_jvp(const double* __restrict v,
+                                             const double* __restrict dv,
+                                             const double* __restrict E,
+                                             const double* __restrict dE, double* __restrict v2,
+                                             double* __restrict dv2, int64_t n, int64_t P) {
+  using detail::vecmat_jvp_pass;
+  switch (std::min<int64_t>(P, 4)) {
+    case 0: vecmat_jvp_pass<0, true>(v, dv, E, dE, v2, dv2, n, 0); break;
+    case 1: vecmat_jvp_pass<1, true>(v, dv, E, dE, v2, dv2, n, 0); break;
+    case 2: vecmat_jvp_pass<2, true>(v, dv, E, dE, v2, dv2, n, 0); break;
+    case 3: vecmat_jvp_pass<3, true>(v, dv, E, dE, v2, dv2, n, 0); break;
+    default: vecmat_jvp_pass<4, true>(v, dv, E, dE, v2, dv2, n, 0);
   }
+  for (int64_t p0 = 4; p0 < P; p0 += 4) switch (std::min<int64_t>(P - p0, 4)) {
+      case 1: vecmat_jvp_pass<1, false>(v, dv, E, dE, v2, dv2, n, p0); break;
+      case 2: vecmat_jvp_pass<2, false>(v, dv, E, dE, v2, dv2, n, p0); break;
+      case 3: vecmat_jvp_pass<3, false>(v, dv, E, dE, v2, dv2, n, p0); break;
+      default: vecmat_jvp_pass<4, false>(v, dv, E, dE, v2, dv2, n, p0);
+    }
+}
+
+inline void ladder_step(SquaringBuffers& buf, const double* E, const double* dE, int64_t n,
+                        int64_t P) {
+  vecmat_jvp(buf.v.data(), buf.dv.data(), E, dE, buf.v2.data(), buf.dv2.data(), n, P);
   std::swap(buf.v, buf.v2);
   std::swap(buf.dv, buf.dv2);
 }
@@ -373,7 +417,7 @@ inline void ladder_step(SquaringBuffers& buf, int64_t k, int64_t n, int64_t P) {
 inline void squaring_density(const NumericGraph& g, bool discrete, double lambda, Output what,
                              double atom, const double* datom, const double* times, int64_t T,
                              double* out, double* dout, SquaringBuffers& buf) {
-  const int64_t n = g.n, P = dout ? g.P : 0;
+  const int64_t n = g.n, P = dout ? g.P : 0, nn = n * n;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double h0 = discrete ? 1.0 : kSquaringBaseStep / lambda;
   const bool cdf = what == Output::kCdf, sf = what == Output::kSurvival;
@@ -390,11 +434,22 @@ inline void squaring_density(const NumericGraph& g, bool discrete, double lambda
   };
   buf.order.resize(T);
   std::iota(buf.order.begin(), buf.order.end(), int64_t{0});
-  double max_steps = 0.0;
-  for (int64_t q = 0; q < T; ++q) max_steps = std::max(max_steps, steps_of(times[q]));
   std::sort(buf.order.begin(), buf.order.end(),
             [&](int64_t a, int64_t b) { return times[a] < times[b]; });
-  const int64_t L = max_steps >= 1.0 ? squaring_levels(max_steps) - 1 : 0;
+  // The ladder needs levels up to the largest step difference between
+  // consecutive valid times, as the loop below takes them.
+  uint64_t max_diff = 0;
+  {
+    uint64_t prev = 0;
+    for (int64_t idx = 0; idx < T; ++idx) {
+      const int64_t q = buf.order[idx];
+      const double steps = steps_of(times[q]);
+      if (steps < 0.0 || (discrete && what == Output::kDensity && times[q] == 0.0)) continue;
+      max_diff = std::max(max_diff, static_cast<uint64_t>(steps) - prev);
+      prev = static_cast<uint64_t>(steps);
+    }
+  }
+  const int64_t L = max_diff >= 1 ? squaring_levels(static_cast<double>(max_diff)) - 1 : 0;
   build_ladder(g, discrete, lambda, L, buf);
   // Remainder columns u_k = B^k w, w = s (density, cdf) or 1 (sf).
   int64_t K = 0;
@@ -407,7 +462,6 @@ inline void squaring_density(const NumericGraph& g, bool discrete, double lambda
       buf.U[i] = sf ? 1.0 : g.exit[i];
       for (int64_t p = 0; p < P; ++p) buf.dU[p * n + i] = sf ? 0.0 : g.dexit[i * g.P + p];
     }
-    const int64_t nn = n * n;
     for (int64_t k = 1; k <= K; ++k) {
       const double* u = buf.U.data() + (k - 1) * n;
       const double* du = buf.dU.data() + (k - 1) * P * n;
@@ -419,12 +473,12 @@ inline void squaring_density(const NumericGraph& g, bool discrete, double lambda
       }
     }
     for (double u : buf.U) umax = std::max(umax, u);
+    buf.y.resize(n);
+    buf.dy.resize(P * n);
     buf.inv_k.resize(K + 1);
     buf.inv_k[0] = 0.0;
     for (int64_t k = 1; k <= K; ++k) buf.inv_k[k] = 1.0 / static_cast<double>(k);
   }
-  buf.pow2.resize(L + 1);
-  for (int64_t k = 0; k <= L; ++k) buf.pow2[k] = std::ldexp(1.0, static_cast<int>(k));
   buf.v.assign(g.alpha.begin(), g.alpha.end());
   buf.v2.resize(n);
   buf.dv.assign(P * n, 0.0);
@@ -449,22 +503,19 @@ inline void squaring_density(const NumericGraph& g, bool discrete, double lambda
       for (int64_t p = 0; p < g.P && dq; ++p) dq[p] = datom ? datom[p] : 0.0;
       continue;
     }
-    // Advance by the binary digits of the step difference.
-    double diff = steps - at;
-    for (int64_t k = L; k >= 0 && diff > 0.0; --k) {
-      const double size = buf.pow2[k];
-      while (diff >= size) {
-        if (cdf) {
-          const double* l = buf.lv.data() + k * n;
-          const double* dl = buf.dlv.data() + k * P * n;
-          for (int64_t i = 0; i < n; ++i) absorbed += buf.v[i] * l[i];
-          for (int64_t p = 0; p < P; ++p)
-            for (int64_t i = 0; i < n; ++i)
-              dabsorbed[p] += buf.dv[p * n + i] * l[i] + buf.v[i] * dl[p * n + i];
-        }
-        ladder_step(buf, k, n, P);
-        diff -= size;
+    // Advance by the binary digits of the step difference (from the top).
+    const uint64_t diff = static_cast<uint64_t>(steps) - static_cast<uint64_t>(at);
+    for (int64_t k = L; k >= 0; --k) {
+      if (!(diff >> k & 1)) continue;
+      if (cdf) {
+        const double* l = buf.lv.data() + k * n;
+        const double* dl = buf.dlv.data() + k * P * n;
+        for (int64_t i = 0; i < n; ++i) absorbed += buf.v[i] * l[i];
+        for (int64_t p = 0; p < P; ++p)
+          for (int64_t i = 0; i < n; ++i)
+            dabsorbed[p] += buf.dv[p * n + i] * l[i] + buf.v[i] * dl[p * n + i];
       }
+      ladder_step(buf, buf.E.data() + k * nn, buf.dE.data() + k * P * nn, n, P);
     }
     at = steps;
     if (discrete) {
@@ -503,26 +554,34 @@ inline void squaring_density(const NumericGraph& g, bool discrete, double lambda
         acc += pois[k];
       }
     }
-    double w = std::exp(-m), F = 0.0;
-    for (int64_t p = 0; p < P; ++p) dq[p] = 0.0;
+    // y = sum_k weight_k u_k (and dy_p likewise) as independent per-state
+    // sums, then F = v . y and dF_p = dv_p . y + v . dy_p. The stopping rule
+    // measures later terms against F0 = weight_0 v . u_0 <= F.
+    double w = std::exp(-m), F0 = 0.0;
+    for (int64_t i = 0; i < n; ++i) F0 += buf.v[i] * buf.U[i];
+    F0 *= cdf ? tails[0] / lambda : w;
+    std::fill(buf.y.begin(), buf.y.end(), 0.0);
+    std::fill(buf.dy.begin(), buf.dy.end(), 0.0);
     for (int64_t k = 0; k <= K; ++k) {
       if (k > 0) w *= m * buf.inv_k[k];
       const double weight = cdf ? tails[k] / lambda : w;
       const double* u = buf.U.data() + k * n;
-      double ck = 0.0;
-      for (int64_t i = 0; i < n; ++i) ck += buf.v[i] * u[i];
-      F += weight * ck;
-      for (int64_t p = 0; p < P; ++p) {
-        const double* du = buf.dU.data() + (k * P + p) * n;
-        const double* dv = buf.dv.data() + p * n;
-        double d = 0.0;
-        for (int64_t i = 0; i < n; ++i) d += dv[i] * u[i] + buf.v[i] * du[i];
-        dq[p] += weight * d;
-      }
+      for (int64_t i = 0; i < n; ++i) buf.y[i] += weight * u[i];
+      const double* du = buf.dU.data() + k * P * n;
+      for (int64_t i = 0; i < P * n; ++i) buf.dy[i] += weight * du[i];
       const double scale = cdf ? w * (1.0 + m) / lambda : w;  // bounds the next weights
       if (scale < kPoissonUnderflow ||
-          (scale < kPoissonNormCutoff && scale * bound <= kPoissonTermCutoff * F))
+          (scale < kPoissonNormCutoff && scale * bound <= kPoissonTermCutoff * F0))
         break;
+    }
+    double F = 0.0;
+    for (int64_t i = 0; i < n; ++i) F += buf.v[i] * buf.y[i];
+    for (int64_t p = 0; p < P; ++p) {
+      const double* dv = buf.dv.data() + p * n;
+      const double* dy = buf.dy.data() + p * n;
+      double d = 0.0;
+      for (int64_t i = 0; i < n; ++i) d += dv[i] * buf.y[i] + buf.v[i] * dy[i];
+      dq[p] = d;
     }
     if (cdf) {
       F += atom + absorbed;
