@@ -24,6 +24,7 @@ __all__ = [
     "Model",
     "PmfMoments",
     "PmfMomentsJacobian",
+    "RewardMoments",
     "SVGD",
     "Structure",
     "__version__",
@@ -35,6 +36,7 @@ __all__ = [
     "list_backends",
     "model",
     "refresh_backends",
+    "reward_moments",
 ]
 
 
@@ -47,6 +49,10 @@ def __getattr__(name: str) -> Any:
         from .svgd import SVGD
 
         return SVGD
+    if name in ("reward_moments", "RewardMoments"):
+        from . import reward_matrix
+
+        return getattr(reward_matrix, name)
     if name in ("fit_mle", "MLEResult"):
         from . import mle
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
 from .graph import Graph
 
 
@@ -108,3 +113,173 @@ def structured_graph(samples: tuple[int, ...] | list[int]) -> Graph:
         return out
 
     return Graph.from_callback(callback, samples, nr_params=2)
+
+
+# -- contract section 9: ready state spaces with their reward matrices ------------------
+
+
+def kingman(n: int) -> Graph:
+    """Kingman coalescent for the time to the most recent common ancestor (TMRCA).
+
+    The state is the number of lineages ``k`` (``n - 1`` states, a chain); ``theta =
+    (c,)``: every pair of lineages coalesces at rate ``c`` (``c = 1`` is coalescent
+    units: ``E[TMRCA] = 2 (1 - 1/n)``).
+    """
+    return kingman_tmrca_graph(n)
+
+
+def kingman_sfs(n: int) -> tuple[Graph, np.ndarray]:
+    """Kingman coalescent on the block-counting space, with the SFS reward matrix.
+
+    Parameters
+    ----------
+    n
+        Sample size (>= 2).
+
+    Returns
+    -------
+    graph, rewards
+        ``graph``: states ``(a_1, ..., a_n)`` with ``a_i`` lineages that subtend ``i``
+        samples; ``theta = (c,)``, the pair coalescence rate (``c = 1``: coalescent
+        units, ``E[xi_i] = 2 / (i c)``). ``rewards`` (nr_states, n - 1): column ``i - 1``
+        is ``a_i``, so ``Y_{i-1} = integral a_i(X_t) dt`` is the total length of the
+        branches subtending ``i`` samples (the expected SFS is ``mutation rate x mean``).
+    """
+    graph = kingman_graph(n)
+    return graph, _block_rewards(graph, n, demes=1)
+
+
+def structured(
+    samples: Sequence[int], *, shared_coalescence: bool = True, symmetric_migration: bool = True
+) -> Graph:
+    """Structured coalescent (island model) for the TMRCA: lineage counts per deme.
+
+    Parameters
+    ----------
+    samples
+        Lineages sampled in each of the ``D >= 2`` demes, e.g. ``(2, 2)``.
+    shared_coalescence
+        One pair coalescence rate for all demes (True), or one per deme.
+    symmetric_migration
+        One migration rate per lineage to each other deme (True), or one per ordered
+        pair of demes ``(d, e)``, ``d != e``, in row-major order.
+
+    Parameter order: the coalescence rate(s), then the migration rate(s); see
+    :func:`structured_parameters`. ``c = 1`` is coalescent units.
+    """
+    samples, demes, P, coal, mig = _structured_layout(samples, shared_coalescence,
+                                                      symmetric_migration)  # fmt: skip
+
+    def callback(state: tuple[int, ...]) -> list[tuple[tuple[int, ...], list[float]]]:
+        if sum(state) <= 1:
+            return []
+        out = []
+        for d, a in enumerate(state):
+            if a >= 2:
+                nxt = list(state)
+                nxt[d] -= 1
+                out.append((tuple(nxt), _coefs(P, coal(d), a * (a - 1) / 2.0)))
+            for e in range(demes):
+                if e != d and a >= 1:
+                    nxt = list(state)
+                    nxt[d] -= 1
+                    nxt[e] += 1
+                    out.append((tuple(nxt), _coefs(P, mig(d, e), float(a))))
+        return out
+
+    return Graph.from_callback(callback, samples, nr_params=P)
+
+
+def structured_sfs(
+    samples: Sequence[int], *, shared_coalescence: bool = True, symmetric_migration: bool = True
+) -> tuple[Graph, np.ndarray]:
+    """Structured coalescent on the block-counting space, with the pooled SFS rewards.
+
+    The state holds, for each deme ``d`` and ``i = 1..n`` (``n = sum(samples)``), the
+    number of lineages in ``d`` that subtend ``i`` samples (flattened deme-major).
+    Parameters as in :func:`structured`. ``rewards`` (nr_states, n - 1): column
+    ``i - 1`` counts the lineages subtending ``i`` samples in every deme (the SFS pooled
+    over demes).
+    """
+    samples, demes, P, coal, mig = _structured_layout(samples, shared_coalescence,
+                                                      symmetric_migration)  # fmt: skip
+    n = sum(samples)
+
+    def callback(state: tuple[int, ...]) -> list[tuple[tuple[int, ...], list[float]]]:
+        if sum(state) <= 1:
+            return []
+        out = []
+        for d in range(demes):
+            block = state[d * n : (d + 1) * n]
+            for i in range(n):
+                a = block[i]
+                if a == 0:
+                    continue
+                for j in range(i, n):
+                    pairs = a * (a - 1) // 2 if i == j else a * block[j]
+                    if pairs == 0:
+                        continue
+                    nxt = list(state)
+                    nxt[d * n + i] -= 1
+                    nxt[d * n + j] -= 1
+                    nxt[d * n + i + j + 1] += 1
+                    out.append((tuple(nxt), _coefs(P, coal(d), float(pairs))))
+                for e in range(demes):
+                    if e != d:
+                        nxt = list(state)
+                        nxt[d * n + i] -= 1
+                        nxt[e * n + i] += 1
+                        out.append((tuple(nxt), _coefs(P, mig(d, e), float(a))))
+        return out
+
+    initial = [0] * (demes * n)
+    for d, a in enumerate(samples):
+        initial[d * n] = a
+    graph = Graph.from_callback(callback, tuple(initial), nr_params=P)
+    return graph, _block_rewards(graph, n, demes)
+
+
+def structured_parameters(
+    demes: int, *, shared_coalescence: bool = True, symmetric_migration: bool = True
+) -> list[str]:
+    """Names of the parameters of :func:`structured` / :func:`structured_sfs`, in order."""
+    names = ["c"] if shared_coalescence else [f"c{d}" for d in range(demes)]
+    if symmetric_migration:
+        return [*names, "m"]
+    return names + [f"m{d}{e}" for d in range(demes) for e in range(demes) if d != e]
+
+
+def _structured_layout(
+    samples: Sequence[int], shared_coalescence: bool, symmetric_migration: bool
+) -> tuple[tuple[int, ...], int, int, Any, Any]:
+    samples = tuple(int(a) for a in samples)
+    if len(samples) < 2 or min(samples) < 0 or sum(samples) < 2:
+        raise ValueError(
+            f"samples must give lineages for two or more demes, at least 2 in all; got {samples}"
+        )
+    demes = len(samples)
+    nr_coal = 1 if shared_coalescence else demes
+    P = len(structured_parameters(demes, shared_coalescence=shared_coalescence,
+                                  symmetric_migration=symmetric_migration))  # fmt: skip
+
+    def coal(d: int) -> int:
+        return 0 if shared_coalescence else d
+
+    def mig(d: int, e: int) -> int:
+        if symmetric_migration:
+            return nr_coal
+        return nr_coal + d * (demes - 1) + (e if e < d else e - 1)
+
+    return samples, demes, P, coal, mig
+
+
+def _coefs(P: int, index: int, value: float) -> list[float]:
+    coefs = [0.0] * P
+    coefs[index] = value
+    return coefs
+
+
+def _block_rewards(graph: Graph, n: int, demes: int) -> np.ndarray:
+    """Column i - 1: lineages subtending i samples, summed over demes."""
+    states = np.asarray(graph.states, dtype=np.float64).reshape(graph.nr_states, demes, n)
+    return states.sum(axis=1)[:, : n - 1]

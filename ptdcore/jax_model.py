@@ -68,7 +68,9 @@ class Model:
             self._fn = self.backend.jax_function(self.structure, self.nr_moments)
         else:
             evaluator = self.backend.jax_evaluator(self.structure, self.nr_moments)
-            self._fn = _make_differentiable(evaluator)
+            # (reward moments: the engine has first derivatives only)
+            max_order = 1 if self.structure.output == "reward_moments" else 2
+            self._fn = _make_differentiable(evaluator, max_order)
 
     @property
     def nr_params(self) -> int:
@@ -211,7 +213,7 @@ def _check_concrete_times(times: Any, discrete: bool) -> None:
         raise ValueError("times of a discrete model must be whole numbers (steps)")
 
 
-def _make_differentiable(evaluate: Any) -> Any:
+def _make_differentiable(evaluate: Any, max_order: int = 2) -> Any:
     """``fn(theta, times) -> (pmf, moments)`` with exact first and second derivatives.
 
     ``evaluate(theta, times, order)`` returns the outputs up to derivative ``order``
@@ -219,7 +221,8 @@ def _make_differentiable(evaluate: Any) -> Any:
     ``custom_jvp`` rules: ``fn``'s tangent is ``J dtheta`` with ``J`` from ``first``,
     whose own tangent (needed by ``jax.hessian``, ``jacfwd(jacrev)``, ...) is
     ``H dtheta`` from the backend's exact second derivatives. One backend call per
-    evaluation at each order. Third derivatives are not available.
+    evaluation at each order. Third derivatives are not available, nor second ones
+    when ``max_order`` is 1 (``NotImplementedError``).
     """
     import jax
     import jax.numpy as jnp
@@ -240,6 +243,10 @@ def _make_differentiable(evaluate: Any) -> Any:
         theta, times = primals
         dtheta, dtimes = tangents
         no_time_tangent(dtimes)
+        if max_order < 2:
+            raise NotImplementedError(
+                "second derivatives are not available for this output (first order only)"
+            )
         pmf, moments, dpmf, dmoments, d2pmf, d2moments = evaluate(theta, times, 2)
         out = (pmf, moments, dpmf, dmoments)
         if isinstance(dtheta, SymbolicZero):

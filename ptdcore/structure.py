@@ -12,9 +12,12 @@ import numpy as np
 
 FORMAT_NAME = "ptdcore.structure"
 FORMAT_VERSION = 1
-OUTPUTS = ("density", "cdf", "sf")
-"""What the engine evaluates at the times: the density (probability mass for discrete
-models), the distribution function P(T <= t) or the survival function P(T > t)."""
+OUTPUTS = ("density", "cdf", "sf", "reward_moments")
+"""What the engine evaluates: at the times, the density (probability mass for discrete
+models), the distribution function P(T <= t) or the survival function P(T > t); or, with
+no times, the means and cross moments of several reward columns ("reward_moments":
+``rewards`` holds an (nr_states, m) matrix, row-major, and the moments output is
+``E[Y_j]`` (m) followed by ``E[Y_i Y_j]`` (m x m))."""
 
 _ARRAY_FIELDS = {
     "alpha": np.float64,
@@ -162,14 +165,32 @@ class Structure:
 
     @property
     def output_code(self) -> int:
-        """The engine's code for :attr:`output` (0 density, 1 cdf, 2 sf)."""
+        """The engine's code for :attr:`output` (0 density, 1 cdf, 2 sf, 3 reward moments)."""
         return OUTPUTS.index(self.output)
+
+    @property
+    def reward_columns(self) -> int:
+        """``m``: reward columns (1 for a reward vector, 0 without rewards)."""
+        return 0 if self.rewards is None else self.rewards.size // self.nr_states
 
     def with_output(self, output: str) -> Structure:
         """The same model evaluating ``output`` ("density", "cdf" or "sf") at the times."""
         import dataclasses
 
         return dataclasses.replace(self, output=output)
+
+    def with_reward_matrix(self, rewards: Any) -> Structure:
+        """The same chain with the reward matrix ``rewards`` (nr_states, m), evaluating the
+        means and cross moments of its columns (output "reward_moments")."""
+        import dataclasses
+
+        r = np.asarray(rewards, dtype=np.float64)
+        if r.ndim != 2 or r.shape[0] != self.nr_states or r.shape[1] < 1:
+            raise ValueError(
+                f"rewards must have shape (nr_states, m) = ({self.nr_states}, m), m >= 1; "
+                f"got shape {r.shape}"
+            )
+        return dataclasses.replace(self, rewards=r, output="reward_moments")
 
     def coefficient_matrix(self) -> np.ndarray:
         """Dense (nr_edges, nr_params) coefficients (for small models and tests)."""

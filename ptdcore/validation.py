@@ -53,6 +53,8 @@ def validate_structure(s: Structure) -> None:
     _check_edges(s)
     if s.rewards is not None:
         _check_rewards(s)
+    elif s.output == "reward_moments":
+        raise ValueError("reward moments need rewards of shape (nr_states, m)")
     _check_absorption_reachable(s)
 
 
@@ -140,17 +142,27 @@ def _has_coefficients(s: Structure) -> np.ndarray:
 
 def _check_rewards(s: Structure) -> None:
     r = s.rewards
+    n = s.nr_states
     if s.discrete:
         raise NotImplementedError(
             "rewards on discrete models are not supported (only continuous models take rewards)"
         )
-    if r.shape != (s.nr_states,):
-        raise ValueError(f"rewards has length {r.shape[0]}, expected nr_states = {s.nr_states}")
+    if s.output == "reward_moments":
+        if r.size == 0 or r.size % n:
+            raise ValueError(
+                f"reward moments need rewards of shape (nr_states, m) = ({n}, m), m >= 1; "
+                f"got {r.size} values"
+            )
+    elif r.shape != (n,):
+        raise ValueError(f"rewards has length {r.shape[0]}, expected nr_states = {n}")
     bad = ~np.isfinite(r) | (r < 0)
     if bad.any():
-        i = _first(bad)
+        k = _first(bad)
+        m = r.size // n
+        column = f" (column {k % m})" if s.output == "reward_moments" else ""
         raise ValueError(
-            f"reward {float(r[i])!r} for {describe_state(s, i)} must be finite and >= 0"
+            f"reward {float(r[k])!r} for {describe_state(s, k // m)}{column} "
+            "must be finite and >= 0"
         )
 
 

@@ -197,13 +197,28 @@ def make_function(structure: Structure, nr_moments: int) -> Any:
 
         return jax.vmap(one)(times)
 
+    def reward_moments_of(M: Any, alpha: Any) -> Any:
+        # E[Y_j] = alpha U r_j, E[Y_i Y_j] = alpha U (r_i o U r_j + r_j o U r_i), U = (-S)^-1
+        R = jnp.asarray(rewards.reshape(n, -1))
+        m = R.shape[1]
+        if K != m + m * m:  # another layout asked for: NaN, as the engine gives
+            return jnp.full(K, jnp.nan)
+        X = jnp.linalg.solve(-M, R)
+        a = jnp.linalg.solve(-M.T, alpha)
+        C = R.T @ (a[:, None] * X)
+        return jnp.concatenate([alpha @ X, (C + C.T).ravel()])
+
     def f(theta: Any, times: Any) -> tuple[Any, Any]:
         theta = jnp.asarray(theta, dtype=jnp.float64)
         times = jnp.asarray(times, dtype=jnp.float64)
         M, exit_w, valid = matrices(theta)
         alpha = jnp.asarray(alpha0)
-        pmf = (mass if discrete else density)(M, exit_w, alpha, times)
-        moments = moments_of(M, alpha)
+        if output == "reward_moments":  # no times: NaN for any given
+            pmf = jnp.full(times.shape, jnp.nan)
+            moments = reward_moments_of(M, alpha)
+        else:
+            pmf = (mass if discrete else density)(M, exit_w, alpha, times)
+            moments = moments_of(M, alpha)
         # invalid theta: NaN values and NaN derivatives (a product, not jnp.where,
         # whose derivative would be a silent zero)
         mask = jnp.where(valid, 1.0, jnp.nan)

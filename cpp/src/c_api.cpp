@@ -28,7 +28,8 @@ ptd_model* ptd_model_new(int64_t nr_states, int64_t nr_params, int discrete, con
                          int64_t nr_edges, const int64_t* src, const int64_t* dst,
                          const double* constant, const int64_t* coef_ptr,
                          const int64_t* coef_index, const double* coef_value,
-                         const double* rewards, int output, char* err, int64_t err_len) {
+                         const double* rewards, int64_t nr_rewards, int output, char* err,
+                         int64_t err_len) {
   try {
     if (nr_states < 1 || nr_edges < 0 || nr_params < 0)
       throw std::invalid_argument("negative or zero sizes");
@@ -45,7 +46,8 @@ ptd_model* ptd_model_new(int64_t nr_states, int64_t nr_params, int discrete, con
     if (nnz < 0) throw std::invalid_argument("coef_ptr must end at a non-negative count");
     s.coef_index.assign(coef_index, coef_index + nnz);
     s.coef_value.assign(coef_value, coef_value + nnz);
-    if (rewards != nullptr) s.rewards.assign(rewards, rewards + nr_states);
+    if (nr_rewards < 0) throw std::invalid_argument("nr_rewards must be >= 0");
+    if (rewards != nullptr) s.rewards.assign(rewards, rewards + nr_rewards);
     s.output = output;
     return new ptd_model{ptdcore::PreparedModel(std::move(s))};
   } catch (const std::exception& e) {

@@ -177,6 +177,40 @@ class BlockSolver {
     }
   }
 
+  // y = M^{-T} b, i.e. the row vector y^T = b^T M^{-1} (y and b may not alias).
+  // Components are visited sources first; within a block U^T z = rhs is solved
+  // forward and L^T y = z backward. The off-diagonal factors are <= 0, so for
+  // b >= 0 every step adds non-negative terms (entrywise accurate, as solve).
+  void solve_transposed(const double* b, double* y) const {
+    const SccTopology& t = *topo_;
+    const NumericGraph& g = *graph_;
+    const int64_t C = t.nr_components();
+    inflow_.assign(t.n, 0.0);  // sum of w_e y_src over the edges into each state
+    for (int64_t c = C - 1; c >= 0; --c) {
+      const int64_t begin = t.scc_ptr[c], s = t.scc_ptr[c + 1] - begin;
+      if (s == 1) {
+        const int64_t i = t.order[begin];
+        y[i] = (!all_reached_ && !reached_[i]) ? 0.0 : (b[i] + inflow_[i]) / g.out[i];
+      } else {
+        rhs_.assign(s, 0.0);
+        for (int64_t q = 0; q < s; ++q) {
+          const int64_t i = t.order[begin + q];
+          if (all_reached_ || reached_[i]) rhs_[q] = b[i] + inflow_[i];
+        }
+        lu_solve_transposed(lu_.data() + lu_off_[c], s, rhs_.data());
+        for (int64_t q = 0; q < s; ++q) y[t.order[begin + q]] = rhs_[q];
+      }
+      for (int64_t q = 0; q < s; ++q) {
+        const int64_t i = t.order[begin + q];
+        for (int64_t k = t.out_ptr[i]; k < t.out_ptr[i + 1]; ++k) {
+          const int64_t e = t.out_edge[k];
+          const int64_t j = g.dst[e];
+          if (t.scc_of[j] != c) inflow_[j] += g.w[e] * y[i];
+        }
+      }
+    }
+  }
+
  private:
   // Factorises over the states with reached_[i] set; the others are set aside.
   MomentStatus factorise_reached(const SccTopology& t, const NumericGraph& g) {
@@ -271,13 +305,23 @@ class BlockSolver {
     }
   }
 
+  // x = (LU)^{-T} x = L^{-T} U^{-T} x for the factors of gth_factor.
+  static void lu_solve_transposed(const double* a, int64_t s, double* x) {
+    for (int64_t r = 0; r < s; ++r) {
+      for (int64_t k = 0; k < r; ++k) x[r] -= a[k * s + r] * x[k];
+      x[r] /= a[r * s + r];
+    }
+    for (int64_t r = s - 1; r >= 0; --r)
+      for (int64_t k = r + 1; k < s; ++k) x[r] -= a[k * s + r] * x[k];
+  }
+
   const SccTopology* topo_ = nullptr;
   const NumericGraph* graph_ = nullptr;
   std::vector<double> lu_, excess_;
   std::vector<int64_t> lu_off_, stack_;
   std::vector<char> reached_;
   bool all_reached_ = true;
-  mutable std::vector<double> rhs_;
+  mutable std::vector<double> rhs_, inflow_;
 };
 
 }  // namespace ptdcore

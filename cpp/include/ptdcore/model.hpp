@@ -17,6 +17,7 @@
 #include "ptdcore/linear_solver.hpp"
 #include "ptdcore/moments.hpp"
 #include "ptdcore/numeric_graph.hpp"
+#include "ptdcore/reward_moments.hpp"
 #include "ptdcore/reward_transform.hpp"
 #include "ptdcore/structure.hpp"
 
@@ -42,6 +43,7 @@ struct Workspace {
   BlockSolver solver;
   SeriesBuffers series;
   SquaringBuffers squaring;
+  RewardMomentBuffers reward_moments;
   std::vector<double> datom, packed;
 };
 
@@ -82,6 +84,10 @@ class PreparedModel {
     if (!build_numeric_graph(s_, theta, jac, ws.graph)) {  // invalid theta: the whole row
       fill_nan(T, pmf, dpmf, nullptr);
       fill_nan(K, moments, dmoments, nullptr);
+      return;
+    }
+    if (s_.output == static_cast<int>(Output::kRewardMoments)) {
+      evaluate_reward_moments(T, K, pmf, moments, dpmf, dmoments, ws);
       return;
     }
     // Moments and density are independent: a failure of one leaves the other.
@@ -134,6 +140,11 @@ class PreparedModel {
       fill_nan(K, moments, dmoments, d2moments);
       return;
     }
+    if (s_.output == static_cast<int>(Output::kRewardMoments)) {  // first order only
+      fill_nan(T, pmf, dpmf, d2pmf);
+      fill_nan(K, moments, dmoments, d2moments);
+      return;
+    }
     const MomentStatus status = compute_moments(topo_, ws.graph, rewards, s_.discrete, K, moments,
                                                 dmoments, ws.solver, d2moments);
     if (status != MomentStatus::kFinite) fill_missing_moments(K, moments, dmoments, d2moments);
@@ -162,6 +173,22 @@ class PreparedModel {
   }
 
  private:
+  // Output::kRewardMoments: no times (any given get NaN); moments holds the
+  // means and cross moments of the m reward columns, K = m + m^2 (another K
+  // gets NaN: the caller asked for a different layout).
+  void evaluate_reward_moments(int64_t T, int64_t K, double* pmf, double* moments, double* dpmf,
+                               double* dmoments, Workspace& ws) const {
+    fill_nan(T, pmf, dpmf, nullptr);
+    const int64_t m = s_.reward_columns();
+    if (K != m + m * m) {
+      fill_nan(K, moments, dmoments, nullptr);
+      return;
+    }
+    if (compute_reward_moments(topo_, ws.graph, s_.rewards.data(), m, moments, dmoments,
+                               ws.solver, ws.reward_moments) != MomentStatus::kFinite)
+      fill_nan(K, moments, dmoments, nullptr);  // (rewards: Y may stay finite)
+  }
+
   // NaN in the n values and, where given, their n x P first and n x P x P
   // second derivatives.
   void fill_nan(int64_t n, double* value, double* d1, double* d2) const {

@@ -21,6 +21,9 @@ enum class Output : int {
   kDensity = 0,   // density (continuous) or probability mass (discrete)
   kCdf = 1,       // P(T <= t)
   kSurvival = 2,  // P(T > t)
+  // No times: the moments output holds E[Y_j] (m) and E[Y_i Y_j] (m x m) for
+  // the m reward columns of `rewards` (n x m row-major); continuous only.
+  kRewardMoments = 3,
 };
 
 struct Structure {
@@ -36,6 +39,11 @@ struct Structure {
   std::vector<double> coef_value;   // (nnz)
   std::vector<double> rewards;      // (nr_states) or empty (no rewards)
   int output = 0;                   // an Output: the functional evaluated at the times
+
+  // Reward columns m of a kRewardMoments structure (rewards is n x m).
+  int64_t reward_columns() const {
+    return nr_states > 0 ? static_cast<int64_t>(rewards.size()) / nr_states : 0;
+  }
 
   int64_t nr_edges() const { return static_cast<int64_t>(src.size()); }
   bool has_rewards() const { return !rewards.empty(); }
@@ -54,7 +62,8 @@ inline void validate(const Structure& s) {
   const int64_t E = s.nr_edges();
   if (n < 1) fail("structure has no states (nr_states must be >= 1)");
   if (s.nr_params < 0) fail("nr_params must be >= 0");
-  if (s.output < 0 || s.output > 2) fail("output must be 0 (density), 1 (cdf) or 2 (sf)");
+  if (s.output < 0 || s.output > 3)
+    fail("output must be 0 (density), 1 (cdf), 2 (sf) or 3 (reward moments)");
   if (static_cast<int64_t>(s.alpha.size()) != n)
     fail("alpha has length " + std::to_string(s.alpha.size()) + ", expected nr_states = " +
          std::to_string(n));
@@ -78,7 +87,11 @@ inline void validate(const Structure& s) {
       if (s.coef_index[k] < 0 || s.coef_index[k] >= s.nr_params)
         fail(where + ": coefficient parameter index out of range");
   }
-  if (s.has_rewards()) {
+  if (s.output == static_cast<int>(Output::kRewardMoments)) {
+    if (s.discrete) fail("reward moments are not supported for discrete models");
+    if (s.rewards.empty() || static_cast<int64_t>(s.rewards.size()) % n != 0)
+      fail("reward moments need rewards of shape (nr_states, m), m >= 1");
+  } else if (s.has_rewards()) {
     if (s.discrete) fail("rewards are not supported for discrete models");
     if (static_cast<int64_t>(s.rewards.size()) != n)
       fail("rewards has length " + std::to_string(s.rewards.size()) + ", expected nr_states = " +

@@ -1,0 +1,79 @@
+"""``ptdcore.reward_moments``: means and cross moments of several rewards at once."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .graph import Graph
+    from .structure import Structure
+
+
+class RewardMoments:
+    """A JAX function ``rm(theta) -> (mean (m,), cross (m, m))``.
+
+    ``mean[j] = E[Y_j]`` and ``cross[i, j] = E[Y_i Y_j]`` for ``Y_j = integral of
+    rewards[X_t, j] dt`` (a multivariate phase-type distribution). The engine
+    factorises the chain once per theta and serves every column from it. Works under
+    ``jax.jit``, ``jax.vmap`` and ``jax.grad`` (exact first derivatives; second
+    derivatives are not available and raise ``NotImplementedError``). A theta at
+    which a reachable state can never be absorbed gives NaN.
+    """
+
+    def __init__(self, graph: Graph | Structure, rewards: Any, backend: Any = None) -> None:
+        from .jax_model import Model, _structure_of
+
+        structure = _structure_of(graph).with_reward_matrix(rewards)
+        self.nr_columns = structure.reward_columns
+        m = self.nr_columns
+        self._model = Model(structure, nr_moments=m + m * m, backend=backend)
+        self.backend = self._model.backend
+        self.structure = structure
+
+    @property
+    def nr_params(self) -> int:
+        return self.structure.nr_params
+
+    def __call__(self, theta: Any) -> tuple[Any, Any]:
+        import jax.numpy as jnp
+
+        m = self.nr_columns
+        _, moments = self._model(theta, jnp.zeros(0))
+        return moments[:m], moments[m:].reshape(m, m)
+
+    def __repr__(self) -> str:
+        return (
+            f"ptdcore.RewardMoments(nr_states={self.structure.nr_states}, "
+            f"columns={self.nr_columns}, backend={self.backend.name!r})"
+        )
+
+
+def reward_moments(
+    graph: Graph | Structure, rewards: Any, epochs: int = 1, backend: Any = None
+) -> RewardMoments:
+    """Means and cross moments of the rewards ``Y_j = integral of rewards[X_t, j] dt``.
+
+    Parameters
+    ----------
+    graph
+        The chain (a :class:`ptdcore.Graph` or its structure; its own reward vector, if
+        any, is replaced).
+    rewards
+        ``(nr_states, m)`` non-negative rewards, zeros allowed: column ``j`` defines
+        ``Y_j`` (for the site frequency spectrum, column ``i - 1`` is the branch length
+        subtending ``i`` samples, see :func:`ptdcore.coalescent.kingman_sfs`).
+    epochs
+        Only 1 (time-homogeneous) for now.
+    backend
+        Backend name or instance; None selects ``PTDCORE_BACKEND`` or the fastest.
+
+    Returns
+    -------
+    RewardMoments
+        ``rm(theta) -> (mean (m,), cross (m, m))`` with ``cross[i, j] = E[Y_i Y_j]``.
+    """
+    if int(epochs) != epochs or epochs < 1:
+        raise ValueError(f"epochs must be a whole number >= 1, got {epochs!r}")
+    if epochs != 1:
+        raise NotImplementedError("reward moments over several epochs are not available yet")
+    return RewardMoments(graph, rewards, backend=backend)

@@ -1,0 +1,149 @@
+"""Reward matrices (contract section 9): means and cross moments of several rewards.
+
+References: Fu (1995)'s closed-form SFS covariances for the Kingman coalescent,
+PhaseGen (an independent exact library) for the structured coalescent, msprime
+simulations, and the reference backend (dense solves, JAX autodiff).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import ENGINE_BACKENDS, require_backend
+
+import ptdcore
+from ptdcore import coalescent
+from ptdcore.structure import Structure
+
+
+def fu_branch_covariance(n: int) -> np.ndarray:
+    """Cov(L_i, L_j) of the branch lengths subtending i and j samples (coalescent units,
+    pair rate 1): 4 sigma_ij of Fu (1995), Theor. Pop. Biol. 48, eqs. (2)-(3)."""
+
+    def a(k: int) -> float:
+        return sum(1.0 / j for j in range(1, k))
+
+    def beta(i: int) -> float:
+        return 2 * n / ((n - i + 1) * (n - i)) * (a(n + 1) - a(i)) - 2 / (n - i)
+
+    sigma = np.zeros((n - 1, n - 1))
+    for i in range(1, n):
+        if 2 * i < n:
+            sigma[i - 1, i - 1] = beta(i + 1)
+        elif 2 * i == n:
+            sigma[i - 1, i - 1] = 2 * (a(n) - a(i)) / (n - i) - 1 / i**2
+        else:
+            sigma[i - 1, i - 1] = beta(i) - 1 / i**2
+        for j in range(1, i):
+            if i + j < n:
+                v = (beta(i + 1) - beta(i)) / 2
+            elif i + j == n:
+                v = (a(n) - a(i)) / (n - i) + (a(n) - a(j)) / (n - j)
+                v -= (beta(i) + beta(j + 1)) / 2 + 1 / (i * j)
+            else:
+                v = (beta(j) - beta(j + 1)) / 2 - 1 / (i * j)
+            sigma[i - 1, j - 1] = sigma[j - 1, i - 1] = v
+    return 4 * sigma
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 8, 12])
+def test_kingman_sfs_against_fu_1995(n):
+    graph, rewards = coalescent.kingman_sfs(n)
+    c = 1.7
+    mean, cross = ptdcore.reward_moments(graph, rewards)(jnp.array([c]))
+    i = np.arange(1, n)
+    np.testing.assert_allclose(mean, 2 / (i * c), rtol=1e-13)
+    cov = np.asarray(cross) - np.outer(mean, mean)
+    expected = fu_branch_covariance(n) / c**2
+    scale = np.sqrt(np.outer(np.diag(expected), np.diag(expected)))
+    assert np.all(np.abs(cov - expected) <= 1e-12 * scale)
+
+
+def test_structured_sfs_against_phasegen():
+    pg = pytest.importorskip("phasegen")
+    graph, rewards = coalescent.structured_sfs((2, 2))
+    mean, cross = ptdcore.reward_moments(graph, rewards)(jnp.array([1.0, 0.5]))
+    demography = pg.Demography(
+        pop_sizes={"a": 1, "b": 1}, migration_rates={("a", "b"): 0.5, ("b", "a"): 0.5}
+    )
+    coal = pg.Coalescent(n=pg.LineageConfig({"a": 2, "b": 2}), demography=demography)
+    np.testing.assert_allclose(mean, coal.sfs.mean.data[1:4], rtol=1e-10)
+    cov = np.asarray(cross) - np.outer(mean, mean)
+    np.testing.assert_allclose(cov, coal.sfs.cov.data[1:4, 1:4], rtol=1e-9)
+
+
+def _models():
+    g, r = coalescent.kingman_sfs(6)
+    yield "kingman_sfs(6)", g.structure().with_reward_matrix(r), np.array([[0.7], [1.9]])
+    g, r = coalescent.structured_sfs((2, 1), shared_coalescence=False, symmetric_migration=False)
+    theta = np.array([[1.0, 0.6, 0.4, 2.0], [0.3, 1.1, 1.5, 0.05]])
+    yield "structured_sfs((2, 1))", g.structure().with_reward_matrix(r), theta
+
+
+@pytest.mark.parametrize("backend", ENGINE_BACKENDS)
+@pytest.mark.parametrize("name, structure, theta", list(_models()), ids=lambda x: str(x)[:22])
+def test_every_engine_backend_against_reference(backend, name, structure, theta):
+    require_backend(backend)
+    m = structure.reward_columns
+    K = m + m * m
+    ref = ptdcore.get_backend("reference").compute_pmf_and_moments(
+        structure, theta, np.zeros(0), K, jacobian=True
+    )
+    got = ptdcore.get_backend(backend).compute_pmf_and_moments(
+        structure, theta, np.zeros(0), K, jacobian=True
+    )
+    np.testing.assert_allclose(got[1], ref[1], rtol=1e-12)
+    scale = np.abs(ref[3]).max()
+    np.testing.assert_allclose(got[3], ref[3], rtol=1e-10, atol=1e-13 * scale)
+
+
+def test_gradients_jit_vmap_and_no_hessian():
+    graph, rewards = coalescent.kingman_sfs(5)
+    rm = ptdcore.reward_moments(graph, rewards)
+    # mean_j = 2 / (j c): d/dc = -mean / c; cross ~ 1/c^2: d/dc = -2 cross / c
+    c = jnp.array([1.3])
+    g_mean = jax.grad(lambda th: rm(th)[0][2])(c)
+    np.testing.assert_allclose(g_mean, [-2 / (3 * 1.3**2)], rtol=1e-13)
+    g_cross = jax.grad(lambda th: rm(th)[1][0, 1])(c)
+    np.testing.assert_allclose(g_cross, -2 * rm(c)[1][0, 1] / 1.3, rtol=1e-13)
+    batch = jax.jit(jax.vmap(rm))(jnp.array([[1.0], [2.0]]))
+    np.testing.assert_allclose(batch[0][1], batch[0][0] / 2, rtol=1e-13)  # means ~ 1/c
+    with pytest.raises(NotImplementedError, match="second derivatives"):
+        jax.hessian(lambda th: rm(th)[0][0])(c)
+
+
+def test_closed_class_gives_nan_for_that_row_only():
+    # 0 -> 1 at rate 1; 1 -> 0 at rate 1; 1 exits at rate theta: closed at theta = 0
+    g = ptdcore.Graph.from_edges(
+        [1.0, 0.0], [(0, 1, 1.0, [0.0]), (1, 0, 1.0, [0.0]), (1, -1, 0.0, [1.0])], nr_params=1
+    )
+    rm = ptdcore.reward_moments(g, np.eye(2))
+    out = jax.vmap(rm)(jnp.array([[0.0], [2.0]]))
+    assert np.all(np.isnan(out[0][0])) and np.all(np.isnan(out[1][0]))
+    # theta = 2: 1.5 visits to each state (return with probability 1/3), 1 and 1/3 each
+    np.testing.assert_allclose(out[0][1], [1.5, 0.5], rtol=1e-14)
+
+
+def test_bad_rewards_are_named():
+    graph, _ = coalescent.kingman_sfs(4)
+    with pytest.raises(ValueError, match=r"shape \(nr_states, m\)"):
+        ptdcore.reward_moments(graph, np.ones(graph.nr_states))
+    bad = np.ones((graph.nr_states, 2))
+    bad[3, 1] = -1.0
+    with pytest.raises(ValueError, match=r"reward -1.0 for state 3 .* \(column 1\)"):
+        ptdcore.reward_moments(graph, bad)
+    with pytest.raises(NotImplementedError, match="epochs"):
+        ptdcore.reward_moments(graph, np.ones((graph.nr_states, 1)), epochs=2)
+    discrete = ptdcore.Graph.from_edges([1.0], [(0, -1, 0.5, [0.0])], nr_params=1, discrete=True)
+    with pytest.raises(NotImplementedError, match="discrete"):
+        ptdcore.reward_moments(discrete, np.ones((1, 1)))
+
+
+def test_reward_matrix_structure_round_trips_through_json():
+    graph, rewards = coalescent.kingman_sfs(4)
+    s = graph.structure().with_reward_matrix(rewards)
+    back = Structure.from_json(s.to_json())
+    assert back == s and back.output == "reward_moments" and back.reward_columns == 3
+    assert s.content_hash != graph.structure().content_hash
