@@ -29,7 +29,7 @@ inline ptdcore::Structure structure_from_arrays(
     int64_t nr_states, int64_t nr_params, bool discrete, const DoubleArray& alpha,
     const IndexArray& src, const IndexArray& dst, const DoubleArray& constant,
     const IndexArray& coef_ptr, const IndexArray& coef_index, const DoubleArray& coef_value,
-    const std::optional<DoubleArray>& rewards, int64_t output = 0) {
+    const std::optional<DoubleArray>& rewards, int64_t output = 0, int64_t epochs = 1) {
   ptdcore::Structure s;
   s.nr_states = nr_states;
   s.nr_params = nr_params;
@@ -43,6 +43,7 @@ inline ptdcore::Structure structure_from_arrays(
   s.coef_value = to_vector<double>(coef_value);
   if (rewards) s.rewards = to_vector<double>(*rewards);
   s.output = static_cast<int>(output);
+  s.epochs = epochs;
   return s;
 }
 

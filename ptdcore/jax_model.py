@@ -43,6 +43,13 @@ class Model:
     ``jax.grad``, ``jax.jacfwd``, ``jax.jacrev`` and ``vmap(grad)``; gradients in
     theta are the backend's exact Jacobians (``jax.custom_jvp``). Times are data:
     differentiating with respect to them raises ``NotImplementedError``.
+
+    With ``epochs=E > 1`` the model is ``model(theta, times, breaks)``: ``theta`` of
+    shape ``(E, nr_params)``, one row per epoch, and ``breaks`` ``(E - 1,)`` increasing
+    positive times (whole steps for discrete models); epoch 0 covers ``[0, b_0)``,
+    epoch e ``[b_{e-1}, b_e)``, the last is open-ended. Gradients in theta and in the
+    breaks are exact (first order; breaks of discrete models have NaN derivatives).
+    Moments are those of the whole T (continuous models only).
     """
 
     def __init__(
@@ -51,12 +58,16 @@ class Model:
         nr_moments: int = 2,
         backend: Any = None,
         *,
+        epochs: int = 1,
         _derived: bool = False,
     ) -> None:
         from .float64 import require_float64
 
         require_float64("ptdcore.model")
         self.structure = _structure_of(graph)
+        if self.structure.epochs == 1 and epochs != 1:
+            self.structure = self.structure.with_epochs(epochs)
+        self.epochs = self.structure.epochs
         if int(nr_moments) != nr_moments or nr_moments < 0:
             raise ValueError(f"nr_moments must be a whole number >= 0, got {nr_moments!r}")
         self.nr_moments = int(nr_moments)
@@ -64,32 +75,42 @@ class Model:
         if not _derived:  # (cdf, sf, quantile: the user was warned for the model itself)
             warn_if_legacy(self.backend)
         self.discrete = self.structure.discrete
+        if self.epochs > 1 and self.discrete and self.nr_moments:
+            raise NotImplementedError(
+                "moments of discrete models with epochs are not available; use nr_moments=0"
+            )
         if self.backend.capabilities.differentiable:  # pure JAX: JAX differentiates it
             self._fn = self.backend.jax_function(self.structure, self.nr_moments)
         else:
             evaluator = self.backend.jax_evaluator(self.structure, self.nr_moments)
-            # (reward moments: the engine has first derivatives only)
-            max_order = 1 if self.structure.output == "reward_moments" else 2
+            # (reward moments and epochs: the engine has first derivatives only)
+            first_only = self.structure.output == "reward_moments" or self.epochs > 1
+            max_order = 1 if first_only else 2
             self._fn = _make_differentiable(evaluator, max_order)
 
     @property
     def nr_params(self) -> int:
-        return self.structure.nr_params
+        """Parameters of one epoch (of the model, without epochs)."""
+        return self.structure.base_params
 
-    def __call__(self, theta: Any, times: Any) -> tuple[Any, Any]:
+    def __call__(self, theta: Any, times: Any, breaks: Any = None) -> tuple[Any, Any]:
         import jax
         import jax.numpy as jnp
 
         from .float64 import require_float64
 
         require_float64("a ptdcore model")  # (float64 may have been turned off since)
-        eager = not _traced(theta) and not _traced(times)
+        eager = not _traced(theta) and not _traced(times) and not _traced(breaks)
         # Eager inputs are converted with numpy: no XLA program for a dtype cast.
         xp = np if eager else jnp
         theta = xp.asarray(theta, dtype=xp.float64)
         times = xp.asarray(times, dtype=xp.float64)
-        P = self.structure.nr_params
-        if theta.shape != (P,):
+        P = self.structure.base_params
+        if self.epochs > 1:
+            theta = self._epoch_row(xp, theta, breaks)
+        elif breaks is not None:
+            raise ValueError("breaks are for models with epochs (ptdcore.model(..., epochs=E))")
+        elif theta.shape != (P,):
             raise ValueError(
                 f"theta must have shape ({P},) for this model (use jax.vmap for batches), "
                 f"got shape {theta.shape}"
@@ -106,6 +127,27 @@ class Model:
             return jax.device_put(out[0][0]), jax.device_put(out[1][0])
         return self._fn(theta, times)
 
+    def _epoch_row(self, xp: Any, theta: Any, breaks: Any) -> Any:
+        """theta (E, P) and breaks (E - 1,) as the engine's row (checked where concrete)."""
+        E, P = self.epochs, self.structure.base_params
+        if theta.shape != (E, P):
+            raise ValueError(
+                f"theta must have shape ({E}, {P}) for this model with {E} epochs (one row "
+                f"per epoch; use jax.vmap for batches), got shape {theta.shape}"
+            )
+        if breaks is None:
+            raise ValueError(f"this model has {E} epochs: pass breaks of shape ({E - 1},)")
+        breaks = xp.asarray(breaks, dtype=xp.float64)
+        if breaks.shape != (E - 1,):
+            raise ValueError(f"breaks must have shape ({E - 1},), got shape {breaks.shape}")
+        if not _traced(breaks):
+            b = np.asarray(breaks)
+            if not np.all(np.isfinite(b)) or np.any(np.diff(b, prepend=0.0) <= 0):
+                raise ValueError(f"breaks must be finite, positive and increasing, got {b}")
+            if self.discrete and np.any(b != np.floor(b)):
+                raise ValueError(f"breaks of a discrete model must be whole steps, got {b}")
+        return xp.concatenate([theta.reshape(-1), breaks])
+
     # -- distribution functions (contract section 7) ------------------------------------
     def _output_model(self, output: str) -> Model:
         """The same model evaluating ``output`` ("cdf" or "sf") at the times (cached)."""
@@ -116,15 +158,15 @@ class Model:
             )
         return cache[output]
 
-    def cdf(self, theta: Any, times: Any) -> Any:
+    def cdf(self, theta: Any, times: Any, breaks: Any = None) -> Any:
         """``P(T <= t)`` at ``times`` (discrete: ``P(N <= n)``); relatively accurate in the
-        left tail. Same shapes and transforms as the pmf."""
-        return self._output_model("cdf")(theta, times)[0]
+        left tail. Same shapes and transforms as the pmf (``breaks`` with epochs)."""
+        return self._output_model("cdf")(theta, times, breaks)[0]
 
-    def sf(self, theta: Any, times: Any) -> Any:
+    def sf(self, theta: Any, times: Any, breaks: Any = None) -> Any:
         """``P(T > t)``, computed directly (not ``1 - cdf``): relatively accurate far into
-        the right tail. Same shapes and transforms as the pmf."""
-        return self._output_model("sf")(theta, times)[0]
+        the right tail. Same shapes and transforms as the pmf (``breaks`` with epochs)."""
+        return self._output_model("sf")(theta, times, breaks)[0]
 
     def quantile(self, theta: Any, q: Any) -> Any:
         """The smallest ``t`` with ``cdf(t) >= q``, for levels ``q`` in ``[0, 1)`` (any shape).
@@ -138,6 +180,8 @@ class Model:
 
         from .quantile import check_levels, make_quantile
 
+        if self.epochs > 1:
+            raise NotImplementedError("quantiles of models with epochs are not available yet")
         check_levels(q)
         if "_quantile" not in self.__dict__:
             cdf = self._output_model("cdf")
@@ -170,6 +214,8 @@ class Model:
         """
         from ptdcore_backends.pybind11 import prepare
 
+        if self.epochs > 1:
+            raise NotImplementedError("sampling models with epochs is not available yet")
         theta = np.asarray(theta, dtype=np.float64)
         P = self.structure.nr_params
         if theta.shape != (P,):
@@ -192,7 +238,7 @@ class Model:
     def __repr__(self) -> str:
         return (
             f"ptdcore.Model(nr_states={self.structure.nr_states}, nr_params={self.nr_params}, "
-            f"nr_moments={self.nr_moments}, backend={self.backend.name!r})"
+            f"nr_moments={self.nr_moments}, epochs={self.epochs}, backend={self.backend.name!r})"
         )
 
 
@@ -273,7 +319,9 @@ def _make_differentiable(evaluate: Any, max_order: int = 2) -> Any:
     return fn
 
 
-def model(graph: Graph | Structure, nr_moments: int = 2, backend: Any = None) -> Model:
+def model(
+    graph: Graph | Structure, nr_moments: int = 2, backend: Any = None, epochs: int = 1
+) -> Model:
     """The JAX model ``model(theta, times) -> (pmf, moments)`` of a graph.
 
     Parameters
@@ -284,5 +332,8 @@ def model(graph: Graph | Structure, nr_moments: int = 2, backend: Any = None) ->
         Number of raw moments ``E[T], ..., E[T^K]`` returned.
     backend
         Backend name or instance; None selects ``PTDCORE_BACKEND`` or the fastest available.
+    epochs
+        ``E > 1``: piecewise-constant parameters in time, ``model(theta (E, P), times,
+        breaks (E - 1,))`` (contract section 8).
     """
-    return Model(graph, nr_moments=nr_moments, backend=backend)
+    return Model(graph, nr_moments=nr_moments, backend=backend, epochs=epochs)

@@ -64,11 +64,16 @@ class Structure:
     rewards: np.ndarray | None = None
     states: tuple[tuple[int, ...], ...] | None = field(default=None, repr=False)
     output: str = "density"
+    epochs: int = 1
+    """Epochs (piecewise-constant parameters in time): a parameter row is theta_0 ..
+    theta_{E-1} (:attr:`base_params` values each) followed by the E - 1 break times,
+    so ``nr_params = E * base_params + E - 1``. See :meth:`with_epochs`."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nr_states", int(self.nr_states))
         object.__setattr__(self, "nr_params", int(self.nr_params))
         object.__setattr__(self, "discrete", bool(self.discrete))
+        object.__setattr__(self, "epochs", int(self.epochs))
         for name, dtype in _ARRAY_FIELDS.items():
             object.__setattr__(self, name, _frozen(getattr(self, name), dtype))
         if self.rewards is not None:
@@ -94,6 +99,8 @@ class Structure:
         h.update(b"discrete" if self.discrete else b"continuous")
         if self.output != "density":  # (absent for the density: older hashes stay valid)
             h.update(f"output={self.output}".encode())
+        if self.epochs != 1:
+            h.update(f"epochs={self.epochs}".encode())
         for name in _ARRAY_FIELDS:
             arr = np.ascontiguousarray(getattr(self, name))
             h.update(name.encode())
@@ -126,6 +133,8 @@ class Structure:
         out["states"] = None if self.states is None else [list(s) for s in self.states]
         if self.output != "density":
             out["output"] = self.output
+        if self.epochs != 1:
+            out["epochs"] = self.epochs
         out["content_hash"] = self.content_hash
         return out
 
@@ -152,6 +161,7 @@ class Structure:
             rewards=data.get("rewards"),
             states=None if states is None else [tuple(s) for s in states],
             output=data.get("output", "density"),
+            epochs=data.get("epochs", 1),
         )
         expected = data.get("content_hash")
         if expected is not None and expected != structure.content_hash:
@@ -179,6 +189,24 @@ class Structure:
 
         return dataclasses.replace(self, output=output)
 
+    @property
+    def base_params(self) -> int:
+        """Parameters of one epoch (``nr_params`` for a time-homogeneous structure)."""
+        return (self.nr_params - self.epochs + 1) // self.epochs
+
+    def with_epochs(self, epochs: int) -> Structure:
+        """The same chain with ``epochs`` epochs: its rows are ``epochs`` parameter vectors
+        and then the ``epochs - 1`` break times (epoch 0 covers ``[0, b_0)``, epoch e
+        ``[b_{e-1}, b_e)``, the last is open-ended)."""
+        import dataclasses
+
+        if self.epochs != 1:
+            raise ValueError(f"the structure already has {self.epochs} epochs")
+        if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
+            raise ValueError(f"epochs must be a whole number >= 1, got {epochs!r}")
+        E = int(epochs)
+        return dataclasses.replace(self, nr_params=E * self.nr_params + E - 1, epochs=E)
+
     def with_reward_matrix(self, rewards: Any) -> Structure:
         """The same chain with the reward matrix ``rewards`` (nr_states, m), evaluating the
         means and cross moments of its columns (output "reward_moments")."""
@@ -193,12 +221,12 @@ class Structure:
         return dataclasses.replace(self, rewards=r, output="reward_moments")
 
     def coefficient_matrix(self) -> np.ndarray:
-        """Dense (nr_edges, nr_params) coefficients (for small models and tests)."""
-        dense = np.zeros((self.nr_edges, self.nr_params))
+        """Dense (nr_edges, base_params) coefficients (for small models and tests)."""
+        dense = np.zeros((self.nr_edges, self.base_params))
         rows = np.repeat(np.arange(self.nr_edges), np.diff(self.coef_ptr))
         np.add.at(dense, (rows, self.coef_index), self.coef_value)
         return dense
 
     def weights(self, theta: np.ndarray) -> np.ndarray:
-        """Edge weights at one theta (nr_edges,)."""
+        """Edge weights at one theta (base_params,): (nr_edges,)."""
         return self.constant + self.coefficient_matrix() @ np.asarray(theta, dtype=np.float64)

@@ -49,6 +49,7 @@ def validate_structure(s: Structure) -> None:
 
     if s.output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {s.output!r}")
+    _check_epochs(s)
     _check_alpha(s)
     _check_edges(s)
     if s.rewards is not None:
@@ -56,6 +57,19 @@ def validate_structure(s: Structure) -> None:
     elif s.output == "reward_moments":
         raise ValueError("reward moments need rewards of shape (nr_states, m)")
     _check_absorption_reachable(s)
+
+
+def _check_epochs(s: Structure) -> None:
+    E = s.epochs
+    if E < 1:
+        raise ValueError(f"epochs must be >= 1, got {E}")
+    if s.nr_params < E - 1 or (s.nr_params - E + 1) % E:
+        raise ValueError(
+            f"nr_params = {s.nr_params} does not fit {E} epochs "
+            "(epochs x parameters per epoch + epochs - 1 breaks)"
+        )
+    if E > 1 and s.rewards is not None:
+        raise NotImplementedError("rewards with several epochs are not supported yet")
 
 
 def _check_alpha(s: Structure) -> None:
@@ -74,7 +88,7 @@ def _check_alpha(s: Structure) -> None:
 
 
 def _check_edges(s: Structure) -> None:
-    n, P, E = s.nr_states, s.nr_params, s.nr_edges
+    n, P, E = s.nr_states, s.base_params, s.nr_edges
     for name in ("dst", "constant"):
         if getattr(s, name).shape != (E,):
             raise ValueError(
@@ -107,6 +121,7 @@ def _check_edges(s: Structure) -> None:
         raise ValueError(
             f"{describe_edge(s, int(edge_of_coef[k]))}: coefficient for parameter "
             f"{s.coef_index[k]} but nr_params = {P}"
+            + (f" per epoch ({s.epochs} epochs)" if s.epochs > 1 else "")
         )
     has_coef = _has_coefficients(s)
     bad = (s.constant < 0) & ~has_coef

@@ -27,7 +27,7 @@ ptd_model* ptd_model_new(int64_t nr_states, int64_t nr_params, int discrete,
     const double* alpha, int64_t nr_edges, const int64_t* src, const int64_t* dst,
     const double* constant, const int64_t* coef_ptr, const int64_t* coef_index,
     const double* coef_value, const double* rewards, int64_t nr_rewards, int output,
-    char* err, int64_t err_len);
+    int64_t epochs, char* err, int64_t err_len);
 void ptd_model_free(ptd_model* model);
 int ptd_model_evaluate(const ptd_model* model, const double* theta, int64_t B,
     const double* times, int64_t T, int64_t K, double* pmf, double* moments,
@@ -69,7 +69,7 @@ def prepare(structure: Structure) -> Any:
         _ptr(ffi, "double*", s.constant), _ptr(ffi, "int64_t*", s.coef_ptr),
         _ptr(ffi, "int64_t*", s.coef_index), _ptr(ffi, "double*", s.coef_value),
         _ptr(ffi, "double*", s.rewards), 0 if s.rewards is None else s.rewards.size,
-        s.output_code, err, _ERR_LEN,
+        s.output_code, s.epochs, err, _ERR_LEN,
     )  # fmt: skip
     if model == ffi.NULL:
         raise ValueError(f"cffi backend: {ffi.string(err).decode()}")

@@ -53,7 +53,7 @@ def model_id(structure: Structure) -> int:
     s = structure
     return _register_targets().register_model(
         s.content_hash, s.nr_states, s.nr_params, s.discrete, s.alpha, s.src, s.dst,
-        s.constant, s.coef_ptr, s.coef_index, s.coef_value, s.rewards, s.output_code,
+        s.constant, s.coef_ptr, s.coef_index, s.coef_value, s.rewards, s.output_code, s.epochs,
     )  # fmt: skip
 
 

@@ -33,11 +33,12 @@ int64_t register_model(const std::string& content_hash, int64_t nr_states, int64
                        const IndexArray& dst, const DoubleArray& constant,
                        const IndexArray& coef_ptr, const IndexArray& coef_index,
                        const DoubleArray& coef_value, const std::optional<DoubleArray>& rewards,
-                       int64_t output) {
+                       int64_t output, int64_t epochs) {
   return ptdcore_ffi::register_model(
-      content_hash, ptdcore_bindings::structure_from_arrays(nr_states, nr_params, discrete, alpha,
-                                                            src, dst, constant, coef_ptr,
-                                                            coef_index, coef_value, rewards, output));
+      content_hash,
+      ptdcore_bindings::structure_from_arrays(nr_states, nr_params, discrete, alpha, src, dst,
+                                              constant, coef_ptr, coef_index, coef_value, rewards,
+                                              output, epochs));
 }
 
 // The same engine outside XLA, for eager calls and the numpy protocol: theta
@@ -80,5 +81,5 @@ PYBIND11_MODULE(_ffi, m) {
         py::arg("nr_params"), py::arg("discrete"), py::arg("alpha"), py::arg("src"),
         py::arg("dst"), py::arg("constant"), py::arg("coef_ptr"), py::arg("coef_index"),
         py::arg("coef_value"), py::arg("rewards") = py::none(), py::arg("output") = 0,
-        "Register a model; returns its id (the same id for the same content hash).");
+        py::arg("epochs") = 1, "Register a model; returns its id (the same id for the same content hash).");
 }

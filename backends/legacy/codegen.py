@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from ptdcore.structure import Structure
 
-GENERATOR_VERSION = "2"  # 2: the Hessian entry point
+GENERATOR_VERSION = "3"  # 2: the Hessian entry point; 3: epochs
 
 
 def _ints(values: Iterable[int]) -> str:
@@ -50,6 +50,7 @@ def generate_source(structure: Structure, cache_key: str) -> str:
         nr_params=s.nr_params,
         discrete="true" if s.discrete else "false",
         output=s.output_code,
+        epochs=s.epochs,
     )
 
 
@@ -85,6 +86,7 @@ const ptdcore::PreparedModel& model() {{
     s.coef_value = vec(kCoefValue, kCoefValue_n);
     s.rewards = vec(kRewards, kRewards_n);
     s.output = {output};
+    s.epochs = {epochs};
     return s;
   }}());
   return prepared;

@@ -29,7 +29,7 @@ def prepare(structure: Structure) -> Any:
     s = structure
     return _core.PreparedModel(
         s.nr_states, s.nr_params, s.discrete, s.alpha, s.src, s.dst, s.constant,
-        s.coef_ptr, s.coef_index, s.coef_value, s.rewards, s.output_code,
+        s.coef_ptr, s.coef_index, s.coef_value, s.rewards, s.output_code, s.epochs,
     )  # fmt: skip
 
 

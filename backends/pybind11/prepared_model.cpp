@@ -30,11 +30,12 @@ ptdcore::PreparedModel make_model(int64_t nr_states, int64_t nr_params, bool dis
                                   const IndexArray& dst, const DoubleArray& constant,
                                   const IndexArray& coef_ptr, const IndexArray& coef_index,
                                   const DoubleArray& coef_value,
-                                  const std::optional<DoubleArray>& rewards, int64_t output) {
+                                  const std::optional<DoubleArray>& rewards, int64_t output,
+                                  int64_t epochs) {
   // Validates; std::invalid_argument becomes ValueError.
   return ptdcore::PreparedModel(ptdcore_bindings::structure_from_arrays(
       nr_states, nr_params, discrete, alpha, src, dst, constant, coef_ptr, coef_index, coef_value,
-      rewards, output));
+      rewards, output, epochs));
 }
 
 py::tuple evaluate(const ptdcore::PreparedModel& model, const DoubleArray& theta,
@@ -68,7 +69,8 @@ void register_prepared_model(py::module_& m) {
       .def(py::init(&make_model), py::arg("nr_states"), py::arg("nr_params"), py::arg("discrete"),
            py::arg("alpha"), py::arg("src"), py::arg("dst"), py::arg("constant"),
            py::arg("coef_ptr"), py::arg("coef_index"), py::arg("coef_value"),
-           py::arg("rewards") = py::none(), py::arg("output") = 0)
+           py::arg("rewards") = py::none(), py::arg("output") = 0,
+           py::arg("epochs") = 1)
       .def_property_readonly("nr_states", &ptdcore::PreparedModel::nr_states)
       .def_property_readonly("nr_params", &ptdcore::PreparedModel::nr_params)
       .def_property_readonly("acyclic", &ptdcore::PreparedModel::acyclic)

@@ -208,6 +208,11 @@ def make_function(structure: Structure, nr_moments: int) -> Any:
         C = R.T @ (a[:, None] * X)
         return jnp.concatenate([alpha @ X, (C + C.T).ravel()])
 
+    if structure.epochs > 1:
+        from .epochs import make_epoch_function
+
+        return make_epoch_function(structure, nr_moments, matrices, expm)
+
     def f(theta: Any, times: Any) -> tuple[Any, Any]:
         theta = jnp.asarray(theta, dtype=jnp.float64)
         times = jnp.asarray(times, dtype=jnp.float64)

@@ -28,8 +28,8 @@ ptd_model* ptd_model_new(int64_t nr_states, int64_t nr_params, int discrete, con
                          int64_t nr_edges, const int64_t* src, const int64_t* dst,
                          const double* constant, const int64_t* coef_ptr,
                          const int64_t* coef_index, const double* coef_value,
-                         const double* rewards, int64_t nr_rewards, int output, char* err,
-                         int64_t err_len) {
+                         const double* rewards, int64_t nr_rewards, int output, int64_t epochs,
+                         char* err, int64_t err_len) {
   try {
     if (nr_states < 1 || nr_edges < 0 || nr_params < 0)
       throw std::invalid_argument("negative or zero sizes");
@@ -49,6 +49,7 @@ ptd_model* ptd_model_new(int64_t nr_states, int64_t nr_params, int discrete, con
     if (nr_rewards < 0) throw std::invalid_argument("nr_rewards must be >= 0");
     if (rewards != nullptr) s.rewards.assign(rewards, rewards + nr_rewards);
     s.output = output;
+    s.epochs = epochs;
     return new ptd_model{ptdcore::PreparedModel(std::move(s))};
   } catch (const std::exception& e) {
     write_error(err, err_len, e.what());

@@ -150,7 +150,7 @@ int main() {
     const int64_t src[1] = {0}, dst[1] = {5}, ptr[2] = {0, 0};
     const double c[1] = {1.0};
     char err[256] = {0};
-    ptd_model* bad = ptd_model_new(1, 0, 0, alpha, 1, src, dst, c, ptr, nullptr, nullptr, nullptr, 0, 0, err,
+    ptd_model* bad = ptd_model_new(1, 0, 0, alpha, 1, src, dst, c, ptr, nullptr, nullptr, nullptr, 0, 0, 1, err,
                                    256);
     check(bad == nullptr && err[0] != '\0', "C ABI validation");
   }

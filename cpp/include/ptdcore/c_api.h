@@ -24,13 +24,15 @@ typedef struct ptd_model ptd_model;
  * dst[e] == -1 is the exit; rewards (nr_rewards values) may be NULL; output is
  * what the times give: 0 the density (probability mass), 1 the cdf, 2 the
  * survival function; 3 no times, the moments hold the means and cross moments
- * of the reward columns (rewards is nr_states x m, row-major). */
+ * of the reward columns (rewards is nr_states x m, row-major). epochs: see
+ * ptdcore/epochs.hpp (1 for a time-homogeneous model). */
 PTD_EXPORT ptd_model* ptd_model_new(int64_t nr_states, int64_t nr_params, int discrete,
                                     const double* alpha, int64_t nr_edges, const int64_t* src,
                                     const int64_t* dst, const double* constant,
                                     const int64_t* coef_ptr, const int64_t* coef_index,
                                     const double* coef_value, const double* rewards,
-                                    int64_t nr_rewards, int output, char* err, int64_t err_len);
+                                    int64_t nr_rewards, int output, int64_t epochs, char* err,
+                                    int64_t err_len);
 
 PTD_EXPORT void ptd_model_free(ptd_model* model);
 

@@ -63,12 +63,27 @@ struct SeriesView {
 // The iteration c_k = v_k . s, v_{k+1} = v_k P (and its forward-mode
 // derivative when kP != 0). kP > 0 fixes the parameter count at compile
 // time, kP = -1 reads it from P; kP = 0 computes no derivative.
+// With `state` (weights sw[0..K], outputs sv (n) and sdv (n x P), zeroed by
+// the caller) it also accumulates sum_k sw[k] v_k and its derivative: the
+// state vector at one time (epochs.hpp).
+struct SeriesState {
+  const double* sw = nullptr;
+  double* sv = nullptr;
+  double* sdv = nullptr;
+};
+
 template <int kP>
 void series_iterate(const SeriesView& s, int64_t P_runtime, int64_t K, double* v, double* v2,
-                    double* dv, double* dv2, double* c, double* dc) {
+                    double* dv, double* dv2, double* c, double* dc,
+                    const SeriesState& state = {}) {
   const int64_t P = kP >= 0 ? kP : P_runtime;
   const int64_t n = s.n;
   for (int64_t k = 0;; ++k) {
+    if (state.sw && state.sw[k] != 0.0) {
+      const double w = state.sw[k];
+      for (int64_t i = 0; i < n; ++i) state.sv[i] += w * v[i];
+      for (int64_t q = 0; q < n * P && kP != 0; ++q) state.sdv[q] += w * dv[q];
+    }
     double ck = 0.0;
     for (int64_t i = 0; i < n; ++i) ck += v[i] * s.exit[i];
     c[k] = ck;
@@ -179,7 +194,8 @@ inline void series_iterate_second(const SeriesView& s, int64_t P, int64_t K, Ser
 // (survival); with `second_order` the columns are the P first and the P x P
 // second derivatives (cols = P + P^2), else cols = P.
 inline void power_series(const NumericGraph& g, double lambda, int64_t K, SeriesBuffers& buf,
-                         bool ones = false, bool second_order = false) {
+                         bool ones = false, bool second_order = false,
+                         const SeriesState& state = {}) {
   const int64_t n = g.n, P = g.P, E = g.nr_edges();
   const bool jac = g.with_grad;
   const double inv = 1.0 / lambda;
@@ -241,20 +257,67 @@ inline void power_series(const NumericGraph& g, double lambda, int64_t K, Series
   }
   switch (jac ? P : 0) {  // compile-time parameter counts for the common cases
     case 0:
-      series_iterate<0>(view, 0, K, v.data(), v2.data(), nullptr, nullptr, c.data(), nullptr);
+      series_iterate<0>(view, 0, K, v.data(), v2.data(), nullptr, nullptr, c.data(), nullptr,
+                        state);
       break;
     case 1:
-      series_iterate<1>(view, 1, K, v.data(), v2.data(), dv.data(), dv2.data(), c.data(), dc.data());
+      series_iterate<1>(view, 1, K, v.data(), v2.data(), dv.data(), dv2.data(), c.data(), dc.data(),
+                        state);
       break;
     case 2:
-      series_iterate<2>(view, 2, K, v.data(), v2.data(), dv.data(), dv2.data(), c.data(), dc.data());
+      series_iterate<2>(view, 2, K, v.data(), v2.data(), dv.data(), dv2.data(), c.data(), dc.data(),
+                        state);
       break;
     case 3:
-      series_iterate<3>(view, 3, K, v.data(), v2.data(), dv.data(), dv2.data(), c.data(), dc.data());
+      series_iterate<3>(view, 3, K, v.data(), v2.data(), dv.data(), dv2.data(), c.data(), dc.data(),
+                        state);
       break;
     default:
-      series_iterate<-1>(view, P, K, v.data(), v2.data(), dv.data(), dv2.data(), c.data(), dc.data());
+      series_iterate<-1>(view, P, K, v.data(), v2.data(), dv.data(), dv2.data(), c.data(), dc.data(),
+                         state);
   }
+}
+
+// The state vector v(t) = alpha exp(S t) = sum_k Pois(k; lambda t) alpha P^k
+// (discrete: alpha T^t) and its derivatives (sdv: n x P, when g.with_grad),
+// by the series; NaN beyond kMaxSeriesTerms.
+inline void series_state(const NumericGraph& g, bool discrete, double t, double* sv, double* sdv,
+                         SeriesBuffers& buf) {
+  const int64_t n = g.n, P = g.with_grad ? g.P : 0;
+  double lambda = 1.0;
+  if (!discrete) {
+    lambda = 0.0;
+    for (int64_t i = 0; i < n; ++i) lambda = std::max(lambda, g.out[i]);
+  }
+  std::fill(sv, sv + n, 0.0);
+  if (P) std::fill(sdv, sdv + n * P, 0.0);
+  const double m = lambda * t;
+  if (!(m > 0.0)) {  // no time, or no state leaves: v = alpha
+    std::copy(g.alpha.begin(), g.alpha.end(), sv);
+    if (P && !g.dalpha.empty()) std::copy(g.dalpha.begin(), g.dalpha.end(), sdv);
+    return;
+  }
+  const int64_t K = discrete ? static_cast<int64_t>(t) : poisson_right_end(m);
+  if (!std::isfinite(m) || K > kMaxSeriesTerms) {
+    std::fill(sv, sv + n, std::numeric_limits<double>::quiet_NaN());
+    if (P) std::fill(sdv, sdv + n * P, std::numeric_limits<double>::quiet_NaN());
+    return;
+  }
+  std::vector<double>& w = buf.weights;
+  w.assign(K + 1, 0.0);
+  if (discrete) {
+    w[K] = 1.0;
+  } else {  // Poisson weights outward from the mode while they can matter, normalised
+    const int64_t mode = std::min(poisson_mode(m), K);
+    w[mode] = 1.0;
+    double total = 1.0;
+    for (int64_t k = mode + 1; k <= K && w[k - 1] >= kPoissonCutoff; ++k)
+      total += w[k] = w[k - 1] * m / static_cast<double>(k);
+    for (int64_t k = mode - 1; k >= 0 && w[k + 1] >= kPoissonCutoff; --k)
+      total += w[k] = w[k + 1] * static_cast<double>(k + 1) / m;
+    for (double& x : w) x /= total;
+  }
+  power_series(g, lambda, K, buf, false, false, SeriesState{w.data(), sv, P ? sdv : nullptr});
 }
 
 // f = atom + (1 / lambda) sum_k P(N > k) c_k, N ~ Poisson(m): the distribution

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "ptdcore/epochs.hpp"
 #include "ptdcore/method.hpp"
 #include "ptdcore/float_env.hpp"
 #include "ptdcore/levels.hpp"
@@ -44,6 +45,7 @@ struct Workspace {
   SeriesBuffers series;
   SquaringBuffers squaring;
   RewardMomentBuffers reward_moments;
+  EpochBuffers epochs;
   std::vector<double> datom, packed;
 };
 
@@ -80,6 +82,11 @@ class PreparedModel {
     const ScopedFlushSubnormals flush_subnormals;
     const bool jac = dpmf != nullptr && dmoments != nullptr;
     if (!jac) dpmf = dmoments = nullptr;
+    if (s_.epochs > 1) {
+      evaluate_epochs(s_, topo_, theta, times, T, K, pmf, moments, dpmf, dmoments, ws.epochs,
+                      ws.series, ws.squaring, ws.solver);
+      return;
+    }
     const double* rewards = s_.has_rewards() ? s_.rewards.data() : nullptr;
     if (!build_numeric_graph(s_, theta, jac, ws.graph)) {  // invalid theta: the whole row
       fill_nan(T, pmf, dpmf, nullptr);
@@ -140,7 +147,7 @@ class PreparedModel {
       fill_nan(K, moments, dmoments, d2moments);
       return;
     }
-    if (s_.output == static_cast<int>(Output::kRewardMoments)) {  // first order only
+    if (s_.output == static_cast<int>(Output::kRewardMoments) || s_.epochs > 1) {  // first order
       fill_nan(T, pmf, dpmf, d2pmf);
       fill_nan(K, moments, dmoments, d2moments);
       return;

@@ -35,8 +35,10 @@ struct NumericGraph {
 // Fills `graph` with the model at theta. Returns false when theta is not
 // finite, makes a weight negative or non-finite, or (discrete) makes the
 // out-probabilities of a state sum above 1: the caller then reports NaN.
+// With `offset`, the weights read theta[offset + index] and their gradients
+// fill those columns of the P = nr_params (one epoch of an epoch structure).
 inline bool build_numeric_graph(const Structure& s, const double* theta, bool with_grad,
-                                NumericGraph& graph) {
+                                NumericGraph& graph, int64_t offset = 0) {
   const int64_t n = s.nr_states, P = s.nr_params, E = s.nr_edges();
   for (int64_t p = 0; p < P; ++p)
     if (!std::isfinite(theta[p])) return false;
@@ -59,8 +61,8 @@ inline bool build_numeric_graph(const Structure& s, const double* theta, bool wi
     double w = s.constant[e];
     if (with_grad) std::fill(grad.begin(), grad.end(), 0.0);
     for (int64_t k = s.coef_ptr[e]; k < s.coef_ptr[e + 1]; ++k) {
-      w += s.coef_value[k] * theta[s.coef_index[k]];
-      if (with_grad) grad[s.coef_index[k]] += s.coef_value[k];
+      w += s.coef_value[k] * theta[offset + s.coef_index[k]];
+      if (with_grad) grad[offset + s.coef_index[k]] += s.coef_value[k];
     }
     if (!std::isfinite(w) || w < 0.0) return false;
     const int64_t i = s.src[e], j = s.dst[e];

@@ -591,4 +591,53 @@ inline void squaring_density(const NumericGraph& g, bool discrete, double lambda
   }
 }
 
+// The state vector v(t) = alpha exp(S t) (discrete: alpha T^t) by the ladder:
+// the binary digits of t / h0 and the remainder sum_k Pois(k; m) v B^k, with
+// its derivatives. sv: n; sdv: n x P (row i, column p), or null. NaN beyond
+// kSquaringMaxSteps.
+inline void ladder_state(const NumericGraph& g, bool discrete, double lambda, double t,
+                         double* sv, double* sdv, SquaringBuffers& buf) {
+  const int64_t n = g.n, P = sdv && g.with_grad ? g.P : 0, nn = n * n;
+  const double h0 = discrete ? 1.0 : kSquaringBaseStep / lambda;
+  const double steps = std::floor(t / h0);
+  if (!(steps <= kSquaringMaxSteps)) {
+    std::fill(sv, sv + n, std::numeric_limits<double>::quiet_NaN());
+    if (sdv) std::fill(sdv, sdv + n * P, std::numeric_limits<double>::quiet_NaN());
+    return;
+  }
+  const uint64_t J = static_cast<uint64_t>(steps);
+  const int64_t L = J >= 1 ? squaring_levels(steps) - 1 : 0;
+  build_ladder(g, discrete, lambda, L, buf);
+  buf.v.assign(g.alpha.begin(), g.alpha.end());
+  buf.v2.resize(n);
+  buf.dv.assign(P * n, 0.0);
+  buf.dv2.resize(P * n);
+  if (P && !g.dalpha.empty())
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t p = 0; p < P; ++p) buf.dv[p * n + i] = g.dalpha[i * g.P + p];
+  for (int64_t k = L; k >= 0; --k)
+    if (J >> k & 1) ladder_step(buf, buf.E.data() + k * nn, buf.dE.data() + k * P * nn, n, P);
+  std::fill(sv, sv + n, 0.0);
+  std::vector<double> dy(P * n, 0.0);
+  if (discrete) {
+    std::copy(buf.v.begin(), buf.v.end(), sv);
+    dy = buf.dv;
+  } else {  // remainder m = lambda (t - J h0) < 1/4: all K terms (each non-negative)
+    const double m = std::max(0.0, lambda * (t - steps * h0));
+    const int64_t K = poisson_right_end(kSquaringBaseStep);
+    double w = std::exp(-m);
+    for (int64_t k = 0; k <= K; ++k) {
+      if (k > 0) {
+        w *= m / static_cast<double>(k);
+        ladder_step(buf, buf.B.data(), buf.dB.data(), n, P);  // u_k = u_{k-1} B
+      }
+      for (int64_t i = 0; i < n; ++i) sv[i] += w * buf.v[i];
+      for (int64_t q = 0; q < P * n; ++q) dy[q] += w * buf.dv[q];
+      if (w == 0.0) break;
+    }
+  }
+  for (int64_t i = 0; i < n && P; ++i)
+    for (int64_t p = 0; p < P; ++p) sdv[i * P + p] = dy[p * n + i];
+}
+
 }  // namespace ptdcore

@@ -39,6 +39,11 @@ struct Structure {
   std::vector<double> coef_value;   // (nnz)
   std::vector<double> rewards;      // (nr_states) or empty (no rewards)
   int output = 0;                   // an Output: the functional evaluated at the times
+  // Epochs (epochs.hpp): a row is theta_0 .. theta_{E-1} (base_params() each)
+  // and then the E - 1 breaks, so nr_params = E base_params() + E - 1.
+  int64_t epochs = 1;
+
+  int64_t base_params() const { return epochs > 0 ? (nr_params - epochs + 1) / epochs : 0; }
 
   // Reward columns m of a kRewardMoments structure (rewards is n x m).
   int64_t reward_columns() const {
@@ -62,6 +67,11 @@ inline void validate(const Structure& s) {
   const int64_t E = s.nr_edges();
   if (n < 1) fail("structure has no states (nr_states must be >= 1)");
   if (s.nr_params < 0) fail("nr_params must be >= 0");
+  if (s.epochs < 1) fail("epochs must be >= 1");
+  if (s.nr_params < s.epochs - 1 || (s.nr_params - s.epochs + 1) % s.epochs != 0)
+    fail("nr_params must be epochs x (parameters per epoch) + epochs - 1");
+  if (s.epochs > 1 && (s.has_rewards() || s.output == 3))
+    fail("rewards are not supported with epochs");
   if (s.output < 0 || s.output > 3)
     fail("output must be 0 (density), 1 (cdf), 2 (sf) or 3 (reward moments)");
   if (static_cast<int64_t>(s.alpha.size()) != n)
@@ -84,7 +94,7 @@ inline void validate(const Structure& s) {
            " in a continuous model (the diagonal is implied)");
     if (s.coef_ptr[e + 1] < s.coef_ptr[e]) fail("coef_ptr must be non-decreasing");
     for (int64_t k = s.coef_ptr[e]; k < s.coef_ptr[e + 1]; ++k)
-      if (s.coef_index[k] < 0 || s.coef_index[k] >= s.nr_params)
+      if (s.coef_index[k] < 0 || s.coef_index[k] >= s.base_params())
         fail(where + ": coefficient parameter index out of range");
   }
   if (s.output == static_cast<int>(Output::kRewardMoments)) {

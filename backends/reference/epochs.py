@@ -1,0 +1,146 @@
+"""The reference backend's epoch models: dense exponentials per epoch, JAX autodiff.
+
+Independent of the engine's algorithm (``cpp/include/ptdcore/epochs.hpp``): the
+state at each break is ``pi_{e+1} = pi_e expm(S_e D_e)``; densities, sf and cdf use
+``expm`` of the epoch's matrix (the cdf the augmented ``[[S, s], [0, 0]]``); each
+finite epoch's part of ``E[T^k]`` comes from Van Loan's block exponential
+``expm([[S, I, 0], [0, 0, I], [0, 0, 0]] D)``, whose upper blocks are
+``int_0^D (D - u)^i / i! e^{S u} du``, and the last epoch's from dense solves.
+Derivatives in theta and in the breaks are JAX's own (breaks of discrete models are
+whole steps: their derivatives are NaN).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ptdcore.structure import Structure
+
+
+def make_epoch_function(structure: Structure, nr_moments: int, matrices: Any, expm: Any) -> Any:
+    """``f(row (E P + E - 1,), times (T,)) -> (pmf, moments)`` for an epoch structure."""
+    import jax
+    import jax.numpy as jnp
+
+    E, P, n, K = structure.epochs, structure.base_params, structure.nr_states, nr_moments
+    discrete, output = structure.discrete, structure.output
+    alpha0 = np.asarray(structure.alpha)
+
+    @jax.custom_jvp
+    def whole_steps(b: Any) -> Any:  # discrete breaks: no derivative
+        return b
+
+    @whole_steps.defjvp
+    def _(primals: Any, tangents: Any) -> Any:
+        return primals[0], tangents[0] * jnp.nan
+
+    def power(A: Any, steps: Any) -> Any:
+        def body(i: Any, carry: Any) -> Any:
+            result, base = carry
+            result = jnp.where((steps >> i) & 1 == 1, result @ base, result)
+            return result, base @ base
+
+        return jax.lax.fori_loop(0, 63, body, (jnp.eye(A.shape[0]), A))[0]
+
+    def propagate(M: Any, duration: Any) -> Any:
+        return power(M, duration.astype(jnp.int64)) if discrete else expm(M * duration)
+
+    def functional(M: Any, exit_w: Any, pi: Any, absorbed: Any, tau: Any) -> Any:
+        if discrete:
+            k = tau.astype(jnp.int64)
+            aug = jnp.zeros((n + 1, n + 1)).at[:n, :n].set(M).at[:n, n].set(exit_w).at[n, n].set(1)
+            if output == "cdf":
+                return absorbed + pi @ power(aug, k)[:n, n]
+            if output == "sf":
+                return pi @ power(M, k).sum(axis=1)
+            return pi @ power(M, jnp.maximum(k - 1, 0)) @ exit_w
+        aug = jnp.zeros((n + 1, n + 1)).at[:n, :n].set(M).at[:n, n].set(exit_w)
+        if output == "cdf":
+            return absorbed + pi @ expm(aug * tau)[:n, n]
+        if output == "sf":
+            return pi @ expm(M * tau).sum(axis=1)
+        return pi @ expm(M * tau) @ exit_w
+
+    def finite_epoch_moments(M: Any, exit_w: Any, pi: Any, a: Any, D: Any) -> Any:
+        # int_0^D (a + u)^k pi e^{Su} s du with (a + u) = (a + D) - (D - u)
+        blocks = K + 2
+        big = jnp.zeros((blocks * n, blocks * n)).at[:n, :n].set(M)
+        for i in range(1, blocks):
+            big = big.at[(i - 1) * n : i * n, i * n : (i + 1) * n].set(jnp.eye(n))
+        X = expm(big * D)
+        # V_i = int_0^D (D - u)^i e^{Su} du = i! X[0, i + 1]
+        v = [math.factorial(i) * (pi @ X[:n, (i + 1) * n : (i + 2) * n] @ exit_w)
+             for i in range(K + 1)]  # fmt: skip
+        end = a + D
+        return jnp.stack([
+            sum(math.comb(k, i) * end ** (k - i) * (-1) ** i * v[i] for i in range(k + 1))
+            for k in range(1, K + 1)
+        ])  # fmt: skip
+
+    def last_epoch_moments(M: Any, pi: Any, a: Any) -> Any:
+        r, J = pi, [pi.sum()]
+        for j in range(1, K + 1):
+            r = jnp.linalg.solve(-M.T, r)
+            J.append(math.factorial(j) * r.sum())
+        return jnp.stack([
+            sum(math.comb(k, j) * a ** (k - j) * J[j] for j in range(k + 1))
+            for k in range(1, K + 1)
+        ])  # fmt: skip
+
+    def f(row: Any, times: Any) -> tuple[Any, Any]:
+        row = jnp.asarray(row, dtype=jnp.float64)
+        times = jnp.asarray(times, dtype=jnp.float64)
+        thetas = row[: E * P].reshape(E, P)
+        breaks = row[E * P :]
+        if discrete:
+            breaks = whole_steps(breaks)
+        valid = jnp.all(jnp.isfinite(breaks)) & jnp.all(jnp.diff(breaks, prepend=0.0) > 0)
+        if discrete:
+            valid &= jnp.all(breaks == jnp.floor(breaks))
+        safe_breaks = jnp.where(valid, breaks, jnp.arange(1.0, E))
+        starts = jnp.concatenate([jnp.zeros(1), safe_breaks])
+        Ms, exits, pis, absorbed = [], [], [jnp.asarray(alpha0)], [1.0 - alpha0.sum()]
+        for e in range(E):
+            M, exit_w, ok = matrices(thetas[e])
+            valid &= ok
+            Ms.append(M)
+            exits.append(exit_w)
+            if e + 1 < E:
+                D = safe_breaks[e] - starts[e]
+                pis.append(pis[e] @ propagate(M, D))
+                absorbed.append(functional(M, exit_w, pis[e], absorbed[e], D) if output == "cdf"
+                                else 0.0)  # fmt: skip
+        by_step = discrete and output == "density"
+
+        def one(t: Any) -> Any:
+            ok = jnp.isfinite(t) & (t >= 0)
+            if discrete:
+                ok &= t == jnp.floor(t)
+            tt = jnp.where(ok, t, 0.0)
+            epoch = jnp.sum(tt > safe_breaks) if by_step else jnp.sum(tt >= safe_breaks)
+            values = jnp.stack([
+                functional(Ms[e], exits[e], pis[e], absorbed[e], tt - starts[e]) for e in range(E)
+            ])  # fmt: skip
+            value = values[epoch]
+            if by_step:
+                value = jnp.where(tt == 0, 1.0 - alpha0.sum(), value)
+            return jnp.where(ok, value, jnp.nan)
+
+        pmf = jax.vmap(one)(times) if times.shape[0] else jnp.zeros(0)
+        if K == 0:
+            moments = jnp.zeros(0)
+        elif discrete:
+            moments = jnp.full(K, jnp.nan)  # (not provided for discrete epoch models)
+        else:
+            moments = last_epoch_moments(Ms[-1], pis[-1], starts[-1])
+            for e in range(E - 1):
+                D = safe_breaks[e] - starts[e]
+                moments = moments + finite_epoch_moments(Ms[e], exits[e], pis[e], starts[e], D)
+        mask = jnp.where(valid, 1.0, jnp.nan)
+        return pmf * mask, moments * mask
+
+    return f

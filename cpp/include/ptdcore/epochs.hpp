@@ -1,0 +1,334 @@
+// ptdcore engine: time-inhomogeneous models, piecewise constant in time (epochs).
+//
+// A structure with E epochs takes the row theta_0 .. theta_{E-1} (P values
+// each) followed by the breaks b_0 < ... < b_{E-2}. Epoch e covers
+// [b_{e-1}, b_e) (b_{-1} = 0, b_{E-1} = inf; discrete: the steps from b_{e-1}
+// on) and uses theta_e. With pi_e the state vector at the start of epoch e:
+//     f(t) = pi_e exp(S_e (t - b_{e-1})) s_e,   pi_{e+1} = pi_e exp(S_e D_e),
+// D_e = b_e - b_{e-1}: each epoch is the homogeneous functional (series or
+// ladder, method.hpp) started from pi_e, and pi_{e+1} its state vector at D_e.
+//
+// Derivatives are carried in forward mode over all E P + E - 1 entries of
+// the row, in the local time of each epoch. Moving b = b_{e-1} moves the
+// state at the break (d pi_e / db = pi_e S_{e-1}) and shifts epoch e's local
+// times (d tau / db = -1, worth -pi_e S_e since S_e commutes with its
+// exponential), so column b of epoch e's starting tangent is
+// pi_e (S_{e-1} - S_e); propagated over the fixed local durations this gives
+// every later derivative exactly. (Discrete breaks are whole steps: their
+// columns are NaN.)
+//
+// Moments (continuous): E[T^k] = sum_e int_0^{D_e} (a_e + tau)^k pi_e
+// exp(S_e tau) s_e dtau (a_e = b_{e-1}; the last D is infinite). With
+// U = (-S_e)^{-1} and pi' = pi_{e+1}, integrating by parts,
+//     J_j = int_0^D tau^j pi e^{S tau} s dtau:  J_0 = |pi| - |pi'|,
+//     J_j = -D^j |pi'| + j q_{j-1} 1,  q_0 = (pi - pi') U,
+//     q_j = (-D^j pi' + j q_{j-1}) U   (transposed solves),
+// and for the last epoch J_j = j! pi U^j 1. The local-time tangents differ
+// from the true derivative in b_{e-1} by the shift of the whole epoch, whose
+// effect is -a^k pi_e . s_e (the integrand at the start); b_e adds
+// b_e^k pi' . s_e (at the end). Discrete models with epochs have no moments
+// here (NaN; the Python layer refuses to ask for them).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <numeric>
+#include <vector>
+
+#include "ptdcore/linear_solver.hpp"
+#include "ptdcore/method.hpp"
+#include "ptdcore/numeric_graph.hpp"
+#include "ptdcore/structure.hpp"
+
+namespace ptdcore {
+
+struct EpochBuffers {
+  std::vector<NumericGraph> graphs;  // one per epoch, gradients over the whole row
+  std::vector<double> pi, dpi, next, dnext;  // (n), (n x P): start of this / the next epoch
+  std::vector<double> local, values, dvalues, breaks;
+  std::vector<int64_t> which;
+  std::vector<double> q, dq, rhs, drhs, J, dJ;  // moment recursion
+};
+
+// The state vector at local time t of g (started from g.alpha, g.dalpha).
+inline void state_at(const NumericGraph& g, bool discrete, double t, double* sv, double* sdv,
+                     SeriesBuffers& series, SquaringBuffers& squaring) {
+  double lambda = 1.0;
+  if (!discrete) {
+    lambda = 0.0;
+    for (int64_t i = 0; i < g.n; ++i) lambda = std::max(lambda, g.out[i]);
+  }
+  const double m = lambda * t;
+  if (lambda > 0.0 && std::isfinite(m) &&
+      choose_density_method(g, g.with_grad, m, 1, discrete) == DensityMethod::kSquaring) {
+    ladder_state(g, discrete, lambda, t, sv, sdv, squaring);
+    return;
+  }
+  series_state(g, discrete, t, sv, sdv, series);
+}
+
+namespace detail {
+
+// y += x (S_a - S_b) for two epochs' graphs of one structure (same internal
+// edges): (x S)_j = sum_{i -> j} x_i w_ij - x_j out_j.
+inline void add_generator_difference(const NumericGraph& a, const NumericGraph& b,
+                                     const double* x, double* y, int64_t stride) {
+  for (int64_t j = 0; j < a.n; ++j) y[j * stride] -= x[j] * (a.out[j] - b.out[j]);
+  for (int64_t e = 0; e < a.nr_edges(); ++e)
+    y[a.dst[e] * stride] += x[a.src[e]] * (a.w[e] - b.w[e]);
+}
+
+// c = x dM_p for M = -S of g: (x dM_p)_j = x_j dout_jp - sum_{i -> j} x_i g_ep.
+inline void row_times_dM(const NumericGraph& g, int64_t p, const double* x, double* c) {
+  for (int64_t j = 0; j < g.n; ++j) c[j] = x[j] * g.dout[j * g.P + p];
+  for (int64_t e = 0; e < g.nr_edges(); ++e) c[g.dst[e]] -= x[g.src[e]] * g.g[e * g.P + p];
+}
+
+inline double binomial(int64_t k, int64_t j) {
+  double b = 1.0;
+  for (int64_t i = 1; i <= j; ++i) b = b * static_cast<double>(k - j + i) / static_cast<double>(i);
+  return b;
+}
+
+}  // namespace detail
+
+// Adds epoch e's part of E[T^k], k = 1..K, to moments (and dmoments, K x P)
+// from J_0..J_K (and dJ, (K + 1) x P): sum_j C(k, j) a^{k-j} J_j.
+inline void add_epoch_moments(double a, int64_t K, int64_t P, const std::vector<double>& J,
+                              const double* dJ, double* moments, double* dmoments) {
+  for (int64_t k = 1; k <= K; ++k)
+    for (int64_t j = 0; j <= k; ++j) {
+      const double c = detail::binomial(k, j) * std::pow(a, static_cast<double>(k - j));
+      moments[k - 1] += c * J[j];
+      for (int64_t p = 0; p < P && dmoments; ++p) dmoments[(k - 1) * P + p] += c * dJ[j * P + p];
+    }
+}
+
+// J_0..J_K of one epoch (finite when `last` is false: pi' = next, duration D;
+// open-ended otherwise) and their derivatives (dJ: (K + 1) x P, when dpi is
+// given); false when M cannot be factorised (a closed class at this theta).
+inline bool epoch_integrals(const SccTopology& topo, const NumericGraph& g, const double* pi,
+                            const double* dpi, const double* next, const double* dnext, double D,
+                            bool last, int64_t K, BlockSolver& solver, EpochBuffers& buf) {
+  const int64_t n = g.n, P = dpi ? g.P : 0;
+  buf.J.assign(K + 1, 0.0);
+  buf.dJ.assign((K + 1) * P, 0.0);
+  if (solver.factorise(topo, g) != MomentStatus::kFinite) return false;
+  auto total = [n](const double* x) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; ++i) s += x[i];
+    return s;
+  };
+  buf.q.assign(n, 0.0);
+  buf.dq.assign(P * n, 0.0);  // parameter-major: column p at dq + p n
+  buf.rhs.resize(n);
+  buf.drhs.resize(P * n);
+  std::vector<double> c(n), qnew(n), dqnew(P * n);
+  // rhs of step j (its derivative in drhs), then q_j = rhs U, dq_j = (drhs - q_j dM) U
+  auto solve_step = [&]() {
+    solver.solve_transposed(buf.rhs.data(), qnew.data());
+    for (int64_t p = 0; p < P; ++p) {
+      detail::row_times_dM(g, p, qnew.data(), c.data());
+      for (int64_t i = 0; i < n; ++i) c[i] = buf.drhs[p * n + i] - c[i];
+      solver.solve_transposed(c.data(), dqnew.data() + p * n);
+    }
+    buf.q.swap(qnew);
+    buf.dq.swap(dqnew);
+  };
+  if (last) {  // J_j = j! r_j 1, r_0 = pi, r_j = r_{j-1} U
+    double factorial = 1.0;
+    buf.J[0] = total(pi);
+    for (int64_t p = 0; p < P; ++p)
+      for (int64_t i = 0; i < n; ++i) buf.dJ[p] += dpi[i * g.P + p];
+    std::copy(pi, pi + n, buf.rhs.begin());
+    for (int64_t p = 0; p < P; ++p)
+      for (int64_t i = 0; i < n; ++i) buf.drhs[p * n + i] = dpi[i * g.P + p];
+    for (int64_t j = 1; j <= K; ++j) {
+      solve_step();
+      factorial *= static_cast<double>(j);
+      buf.J[j] = factorial * total(buf.q.data());
+      for (int64_t p = 0; p < P; ++p) buf.dJ[j * P + p] = factorial * total(buf.dq.data() + p * n);
+      buf.rhs = buf.q;
+      buf.drhs = buf.dq;
+    }
+    return true;
+  }
+  buf.J[0] = total(pi) - total(next);
+  for (int64_t p = 0; p < P; ++p)
+    for (int64_t i = 0; i < n; ++i) buf.dJ[p] += dpi[i * g.P + p] - dnext[i * g.P + p];
+  // q_0 = (pi - pi') U
+  for (int64_t i = 0; i < n; ++i) buf.rhs[i] = pi[i] - next[i];
+  for (int64_t p = 0; p < P; ++p)
+    for (int64_t i = 0; i < n; ++i) buf.drhs[p * n + i] = dpi[i * g.P + p] - dnext[i * g.P + p];
+  const double next_total = total(next);
+  for (int64_t j = 1; j <= K; ++j) {
+    solve_step();  // q_{j-1}
+    const double Dj = std::pow(D, static_cast<double>(j));
+    buf.J[j] = -Dj * next_total + static_cast<double>(j) * total(buf.q.data());
+    for (int64_t p = 0; p < P; ++p) {
+      double dnt = 0.0;
+      for (int64_t i = 0; i < n; ++i) dnt += dnext[i * g.P + p];
+      buf.dJ[j * P + p] = -Dj * dnt + static_cast<double>(j) * total(buf.dq.data() + p * n);
+    }
+    if (j == K) break;
+    for (int64_t i = 0; i < n; ++i) buf.rhs[i] = -Dj * next[i] + static_cast<double>(j) * buf.q[i];
+    for (int64_t p = 0; p < P; ++p)
+      for (int64_t i = 0; i < n; ++i)
+        buf.drhs[p * n + i] =
+            -Dj * dnext[i * g.P + p] + static_cast<double>(j) * buf.dq[p * n + i];
+  }
+  return true;
+}
+
+// One row of an epoch structure (s.epochs > 1): the functional at the times
+// (pmf: T, dpmf: T x P) and the moments (K, dmoments K x P), P = s.nr_params
+// = E Pb + E - 1. Invalid rows (a weight negative or not finite in some epoch,
+// breaks not finite, not positive and increasing, or not whole steps for a
+// discrete model) give NaN.
+inline void evaluate_epochs(const Structure& s, const SccTopology& topo, const double* row,
+                            const double* times, int64_t T, int64_t K, double* pmf,
+                            double* moments, double* dpmf, double* dmoments, EpochBuffers& buf,
+                            SeriesBuffers& series, SquaringBuffers& squaring,
+                            BlockSolver& solver) {
+  const int64_t E = s.epochs, Pb = s.base_params(), P = s.nr_params, n = s.nr_states;
+  const bool jac = dpmf != nullptr;
+  const bool discrete = s.discrete;
+  const Output what = static_cast<Output>(s.output);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  auto fill_nan = [&](int64_t count, double* v, double* dv) {
+    std::fill(v, v + count, nan);
+    if (dv) std::fill(dv, dv + count * P, nan);
+  };
+  auto invalid_row = [&]() {
+    fill_nan(T, pmf, dpmf);
+    fill_nan(K, moments, dmoments);
+  };
+  const double* breaks = row + E * Pb;
+  for (int64_t e = 0; e + 1 < E; ++e) {
+    const double b = breaks[e], prev = e ? breaks[e - 1] : 0.0;
+    if (!std::isfinite(b) || !(b > prev) || (discrete && b != std::floor(b))) return invalid_row();
+  }
+  buf.graphs.resize(E);
+  for (int64_t e = 0; e < E; ++e)
+    if (!build_numeric_graph(s, row, jac, buf.graphs[e], e * Pb)) return invalid_row();
+  auto start = [&](int64_t e) { return e ? breaks[e - 1] : 0.0; };
+  // Which epoch measures each time: [b_{e-1}, b_e); a discrete mass at n is
+  // absorption in the step from n - 1, so (b_{e-1}, b_e] (and 0 in epoch 0).
+  const bool by_step = discrete && what == Output::kDensity;
+  buf.which.assign(T, -1);
+  for (int64_t q = 0; q < T; ++q) {
+    const double t = times[q];
+    if (!std::isfinite(t) || t < 0.0) continue;
+    int64_t e = 0;
+    while (e + 1 < E && (by_step ? t > breaks[e] : t >= breaks[e])) ++e;
+    buf.which[q] = e;
+  }
+  fill_nan(T, pmf, dpmf);  // (times nobody measures: invalid)
+  if (K > 0) {
+    std::fill(moments, moments + K, 0.0);
+    if (dmoments) std::fill(dmoments, dmoments + K * P, 0.0);
+  }
+  bool moments_ok = !discrete;
+  bool moments_infinite = false;
+  buf.pi.assign(s.alpha.begin(), s.alpha.end());
+  buf.dpi.assign(jac ? n * P : 0, 0.0);
+  double alpha_total = 0.0;
+  for (double a : s.alpha) alpha_total += a;
+  double absorbed = std::max(0.0, 1.0 - alpha_total);  // P(T <= start of the epoch) (cdf)
+  std::vector<double> dabsorbed(jac ? P : 0, 0.0);
+  for (int64_t e = 0; e < E; ++e) {
+    NumericGraph& g = buf.graphs[e];
+    g.alpha = buf.pi;
+    g.dalpha = buf.dpi;
+    const double a = start(e);
+    buf.local.clear();
+    std::vector<int64_t> idx;
+    for (int64_t q = 0; q < T; ++q)
+      if (buf.which[q] == e) idx.push_back(q), buf.local.push_back(times[q] - a);
+    // The cdf's integral over the epoch so far is not invariant under the shift
+    // of the whole epoch (the local-time tangents): its derivative in b_{e-1}
+    // gains -pi_e . s_e, the integrand at the start.
+    double start_flux = 0.0;
+    for (int64_t i = 0; i < n; ++i) start_flux += buf.pi[i] * g.exit[i];
+    const int64_t start_col = e > 0 && what == Output::kCdf && !discrete ? E * Pb + e - 1 : -1;
+    const int64_t Te = static_cast<int64_t>(idx.size());
+    if (Te) {
+      buf.values.resize(Te);
+      buf.dvalues.resize(jac ? Te * P : 0);
+      functional(g, discrete, what, absorbed, jac ? dabsorbed.data() : nullptr, buf.local.data(),
+                 Te, buf.values.data(), jac ? buf.dvalues.data() : nullptr, series, squaring);
+      for (int64_t r = 0; r < Te; ++r) {
+        pmf[idx[r]] = buf.values[r];
+        if (jac) std::copy(buf.dvalues.data() + r * P, buf.dvalues.data() + (r + 1) * P,
+                           dpmf + idx[r] * P);
+        if (jac && start_col >= 0) dpmf[idx[r] * P + start_col] -= start_flux;
+      }
+    }
+    const bool last = e + 1 == E;
+    const double D = last ? 0.0 : breaks[e] - a;
+    if (!last) {
+      buf.next.resize(n);
+      buf.dnext.assign(jac ? n * P : 0, 0.0);
+      state_at(g, discrete, D, buf.next.data(), jac ? buf.dnext.data() : nullptr, series,
+               squaring);
+      if (what == Output::kCdf) {  // mass absorbed by the end of this epoch
+        double f = 0.0;
+        std::vector<double> df(jac ? P : 0);
+        functional(g, discrete, Output::kCdf, absorbed, jac ? dabsorbed.data() : nullptr, &D, 1,
+                   &f, jac ? df.data() : nullptr, series, squaring);
+        absorbed = f;
+        dabsorbed = df;
+        if (jac && !discrete) {  // true derivatives: the start shift and the end b_e
+          if (start_col >= 0) dabsorbed[start_col] -= start_flux;
+          double end_flux = 0.0;
+          for (int64_t i = 0; i < n; ++i) end_flux += buf.next[i] * g.exit[i];
+          dabsorbed[E * Pb + e] += end_flux;
+        }
+      }
+    }
+    if (K > 0 && moments_ok && !moments_infinite) {
+      if (!epoch_integrals(topo, g, buf.pi.data(), jac ? buf.dpi.data() : nullptr,
+                           last ? nullptr : buf.next.data(),
+                           last || !jac ? nullptr : buf.dnext.data(), D, last, K, solver, buf)) {
+        if (last)
+          moments_infinite = true;  // never absorbed from a reachable state
+        else
+          moments_ok = false;  // a closed class within a finite epoch: not computed
+      } else {
+        add_epoch_moments(a, K, jac ? P : 0, buf.J, buf.dJ.data(), moments, dmoments);
+        if (jac) {  // the break columns: the epoch's shift, its end
+          double end_flux = 0.0;
+          for (int64_t i = 0; i < n && !last; ++i) end_flux += buf.next[i] * g.exit[i];
+          for (int64_t k = 1; k <= K; ++k) {
+            if (e > 0)
+              dmoments[(k - 1) * P + E * Pb + e - 1] -=
+                  std::pow(a, static_cast<double>(k)) * start_flux;
+            if (!last)
+              dmoments[(k - 1) * P + E * Pb + e] +=
+                  std::pow(breaks[e], static_cast<double>(k)) * end_flux;
+          }
+        }
+      }
+    }
+    if (last) break;
+    // Break b_e: the next epoch's starting tangent in column b_e (see above).
+    if (jac) {
+      double* col = buf.dnext.data() + E * Pb + e;
+      if (discrete)
+        for (int64_t i = 0; i < n; ++i) col[i * P] = nan;
+      else
+        detail::add_generator_difference(g, buf.graphs[e + 1], buf.next.data(), col, P);
+    }
+    buf.pi.swap(buf.next);
+    buf.dpi.swap(buf.dnext);
+  }
+  if (K > 0 && (!moments_ok || moments_infinite)) {
+    fill_nan(K, moments, dmoments);
+    if (moments_infinite && moments_ok)
+      std::fill(moments, moments + K, std::numeric_limits<double>::infinity());
+  }
+}
+
+}  // namespace ptdcore
