@@ -203,22 +203,27 @@ class Model:
         flat = jax.vmap(self._quantile, in_axes=(None, 0))(theta, q.reshape(-1))
         return flat.reshape(q.shape)
 
-    def sample(self, theta: Any, size: Any = None, seed: int | None = None) -> np.ndarray:
+    def sample(
+        self, theta: Any, size: Any = None, seed: int | None = None, breaks: Any = None
+    ) -> np.ndarray:
         """Exact draws of ``T`` (of ``Y`` with rewards) at ``theta``, as a numpy array.
 
         Simulated by the engine's embedded jump chain (no time grid), in C++ threads;
         the same ``seed`` gives the same draws whatever the thread count. ``size`` is an
         int or a shape (None: one draw, returned with shape ``()``); ``seed`` None draws
         fresh entropy. A theta at which the chain cannot be absorbed gives ``inf`` draws
-        from the states concerned; an invalid theta gives NaN.
+        from the states concerned; an invalid theta gives NaN. With epochs, ``theta`` is
+        ``(E, P)`` and ``breaks`` ``(E - 1,)``.
         """
         from ptdcore_backends.pybind11 import prepare
 
-        if self.epochs > 1:
-            raise NotImplementedError("sampling models with epochs is not available yet")
         theta = np.asarray(theta, dtype=np.float64)
-        P = self.structure.nr_params
-        if theta.shape != (P,):
+        P = self.structure.base_params
+        if self.epochs > 1:
+            theta = self._epoch_row(np, theta, breaks)
+        elif breaks is not None:
+            raise ValueError("breaks are for models with epochs (ptdcore.model(..., epochs=E))")
+        elif theta.shape != (P,):
             raise ValueError(f"theta must have shape ({P},) for this model, got {theta.shape}")
         shape = () if size is None else (size,) if np.ndim(size) == 0 else tuple(size)
         for s in shape:

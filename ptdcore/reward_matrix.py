@@ -17,13 +17,21 @@ class RewardMoments:
     factorises the chain once per theta and serves every column from it. Works under
     ``jax.jit``, ``jax.vmap`` and ``jax.grad`` (exact first derivatives; second
     derivatives are not available and raise ``NotImplementedError``). A theta at
-    which a reachable state can never be absorbed gives NaN.
+    which a reachable state can never be absorbed gives NaN. With epochs,
+    ``rm(theta (E, P), breaks (E - 1,))``; each finite epoch is crossed by the
+    uniformisation series on a 2n-state chain, so very stiff finite epochs (rate x
+    duration beyond ~4e6) give NaN.
     """
 
-    def __init__(self, graph: Graph | Structure, rewards: Any, backend: Any = None) -> None:
+    def __init__(
+        self, graph: Graph | Structure, rewards: Any, backend: Any = None, epochs: int = 1
+    ) -> None:
         from .jax_model import Model, _structure_of
 
         structure = _structure_of(graph).with_reward_matrix(rewards)
+        if epochs != 1:
+            structure = structure.with_epochs(epochs)
+        self.epochs = structure.epochs
         self.nr_columns = structure.reward_columns
         m = self.nr_columns
         self._model = Model(structure, nr_moments=m + m * m, backend=backend)
@@ -32,13 +40,14 @@ class RewardMoments:
 
     @property
     def nr_params(self) -> int:
-        return self.structure.nr_params
+        """Parameters of one epoch."""
+        return self.structure.base_params
 
-    def __call__(self, theta: Any) -> tuple[Any, Any]:
+    def __call__(self, theta: Any, breaks: Any = None) -> tuple[Any, Any]:
         import jax.numpy as jnp
 
         m = self.nr_columns
-        _, moments = self._model(theta, jnp.zeros(0))
+        _, moments = self._model(theta, jnp.zeros(0), breaks)
         return moments[:m], moments[m:].reshape(m, m)
 
     def __repr__(self) -> str:
@@ -63,7 +72,8 @@ def reward_moments(
         ``Y_j`` (for the site frequency spectrum, column ``i - 1`` is the branch length
         subtending ``i`` samples, see :func:`ptdcore.coalescent.kingman_sfs`).
     epochs
-        Only 1 (time-homogeneous) for now.
+        ``E > 1``: piecewise-constant parameters, ``rm(theta (E, P), breaks (E - 1,))``
+        (contract section 8); gradients in theta and the breaks.
     backend
         Backend name or instance; None selects ``PTDCORE_BACKEND`` or the fastest.
 
@@ -72,8 +82,6 @@ def reward_moments(
     RewardMoments
         ``rm(theta) -> (mean (m,), cross (m, m))`` with ``cross[i, j] = E[Y_i Y_j]``.
     """
-    if int(epochs) != epochs or epochs < 1:
+    if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
         raise ValueError(f"epochs must be a whole number >= 1, got {epochs!r}")
-    if epochs != 1:
-        raise NotImplementedError("reward moments over several epochs are not available yet")
-    return RewardMoments(graph, rewards, backend=backend)
+    return RewardMoments(graph, rewards, backend=backend, epochs=int(epochs))

@@ -221,6 +221,12 @@ class SVGD:
         src = self._source
         if isinstance(src, Graph | Structure):
             return Model(src, nr_moments=nr_moments, backend=self.backend), True
+        if isinstance(src, Model) and src.epochs > 1:
+            raise ValueError(
+                "SVGD fits theta of a model without epochs; for a model with epochs, pass a "
+                "function of (theta, times) that fixes the breaks, e.g. "
+                "lambda th, t: m(th.reshape(E, P), t, breaks), with theta_dim=E * P"
+            )
         if isinstance(src, Model):
             requested = getattr(self.backend, "name", self.backend)
             if (requested is not None and requested != src.backend.name) or (

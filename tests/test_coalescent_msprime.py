@@ -21,11 +21,13 @@ REPLICATES = 4000
 Z = 4.5
 
 
-def _simulate(samples, migration: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _simulate(
+    samples, migration: float, seed: int, demography=None
+) -> tuple[np.ndarray, np.ndarray]:
     """TMRCA and branch-length SFS (bins 1..n-1) of REPLICATES single trees."""
-    if len(samples) == 1:
+    if demography is None and len(samples) == 1:
         demography = msprime.Demography.isolated_model([1.0])
-    else:
+    elif demography is None:
         demography = msprime.Demography.island_model([1.0] * len(samples), migration)
     sample_sets = {f"pop_{d}": a for d, a in enumerate(samples) if a > 0}
     n = sum(samples)
@@ -72,3 +74,44 @@ def test_structured_tmrca_and_sfs_against_msprime(samples, migration):
     _assert_within_standard_errors(np.asarray(mean), sfs)
     products = (sfs[:, :, None] * sfs[:, None, :]).reshape(REPLICATES, -1)
     _assert_within_standard_errors(np.asarray(cross).ravel(), products)
+
+
+def _assert_cdf_within_standard_errors(exact, simulated, times):
+    for t, p in zip(times, exact, strict=True):
+        frac = np.mean(simulated <= t)
+        se = np.sqrt(max(p * (1 - p), 1e-4) / simulated.size)
+        assert abs(frac - p) <= Z * se, (t, p, frac, se)
+
+
+def test_kingman_tmrca_and_sfs_under_a_bottleneck_against_msprime():
+    """Size 1, then 0.1 between times 0.3 and 0.5 (pair rate 1 / size), then 1 again."""
+    n = 6
+    demography = msprime.Demography.isolated_model([1.0])
+    demography.add_population_parameters_change(time=0.3, initial_size=0.1)
+    demography.add_population_parameters_change(time=0.5, initial_size=1.0)
+    tmrca, sfs = _simulate((n,), 0.0, seed=13, demography=demography)
+    m = ptdcore.model(coalescent.kingman(n), nr_moments=2, epochs=3)
+    theta, breaks = jnp.array([[1.0], [10.0], [1.0]]), jnp.array([0.3, 0.5])
+    graph, rewards = coalescent.kingman_sfs(n)
+    mean, cross = ptdcore.reward_moments(graph, rewards, epochs=3)(theta, breaks)
+    _assert_within_standard_errors(np.asarray(mean), sfs)
+    products = (sfs[:, :, None] * sfs[:, None, :]).reshape(REPLICATES, -1)
+    _assert_within_standard_errors(np.asarray(cross).ravel(), products)
+    moments = m(theta, jnp.zeros(0), breaks)[1]
+    _assert_within_standard_errors(moments[0], tmrca)
+    _assert_within_standard_errors(moments[1], tmrca**2)
+    times = np.array([0.2, 0.4, 0.6, 1.5])
+    _assert_cdf_within_standard_errors(np.asarray(m.cdf(theta, times, breaks)), tmrca, times)
+
+
+def test_structured_tmrca_with_a_migration_change_against_msprime():
+    demography = msprime.Demography.island_model([1.0, 1.0], 0.2)
+    demography.add_migration_rate_change(time=1.0, rate=3.0)
+    tmrca, _ = _simulate((2, 2), 0.2, seed=14, demography=demography)
+    m = ptdcore.model(coalescent.structured((2, 2)), nr_moments=2, epochs=2)
+    theta, breaks = jnp.array([[1.0, 0.2], [1.0, 3.0]]), jnp.array([1.0])
+    moments = m(theta, jnp.zeros(0), breaks)[1]
+    _assert_within_standard_errors(moments[0], tmrca)
+    _assert_within_standard_errors(moments[1], tmrca**2)
+    times = np.array([0.5, 1.0, 2.0, 4.0])
+    _assert_cdf_within_standard_errors(np.asarray(m.cdf(theta, times, breaks)), tmrca, times)

@@ -91,6 +91,34 @@ def make_epoch_function(structure: Structure, nr_moments: int, matrices: Any, ex
             for k in range(1, K + 1)
         ])  # fmt: skip
 
+    def reward_moments(Ms: list, D: list) -> Any:
+        # [v, u_i] evolves by A_i = [[S, diag(r_i)], [0, S]]; int z dt over a finite epoch
+        # from Van Loan's expm([[A, I], [0, 0]] D), over the last by a dense solve
+        R = jnp.asarray(np.asarray(structure.rewards).reshape(n, -1))
+        m = R.shape[1]
+        if K != m + m * m:
+            return jnp.full(K, jnp.nan)
+        v, u = jnp.asarray(alpha0), [jnp.zeros(n)] * m
+        mean, C = jnp.zeros(m), jnp.zeros((m, m))
+        for e, M in enumerate(Ms):
+            new_u = []
+            for i in range(m):
+                A = jnp.block([[M, jnp.diag(R[:, i])], [jnp.zeros((n, n)), M]])
+                z0 = jnp.concatenate([v, u[i]])
+                if e + 1 < len(Ms):
+                    big = jnp.block([[A, jnp.eye(2 * n)], [jnp.zeros((2 * n, 4 * n))]])
+                    F = expm(big * D[e])
+                    integral, z_end = z0 @ F[: 2 * n, 2 * n :], z0 @ F[: 2 * n, : 2 * n]
+                    new_u.append(z_end[n:])
+                else:
+                    integral = jnp.linalg.solve(-A.T, z0)
+                C = C.at[i].add(integral[n:] @ R)
+                if i == 0:
+                    mean = mean + integral[:n] @ R
+                    v_end = z_end[:n] if e + 1 < len(Ms) else None
+            v, u = v_end, new_u
+        return jnp.concatenate([mean, (C + C.T).ravel()])
+
     def f(row: Any, times: Any) -> tuple[Any, Any]:
         row = jnp.asarray(row, dtype=jnp.float64)
         times = jnp.asarray(times, dtype=jnp.float64)
@@ -131,7 +159,11 @@ def make_epoch_function(structure: Structure, nr_moments: int, matrices: Any, ex
             return jnp.where(ok, value, jnp.nan)
 
         pmf = jax.vmap(one)(times) if times.shape[0] else jnp.zeros(0)
-        if K == 0:
+        if output == "reward_moments":
+            durations = [safe_breaks[e] - starts[e] for e in range(E - 1)]
+            moments = reward_moments(Ms, durations)
+            pmf = jnp.full(times.shape, jnp.nan)
+        elif K == 0:
             moments = jnp.zeros(0)
         elif discrete:
             moments = jnp.full(K, jnp.nan)  # (not provided for discrete epoch models)

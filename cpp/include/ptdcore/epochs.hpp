@@ -39,6 +39,7 @@
 
 #include "ptdcore/linear_solver.hpp"
 #include "ptdcore/method.hpp"
+#include "ptdcore/moments.hpp"
 #include "ptdcore/numeric_graph.hpp"
 #include "ptdcore/structure.hpp"
 
@@ -328,6 +329,186 @@ inline void evaluate_epochs(const Structure& s, const SccTopology& topo, const d
     fill_nan(K, moments, dmoments);
     if (moments_infinite && moments_ok)
       std::fill(moments, moments + K, std::numeric_limits<double>::infinity());
+  }
+}
+
+// Reward moments over epochs (output kRewardMoments, rewards n x m). With
+// v(t) the state vector and u_i(t) = E[Y_i(t); X_t = .] the reward accumulated
+// so far, [v, u_i] evolves by A_i = [[S, D_i], [0, S]] (D_i = diag(r_i)), and
+//     E[Y_j] = int v . r_j dt,   E[Y_i Y_j] = C_ij + C_ji,  C_ij = int u_i . r_j dt.
+// Over an epoch, with x_j = U r_j and q = (v(a) - v(b)) U (transposed solve),
+//     int v . r_j = q . r_j,   int u_i . r_j = sum_s q_s r_i(s) x_j(s)
+//                                              + (u_i(a) - u_i(b)) . x_j
+// (the open last epoch: v(b) = u_i(b) = 0). [v, u_i] crosses an epoch by the
+// series on the 2n-state augmented graph (not the ladder: A_i is not a
+// sub-generator). Break columns as for the density: starting tangents
+// [v, u_i] (S_before - S_after), and each integral's shift (-integrand at
+// the start) and end (+integrand at the end). out: mean (m), cross (m x m);
+// dout: (m + m^2) x P. NaN where a factorisation fails.
+inline void evaluate_epoch_reward_moments(const Structure& s, const SccTopology& topo,
+                                          const double* row, double* out, double* dout,
+                                          EpochBuffers& buf, SeriesBuffers& series,
+                                          SquaringBuffers& squaring, BlockSolver& solver) {
+  const int64_t E = s.epochs, Pb = s.base_params(), P = s.nr_params, n = s.nr_states;
+  const int64_t m = s.reward_columns(), K = m + m * m;
+  const bool jac = dout != nullptr;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double* R = s.rewards.data();
+  auto fail = [&]() {
+    std::fill(out, out + K, nan);
+    if (jac) std::fill(dout, dout + K * P, nan);
+  };
+  const double* breaks = row + E * Pb;
+  for (int64_t e = 0; e + 1 < E; ++e)
+    if (!std::isfinite(breaks[e]) || !(breaks[e] > (e ? breaks[e - 1] : 0.0))) return fail();
+  buf.graphs.resize(E);
+  for (int64_t e = 0; e < E; ++e)
+    if (!build_numeric_graph(s, row, jac, buf.graphs[e], e * Pb)) return fail();
+  const int64_t Pj = jac ? P : 0;
+  std::fill(out, out + K, 0.0);
+  if (jac) std::fill(dout, dout + K * P, 0.0);
+  // z[i] = [v, u_i] with tangents (2n x P, row-major as dalpha); v kept apart too.
+  std::vector<std::vector<double>> u(m, std::vector<double>(n, 0.0)), du(m),
+      u_end(m, std::vector<double>(n)), du_end(m);
+  for (int64_t i = 0; i < m; ++i) du[i].assign(n * Pj, 0.0), du_end[i].assign(n * Pj, 0.0);
+  buf.pi.assign(s.alpha.begin(), s.alpha.end());
+  buf.dpi.assign(n * Pj, 0.0);
+  std::vector<double> X(m * n), dX(m * Pj * n), q(n), dq(Pj * n), diff(n), c(n), rhs(n);
+  NumericGraph aug;
+  std::vector<double> zend(2 * n), dzend(2 * n * Pj);
+  for (int64_t e = 0; e < E; ++e) {
+    NumericGraph& g = buf.graphs[e];
+    const bool last = e + 1 == E;
+    const double D = last ? 0.0 : breaks[e] - (e ? breaks[e - 1] : 0.0);
+    g.alpha = buf.pi;
+    g.dalpha = buf.dpi;
+    // the ends of the epoch: v (next) and every u_i
+    if (!last) {
+      buf.next.resize(n);
+      buf.dnext.assign(n * Pj, 0.0);
+      state_at(g, false, D, buf.next.data(), jac ? buf.dnext.data() : nullptr, series, squaring);
+      for (int64_t i = 0; i < m; ++i) {
+        // augmented graph: copy 1 and copy 2 of g, and k -> k + n at rate r_i(k)
+        aug.n = 2 * n;
+        aug.P = g.P;
+        aug.with_grad = jac;
+        aug.src.clear();
+        aug.dst.clear();
+        aug.w.clear();
+        aug.g.clear();
+        for (int64_t copy = 0; copy < 2; ++copy)
+          for (int64_t e2 = 0; e2 < g.nr_edges(); ++e2) {
+            aug.src.push_back(g.src[e2] + copy * n);
+            aug.dst.push_back(g.dst[e2] + copy * n);
+            aug.w.push_back(g.w[e2]);
+            if (jac) aug.g.insert(aug.g.end(), g.g.begin() + e2 * P, g.g.begin() + (e2 + 1) * P);
+          }
+        for (int64_t k = 0; k < n; ++k)
+          if (R[k * m + i] > 0.0) {
+            aug.src.push_back(k);
+            aug.dst.push_back(k + n);
+            aug.w.push_back(R[k * m + i]);
+            if (jac) aug.g.insert(aug.g.end(), P, 0.0);
+          }
+        aug.out.assign(g.out.begin(), g.out.end());
+        aug.out.insert(aug.out.end(), g.out.begin(), g.out.end());
+        aug.exit.assign(g.exit.begin(), g.exit.end());
+        aug.exit.insert(aug.exit.end(), g.exit.begin(), g.exit.end());
+        aug.dout.assign(g.dout.begin(), g.dout.end());
+        aug.dout.insert(aug.dout.end(), g.dout.begin(), g.dout.end());
+        aug.dexit.assign(g.dexit.begin(), g.dexit.end());
+        aug.dexit.insert(aug.dexit.end(), g.dexit.begin(), g.dexit.end());
+        aug.alpha = buf.pi;
+        aug.alpha.insert(aug.alpha.end(), u[i].begin(), u[i].end());
+        aug.dalpha = buf.dpi;
+        aug.dalpha.insert(aug.dalpha.end(), du[i].begin(), du[i].end());
+        series_state(aug, false, D, zend.data(), jac ? dzend.data() : nullptr, series);
+        std::copy(zend.begin() + n, zend.end(), u_end[i].begin());
+        if (jac) std::copy(dzend.begin() + n * P, dzend.end(), du_end[i].begin());
+      }
+    }
+    // x_j = U r_j and q = (v(a) - v(b)) U, with tangents
+    if (solver.factorise(topo, g) != MomentStatus::kFinite) return fail();
+    for (int64_t j = 0; j < m; ++j) {
+      for (int64_t k = 0; k < n; ++k) rhs[k] = R[k * m + j];
+      solver.solve(rhs.data(), X.data() + j * n);
+      for (int64_t p = 0; p < Pj; ++p) {
+        std::fill(c.begin(), c.end(), 0.0);
+        detail::add_dM_times(g, p, X.data() + j * n, c.data());
+        for (double& x : c) x = -x;
+        solver.solve(c.data(), dX.data() + (j * Pj + p) * n);
+      }
+    }
+    for (int64_t k = 0; k < n; ++k) diff[k] = buf.pi[k] - (last ? 0.0 : buf.next[k]);
+    solver.solve_transposed(diff.data(), q.data());
+    for (int64_t p = 0; p < Pj; ++p) {
+      detail::row_times_dM(g, p, q.data(), c.data());
+      for (int64_t k = 0; k < n; ++k)
+        c[k] = buf.dpi[k * P + p] - (last ? 0.0 : buf.dnext[k * P + p]) - c[k];
+      solver.solve_transposed(c.data(), dq.data() + p * n);
+    }
+    // this epoch's integrals
+    const int64_t b_start = e > 0 ? E * Pb + e - 1 : -1, b_end = last ? -1 : E * Pb + e;
+    for (int64_t j = 0; j < m; ++j) {
+      const double* xj = X.data() + j * n;
+      for (int64_t k = 0; k < n; ++k) out[j] += q[k] * R[k * m + j];
+      for (int64_t p = 0; p < Pj; ++p)
+        for (int64_t k = 0; k < n; ++k) dout[j * P + p] += dq[p * n + k] * R[k * m + j];
+      if (jac) {
+        double at_start = 0.0, at_end = 0.0;
+        for (int64_t k = 0; k < n; ++k) {
+          at_start += buf.pi[k] * R[k * m + j];
+          if (!last) at_end += buf.next[k] * R[k * m + j];
+        }
+        if (b_start >= 0) dout[j * P + b_start] -= at_start;
+        if (b_end >= 0) dout[j * P + b_end] += at_end;
+      }
+      for (int64_t i = 0; i < m; ++i) {
+        const double* dxj = dX.data() + j * Pj * n;
+        double Cij = 0.0;
+        for (int64_t k = 0; k < n; ++k) {
+          const double du_k = u[i][k] - (last ? 0.0 : u_end[i][k]);
+          Cij += q[k] * R[k * m + i] * xj[k] + du_k * xj[k];
+        }
+        double* o = out + m + i * m + j;
+        double* o2 = out + m + j * m + i;
+        *o += Cij;
+        *o2 += Cij;
+        for (int64_t p = 0; p < Pj; ++p) {
+          double d = 0.0;
+          for (int64_t k = 0; k < n; ++k) {
+            const double du_k = u[i][k] - (last ? 0.0 : u_end[i][k]);
+            const double ddu = du[i][k * P + p] - (last ? 0.0 : du_end[i][k * P + p]);
+            d += dq[p * n + k] * R[k * m + i] * xj[k] + q[k] * R[k * m + i] * dxj[p * n + k] +
+                 ddu * xj[k] + du_k * dxj[p * n + k];
+          }
+          dout[(m + i * m + j) * P + p] += d;
+          dout[(m + j * m + i) * P + p] += d;
+        }
+        if (jac) {  // C_ij's integrand u_i . r_j at the start and the end
+          double at_start = 0.0, at_end = 0.0;
+          for (int64_t k = 0; k < n; ++k) {
+            at_start += u[i][k] * R[k * m + j];
+            if (!last) at_end += u_end[i][k] * R[k * m + j];
+          }
+          for (double* d : {dout + (m + i * m + j) * P, dout + (m + j * m + i) * P}) {
+            if (b_start >= 0) d[b_start] -= at_start;
+            if (b_end >= 0) d[b_end] += at_end;
+          }
+        }
+      }
+    }
+    if (last) break;
+    // the break: starting tangents [v, u_i] (S_e - S_{e+1}) in column b_e
+    if (jac) {
+      const NumericGraph& h = buf.graphs[e + 1];
+      detail::add_generator_difference(g, h, buf.next.data(), buf.dnext.data() + b_end, P);
+      for (int64_t i = 0; i < m; ++i)
+        detail::add_generator_difference(g, h, u_end[i].data(), du_end[i].data() + b_end, P);
+    }
+    buf.pi.swap(buf.next);
+    buf.dpi.swap(buf.dnext);
+    for (int64_t i = 0; i < m; ++i) u[i].swap(u_end[i]), du[i].swap(du_end[i]);
   }
 }
 

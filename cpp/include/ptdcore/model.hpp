@@ -82,6 +82,16 @@ class PreparedModel {
     const ScopedFlushSubnormals flush_subnormals;
     const bool jac = dpmf != nullptr && dmoments != nullptr;
     if (!jac) dpmf = dmoments = nullptr;
+    if (s_.epochs > 1 && s_.output == static_cast<int>(Output::kRewardMoments)) {
+      fill_nan(T, pmf, dpmf, nullptr);
+      const int64_t m = s_.reward_columns();
+      if (K != m + m * m)
+        fill_nan(K, moments, dmoments, nullptr);
+      else
+        evaluate_epoch_reward_moments(s_, topo_, theta, moments, dmoments, ws.epochs, ws.series,
+                                      ws.squaring, ws.solver);
+      return;
+    }
     if (s_.epochs > 1) {
       evaluate_epochs(s_, topo_, theta, times, T, K, pmf, moments, dpmf, dmoments, ws.epochs,
                       ws.series, ws.squaring, ws.solver);

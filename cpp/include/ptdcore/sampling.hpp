@@ -73,9 +73,10 @@ struct JumpChain {
 };
 
 // False when theta is invalid (a weight negative or not finite).
-inline bool build_jump_chain(const Structure& s, const double* theta, JumpChain& c) {
+inline bool build_jump_chain(const Structure& s, const double* theta, JumpChain& c,
+                             int64_t offset = 0) {
   NumericGraph g;
-  if (!build_numeric_graph(s, theta, false, g)) return false;
+  if (!build_numeric_graph(s, theta, false, g, offset)) return false;
   const int64_t n = g.n;
   c.discrete = s.discrete;
   c.out = g.out;
@@ -156,11 +157,66 @@ inline double draw_one(const JumpChain& c, Xoshiro256& rng) {
   }
 }
 
-// count draws at one theta into out; NaN everywhere for an invalid theta.
+// One draw of T with epochs (chains[e] for epoch e, breaks b_0 < ... ): the
+// holding hazard is memoryless, so a sojourn that outlasts its epoch continues
+// at the break with what is left of it (continuous: the unit-rate hazard;
+// discrete: a fresh geometric count, the steps being independent).
+inline double draw_one_epochs(const std::vector<JumpChain>& chains, const double* breaks,
+                              Xoshiro256& rng) {
+  const JumpChain& c0 = chains[0];
+  const int64_t n = static_cast<int64_t>(c0.out.size()), E = static_cast<int64_t>(chains.size());
+  const double u0 = rng.uniform();
+  int64_t i = std::lower_bound(c0.alpha_cum.begin(), c0.alpha_cum.end(), u0) - c0.alpha_cum.begin();
+  if (i == n) return 0.0;
+  double t = 0.0, hazard = -std::log(rng.uniform());
+  int64_t e = 0;
+  while (true) {
+    const JumpChain& c = chains[e];
+    const bool last = e + 1 == E;
+    if (last && !c.absorbable[i]) return std::numeric_limits<double>::infinity();
+    const double rate = c.out[i];
+    double leave;  // the time of the next jump in this epoch, if it comes before the break
+    if (c0.discrete) {
+      const double stay = 1.0 - rate;
+      leave = t + (stay > 0.0 ? std::floor(std::log(rng.uniform()) / std::log(stay)) + 1.0 : 1.0);
+      if (!last && leave > breaks[e]) {  // no jump from the steps before the break
+        t = breaks[e];
+        ++e;
+        continue;
+      }
+    } else {
+      leave = rate > 0.0 ? t + hazard / rate : std::numeric_limits<double>::infinity();
+      if (!last && !(leave < breaks[e])) {
+        hazard -= (breaks[e] - t) * rate;
+        t = breaks[e];
+        ++e;
+        continue;
+      }
+      hazard = -std::log(rng.uniform());
+    }
+    t = leave;
+    const double u = rng.uniform();
+    int64_t q = c.ptr[i];
+    while (q + 1 < c.ptr[i + 1] && c.cum[q] < u) ++q;
+    const int64_t next = c.target[q];
+    if (next < 0) return t;
+    i = next;
+  }
+}
+
+// count draws at one theta (one row: with epochs, theta_0 .. theta_{E-1} and
+// the breaks) into out; NaN everywhere for an invalid row.
 inline void sample_draws(const Structure& s, const double* theta, int64_t count, uint64_t seed,
                          double* out, int threads = 0) {
-  JumpChain chain;
-  if (!build_jump_chain(s, theta, chain)) {
+  const int64_t E = s.epochs, Pb = s.base_params();
+  std::vector<JumpChain> chains(E);
+  bool valid = true;
+  for (int64_t e = 0; e < E && valid; ++e) valid = build_jump_chain(s, theta, chains[e], e * Pb);
+  const double* breaks = theta + E * Pb;
+  for (int64_t e = 0; e + 1 < E && valid; ++e)
+    valid = std::isfinite(breaks[e]) && breaks[e] > (e ? breaks[e - 1] : 0.0) &&
+            (!s.discrete || breaks[e] == std::floor(breaks[e]));
+  if (!valid) {
     for (int64_t k = 0; k < count; ++k) out[k] = std::numeric_limits<double>::quiet_NaN();
     return;
   }
@@ -168,7 +224,8 @@ inline void sample_draws(const Structure& s, const double* theta, int64_t count,
   parallel_rows(blocks, threads, [&](int64_t b, Workspace&) {
     Xoshiro256 rng(seed, static_cast<uint64_t>(b));
     const int64_t end = std::min(count, (b + 1) * kSampleBlock);
-    for (int64_t k = b * kSampleBlock; k < end; ++k) out[k] = draw_one(chain, rng);
+    for (int64_t k = b * kSampleBlock; k < end; ++k)
+      out[k] = E > 1 ? draw_one_epochs(chains, breaks, rng) : draw_one(chains[0], rng);
   });
 }
 

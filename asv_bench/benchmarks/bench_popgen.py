@@ -1,0 +1,109 @@
+"""Population genetics: the SFS (reward matrices) and epochs (time-varying demography).
+
+Issue targets: the expected SFS for n = 20 at a new theta costs no more than
+PhaseGen's (measured side by side here when phasegen is installed); the SFS means and
+covariances for n = 30; the TMRCA log-likelihood gradient under 3 epochs at n = 20.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import cache
+
+import numpy as np
+
+from . import common  # noqa: F401  (float64 on for this process)
+
+
+@cache
+def sfs_function(n: int):
+    import jax
+
+    import ptdcore
+    from ptdcore import coalescent
+
+    graph, rewards = coalescent.kingman_sfs(n)
+    return jax.jit(ptdcore.reward_moments(graph, rewards))
+
+
+class SiteFrequencySpectrum:
+    """Means and cross moments of the n - 1 SFS bins (one jitted call, a new theta each)."""
+
+    params = [10, 20, 30]
+    param_names = ["n"]
+    timeout = 600
+
+    def setup(self, n):
+        import jax
+        import jax.numpy as jnp
+
+        self.fn = sfs_function(n)
+        jax.block_until_ready(self.fn(jnp.array([1.0])))  # compile outside timing
+        self.thetas = [jnp.array([c]) for c in np.linspace(0.5, 2.0, 16)]
+        self.i = 0
+
+    def time_sfs_mean_and_covariance(self, n):
+        import jax
+
+        self.i = (self.i + 1) % len(self.thetas)
+        jax.block_until_ready(self.fn(self.thetas[self.i]))
+
+
+class PhaseGenSFS:
+    """PhaseGen's expected SFS at a new population size (same machine, for the ratio)."""
+
+    params = [10, 20]
+    param_names = ["n"]
+    timeout = 600
+
+    def setup(self, n):
+        try:
+            import phasegen
+        except ImportError:
+            raise NotImplementedError("phasegen is not installed") from None
+        self.pg = phasegen
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _ = phasegen.Coalescent(n=n).sfs.mean  # warm up its caches and compilation
+        self.sizes = list(np.linspace(0.5, 2.0, 16))
+        self.i = 0
+
+    def time_sfs_mean(self, n):
+        self.i = (self.i + 1) % len(self.sizes)
+        demography = self.pg.Demography(pop_sizes={"pop_0": float(self.sizes[self.i])})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _ = self.pg.Coalescent(n=n, demography=demography).sfs.mean.data
+
+
+class EpochLogLikelihood:
+    """jit(grad) of a 100-observation TMRCA log-likelihood under 3 epochs (a bottleneck),
+    in the three pair rates and the two break times."""
+
+    params = [10, 20]
+    param_names = ["n"]
+    timeout = 600
+
+    def setup(self, n):
+        import jax
+        import jax.numpy as jnp
+
+        import ptdcore
+        from ptdcore import coalescent
+
+        model = ptdcore.model(coalescent.kingman(n), nr_moments=0, epochs=3)
+        rng = np.random.default_rng(3000 + n)
+        data = jnp.asarray(np.sort(rng.gamma(2.0, 0.6, 100)))
+
+        def loglik(theta, breaks):
+            return jnp.sum(jnp.log(model(theta, data, breaks)[0]))
+
+        self.fn = jax.jit(jax.grad(loglik, argnums=(0, 1)))
+        self.theta = jnp.array([[1.0], [5.0], [1.0]])
+        self.breaks = jnp.array([0.3, 0.6])
+        jax.block_until_ready(self.fn(self.theta, self.breaks))
+
+    def time_loglik_gradient(self, n):
+        import jax
+
+        jax.block_until_ready(self.fn(self.theta, self.breaks))

@@ -1,0 +1,251 @@
+"""Epochs (contract section 8): piecewise-constant parameters in time.
+
+References: closed forms in mpmath (a piecewise exponential), dense 50-digit
+matrix exponentials composed across breaks, the reference backend (dense
+exponentials and Van Loan block integrals, JAX autodiff; an algorithm independent
+of the engine's), and the homogeneous model itself when all epochs agree.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import mpmath
+import numpy as np
+import pytest
+from conftest import ENGINE_BACKENDS, require_backend
+
+import ptdcore
+from ptdcore import Graph, coalescent
+from ptdcore.testing import random_graph
+
+DPS = 40
+
+
+def exponential() -> Graph:
+    return Graph.from_edges([1.0], [(0, -1, 0.0, [1.0])], nr_params=1)
+
+
+def _piecewise_exponential(rates, breaks, t):
+    """Density, sf, cdf and the moments E[T], E[T^2] of a rate that changes at the breaks."""
+    rates = [mpmath.mpf(r) for r in rates]
+    starts = [mpmath.mpf(0)] + [mpmath.mpf(b) for b in breaks]
+
+    def sf(x):
+        x, acc = mpmath.mpf(x), mpmath.mpf(0)
+        for e, rate in enumerate(rates):
+            end = starts[e + 1] if e + 1 < len(rates) else mpmath.inf
+            acc += rate * (min(x, end) - starts[e]) if x > starts[e] else 0
+        return mpmath.exp(-acc)
+
+    def rate_at(x):
+        return rates[sum(1 for s in starts[1:] if x >= s)]
+
+    m1 = mpmath.quad(sf, [*starts, mpmath.inf])
+    m2 = 2 * mpmath.quad(lambda x: x * sf(x), [*starts, mpmath.inf])
+    t = mpmath.mpf(t)
+    return rate_at(t) * sf(t), sf(t), 1 - sf(t), (m1, m2)
+
+
+def test_piecewise_exponential_against_closed_form():
+    rates, breaks = [1.3, 0.2, 2.5], [0.4, 1.1]
+    times = np.array([0.01, 0.3, 0.4, 0.9, 1.1, 1.7, 4.0])
+    m = ptdcore.model(exponential(), nr_moments=2, epochs=3)
+    theta = jnp.array(rates)[:, None]
+    pdf, moments = (np.asarray(a) for a in m(theta, times, jnp.array(breaks)))
+    sf = np.asarray(m.sf(theta, times, jnp.array(breaks)))
+    cdf = np.asarray(m.cdf(theta, times, jnp.array(breaks)))
+    with mpmath.workdps(DPS):
+        for q, t in enumerate(times):
+            f, s, c, _ = _piecewise_exponential(rates, breaks, t)
+            assert abs(float(pdf[q]) - f) <= 1e-13 * f
+            assert abs(float(sf[q]) - s) <= 1e-13 * s
+            assert abs(float(cdf[q]) - c) <= 1e-13 * c
+        exact = _piecewise_exponential(rates, breaks, 0.0)[3]
+    np.testing.assert_allclose(moments, [float(x) for x in exact], rtol=1e-13)
+
+
+def test_piecewise_exponential_gradients_in_theta_and_breaks():
+    rates, breaks = [1.3, 0.2, 2.5], [0.4, 1.1]
+    times = np.array([0.3, 0.9, 1.7])  # away from the breaks (the density jumps there)
+    m = ptdcore.model(exponential(), nr_moments=2, epochs=3)
+
+    def outputs(x):
+        th, b = x[:3, None], x[3:]
+        return jnp.concatenate([m(th, times, b)[0], m(th, times, b)[1], m.cdf(th, times, b)])
+
+    x = jnp.array(rates + breaks)
+    J = np.asarray(jax.jacfwd(outputs)(x))
+    Jr = np.asarray(jax.jacrev(outputs)(x))
+    np.testing.assert_allclose(J, Jr, rtol=1e-14, atol=1e-15)
+    with mpmath.workdps(DPS):
+
+        def exact(*args):
+            r, b = list(args[:3]), list(args[3:])
+            rows = [_piecewise_exponential(r, b, t) for t in times]
+            return [row[0] for row in rows] + list(rows[0][3]) + [row[2] for row in rows]
+
+        x = [float(v) for v in x]
+        for p in range(5):
+            for row in range(J.shape[0]):
+                d = mpmath.diff(
+                    lambda v, row=row, p=p: exact(*[v if i == p else x[i] for i in range(5)])[row],
+                    x[p],
+                )
+                assert abs(J[row, p] - float(d)) <= 1e-9 * max(1.0, abs(float(d))), (row, p)
+
+
+def _cases():
+    g = random_graph(4, nr_states=5, nr_params=2).structure().with_epochs(3)
+    yield "random(5 states, 3 epochs)", g, [0.7, 1.2, 2.0, 0.3, 1.1, 0.9, 0.4, 1.5]
+    s = coalescent.structured((2, 2)).structure().with_epochs(2)
+    yield "structured((2, 2)), migration 0.2 -> 3", s, [1.0, 0.2, 0.5, 3.0, 0.8]
+    s = coalescent.kingman(8).structure().with_epochs(3)
+    yield "kingman(8), bottleneck", s, [1.0, 10.0, 1.0, 0.3, 0.35]
+
+
+@pytest.mark.parametrize("backend", ENGINE_BACKENDS)
+@pytest.mark.parametrize("output", ["density", "cdf", "sf"])
+@pytest.mark.parametrize("name, structure, row", list(_cases()), ids=lambda x: str(x)[:30])
+def test_every_engine_backend_against_reference(backend, output, name, structure, row):
+    require_backend(backend)
+    s = structure.with_output(output)
+    times = np.array([0.05, 0.3, 0.45, 1.0, 1.6, 3.0])
+    theta = np.array([row])
+    ref = ptdcore.get_backend("reference").compute_pmf_and_moments(
+        s, theta, times, 2, jacobian=True
+    )
+    got = ptdcore.get_backend(backend).compute_pmf_and_moments(s, theta, times, 2, jacobian=True)
+    np.testing.assert_allclose(got[0], ref[0], rtol=1e-12)
+    np.testing.assert_allclose(got[1], ref[1], rtol=1e-12)
+    for d, r in ((got[2], ref[2]), (got[3], ref[3])):
+        np.testing.assert_allclose(d, r, rtol=1e-10, atol=1e-12 * np.abs(r).max())
+
+
+def _mp_epoch_density(structure, rows, breaks, t):
+    """50-digit alpha prod expm(S_e D_e) expm(S_e' (t - b)) s_e' for a structure's epochs."""
+    n = structure.nr_states
+
+    def matrices(theta):
+        w = structure.weights(theta)
+        S, s = mpmath.zeros(n, n), mpmath.zeros(n, 1)
+        for e, (i, j) in enumerate(
+            zip(structure.src.tolist(), structure.dst.tolist(), strict=True)
+        ):
+            S[i, i] -= mpmath.mpf(w[e])
+            if j < 0:
+                s[i, 0] += mpmath.mpf(w[e])
+            else:
+                S[i, j] += mpmath.mpf(w[e])
+        return S, s
+
+    pi = mpmath.matrix([list(map(mpmath.mpf, structure.alpha))])
+    start = mpmath.mpf(0)
+    for e, theta in enumerate(rows):
+        S, s = matrices(theta)
+        end = mpmath.mpf(breaks[e]) if e < len(breaks) else mpmath.inf
+        if mpmath.mpf(t) < end:
+            return (pi * mpmath.expm(S * (mpmath.mpf(t) - start)) * s)[0]
+        pi = pi * mpmath.expm(S * (end - start))
+        start = end
+    raise AssertionError("unreachable")
+
+
+def test_stiff_epoch_against_dense_50_digit_reference():
+    """Migration 1e5 in the first epoch: the state at the break comes from the ladder."""
+    g = coalescent.structured((2, 2))
+    rows = [[1.0, 1e5], [1.0, 0.5]]
+    breaks = [1.2]
+    times = np.array([0.3, 1.0, 1.5, 3.0])
+    pdf, _ = ptdcore.model(g, nr_moments=0, epochs=2)(jnp.array(rows), times, jnp.array(breaks))
+    pdf = np.asarray(pdf)
+    with mpmath.workdps(50):
+        for q, t in enumerate(times):
+            f = _mp_epoch_density(g.structure(), rows, breaks, t)
+            assert abs(float(pdf[q]) - f) <= 1e-12 * f, (t, pdf[q], float(f))
+
+
+def test_equal_epochs_give_the_homogeneous_model():
+    g = coalescent.structured((2, 1))
+    theta = jnp.array([1.3, 0.7])
+    times = jnp.array([0.1, 0.6, 1.4, 5.0])
+    hom = ptdcore.model(g, nr_moments=3)(theta, times)
+    ep = ptdcore.model(g, nr_moments=3, epochs=3)(
+        jnp.stack([theta] * 3), times, jnp.array([0.5, 1.2])
+    )
+    np.testing.assert_allclose(ep[0], hom[0], rtol=1e-13)
+    np.testing.assert_allclose(ep[1], hom[1], rtol=1e-13)
+
+
+def test_discrete_epochs_against_reference():
+    g = Graph.from_edges(
+        [1.0, 0.0], [(0, 1, 0.0, [0.5]), (1, -1, 0.0, [0.3]), (0, -1, 0.1, [0.0])], nr_params=1,
+        discrete=True,
+    )  # fmt: skip
+    s = g.structure().with_epochs(2)
+    row = np.array([[1.0, 2.5, 4.0]])  # theta 1.0 for steps 0..3, then 2.5
+    times = np.array([0.0, 1.0, 3.0, 4.0, 5.0, 9.0])
+    for output in ("density", "cdf", "sf"):
+        so = s.with_output(output)
+        ref = ptdcore.get_backend("reference").compute_pmf_and_moments(
+            so, row, times, 0, jacobian=True
+        )
+        got = ptdcore.get_backend("pybind11").compute_pmf_and_moments(
+            so, row, times, 0, jacobian=True
+        )
+        np.testing.assert_allclose(got[0], ref[0], rtol=1e-13)
+        np.testing.assert_allclose(got[2][..., :2], ref[2][..., :2], rtol=1e-11, atol=1e-15)
+        assert np.all(np.isnan(got[2][..., 2]))  # whole-step breaks: no derivative
+    with pytest.raises(NotImplementedError, match="nr_moments=0"):
+        ptdcore.model(g, nr_moments=2, epochs=2)
+
+
+def test_bad_epoch_inputs_are_named():
+    m = ptdcore.model(exponential(), nr_moments=1, epochs=3)
+    theta = jnp.ones((3, 1))
+    times = jnp.array([1.0])
+    with pytest.raises(ValueError, match=r"shape \(3, 1\)"):
+        m(jnp.ones((2, 1)), times, jnp.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"breaks must have shape \(2,\)"):
+        m(theta, times, jnp.array([1.0]))
+    with pytest.raises(ValueError, match="increasing"):
+        m(theta, times, jnp.array([2.0, 1.0]))
+    with pytest.raises(ValueError, match="increasing"):
+        m(theta, times, jnp.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match="pass breaks"):
+        m(theta, times)
+    with pytest.raises(ValueError, match="breaks are for models with epochs"):
+        ptdcore.model(exponential())(jnp.ones(1), times, jnp.array([1.0]))
+    with pytest.raises(ValueError, match="whole number"):
+        ptdcore.model(exponential(), epochs=1.5)
+    with pytest.raises(NotImplementedError, match="rewards"):
+        ptdcore.model(coalescent.kingman_graph(4, reward="total_branch_length"), epochs=2)
+    # traced invalid breaks: NaN for that particle only
+    out = jax.vmap(lambda b: m(theta, times, b)[0])(jnp.array([[1.0, 2.0], [2.0, 1.0]]))
+    assert np.all(np.isfinite(out[0])) and np.all(np.isnan(out[1]))
+
+
+def test_sampling_with_epochs_against_the_exact_distribution():
+    from scipy import stats
+
+    m = ptdcore.model(coalescent.kingman(6), nr_moments=0, epochs=3)
+    theta, breaks = np.array([[1.0], [10.0], [0.5]]), np.array([0.3, 0.5])
+    draws = np.sort(m.sample(theta, 20000, seed=5, breaks=breaks))
+    cdf = np.asarray(m.cdf(jnp.asarray(theta), jnp.asarray(draws), jnp.asarray(breaks)))
+    assert stats.kstest(draws, lambda x: np.interp(x, draws, cdf)).pvalue > 1e-3
+    # discrete: leave state 0 with probability 0.2 per step, then 0.7 from step 3 on
+    g = Graph.from_edges([1.0], [(0, -1, 0.0, [1.0])], nr_params=1, discrete=True)
+    md = ptdcore.model(g, nr_moments=0, epochs=2)
+    theta_d, breaks_d = np.array([[0.2], [0.7]]), np.array([3.0])
+    draws = md.sample(theta_d, 20000, seed=6, breaks=breaks_d)
+    support = np.arange(1, 12)
+    pmf = np.asarray(
+        md(jnp.asarray(theta_d), jnp.asarray(support, float), jnp.asarray(breaks_d))[0]
+    )
+    observed = np.array([np.sum(draws == k) for k in support])
+    expected = 20000 * pmf
+    keep = expected > 5
+    chi2 = np.sum((observed[keep] - expected[keep]) ** 2 / expected[keep])
+    assert stats.chi2.sf(chi2, keep.sum() - 1) > 1e-3
+    np.testing.assert_allclose(pmf[:3], [0.2, 0.16, 0.128], rtol=1e-13)  # steps 1-3: 0.2
+    np.testing.assert_allclose(pmf[3], 0.8**3 * 0.7, rtol=1e-13)  # step 4 leaves from step 3
