@@ -49,7 +49,7 @@ class Model:
     positive times (whole steps for discrete models); epoch 0 covers ``[0, b_0)``,
     epoch e ``[b_{e-1}, b_e)``, the last is open-ended. Gradients in theta and in the
     breaks are exact (first order; breaks of discrete models have NaN derivatives).
-    Moments are those of the whole T (continuous models only).
+    Moments are those of the whole T.
     """
 
     def __init__(
@@ -75,10 +75,6 @@ class Model:
         if not _derived:  # (cdf, sf, quantile: the user was warned for the model itself)
             warn_if_legacy(self.backend)
         self.discrete = self.structure.discrete
-        if self.epochs > 1 and self.discrete and self.nr_moments:
-            raise NotImplementedError(
-                "moments of discrete models with epochs are not available; use nr_moments=0"
-            )
         if self.backend.capabilities.differentiable:  # pure JAX: JAX differentiates it
             self._fn = self.backend.jax_function(self.structure, self.nr_moments)
         else:

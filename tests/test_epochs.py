@@ -188,16 +188,33 @@ def test_discrete_epochs_against_reference():
     for output in ("density", "cdf", "sf"):
         so = s.with_output(output)
         ref = ptdcore.get_backend("reference").compute_pmf_and_moments(
-            so, row, times, 0, jacobian=True
+            so, row, times, 3, jacobian=True
         )
         got = ptdcore.get_backend("pybind11").compute_pmf_and_moments(
-            so, row, times, 0, jacobian=True
+            so, row, times, 3, jacobian=True
         )
         np.testing.assert_allclose(got[0], ref[0], rtol=1e-13)
         np.testing.assert_allclose(got[2][..., :2], ref[2][..., :2], rtol=1e-11, atol=1e-15)
         assert np.all(np.isnan(got[2][..., 2]))  # whole-step breaks: no derivative
-    with pytest.raises(NotImplementedError, match="nr_moments=0"):
-        ptdcore.model(g, nr_moments=2, epochs=2)
+        # moments: summation by parts against the reference's direct sum over steps
+        np.testing.assert_allclose(got[1], ref[1], rtol=1e-12)
+        np.testing.assert_allclose(got[3][..., :2], ref[3][..., :2], rtol=1e-10)
+        assert np.all(np.isnan(got[3][..., 2]))
+
+
+def test_discrete_epoch_moments_of_a_geometric_closed_form():
+    """Leave with probability p0 per step before step b, p1 after: E[N] and E[N^2]."""
+    g = Graph.from_edges([1.0], [(0, -1, 0.0, [1.0])], nr_params=1, discrete=True)
+    p0, p1, b = 0.3, 0.6, 4
+    m = ptdcore.model(g, nr_moments=2, epochs=2)
+    moments = m(jnp.array([[p0], [p1]]), jnp.zeros(0), jnp.array([float(b)]))[1]
+    with mpmath.workdps(DPS):
+        q0, q1 = 1 - mpmath.mpf(p0), 1 - mpmath.mpf(p1)
+        pmf = [q0 ** (k - 1) * p0 for k in range(1, b + 1)]
+        pmf += [q0**b * q1 ** (k - b - 1) * p1 for k in range(b + 1, 400)]
+        exact = [sum(k * f for k, f in zip(range(1, 400), pmf, strict=True)),
+                 sum(k * k * f for k, f in zip(range(1, 400), pmf, strict=True))]  # fmt: skip
+    np.testing.assert_allclose(moments, [float(x) for x in exact], rtol=1e-13)
 
 
 def test_bad_epoch_inputs_are_named():

@@ -26,8 +26,7 @@
 // and for the last epoch J_j = j! pi U^j 1. The local-time tangents differ
 // from the true derivative in b_{e-1} by the shift of the whole epoch, whose
 // effect is -a^k pi_e . s_e (the integrand at the start); b_e adds
-// b_e^k pi' . s_e (at the end). Discrete models with epochs have no moments
-// here (NaN; the Python layer refuses to ask for them).
+// b_e^k pi' . s_e (at the end). Discrete models: discrete_epoch_sums.
 #pragma once
 
 #include <algorithm>
@@ -183,6 +182,68 @@ inline bool epoch_integrals(const SccTopology& topo, const NumericGraph& g, cons
   return true;
 }
 
+// Discrete models: E[N^k] = sum_{n >= 0} ((n + 1)^k - n^k) P(N > n), and over an
+// epoch of D steps from a, P(N > a + j) = pi T^j 1. With M = I - T, U = M^{-1}
+// and R_i = sum_{j < D} j^i pi T^j, summation by parts gives
+//     R_i = [0^i pi - (D - 1)^i pi' + sum_{l < i} C(i, l) (-1)^{i-1-l} (R_l - 0^l pi)] U
+// (pi' = pi T^D; the open last epoch has no pi' term). Fills buf.J with
+// S_l = R_l 1, l < K (and buf.dJ); false when M cannot be factorised.
+inline bool discrete_epoch_sums(const SccTopology& topo, const NumericGraph& g, const double* pi,
+                                const double* dpi, const double* next, const double* dnext,
+                                double D, bool last, int64_t K, BlockSolver& solver,
+                                EpochBuffers& buf) {
+  const int64_t n = g.n, P = dpi ? g.P : 0;
+  buf.J.assign(K, 0.0);
+  buf.dJ.assign(K * P, 0.0);
+  if (solver.factorise(topo, g) != MomentStatus::kFinite) return false;
+  std::vector<std::vector<double>> R(K, std::vector<double>(n)), dR(K, std::vector<double>(P * n));
+  std::vector<double> rhs(n), drhs(P * n), c(n);
+  for (int64_t i = 0; i < K; ++i) {
+    const double end_weight = last ? 0.0 : std::pow(D - 1.0, static_cast<double>(i));
+    for (int64_t s = 0; s < n; ++s) {
+      rhs[s] = (i == 0 ? pi[s] : 0.0) - (last ? 0.0 : end_weight * next[s]);
+      for (int64_t p = 0; p < P; ++p)
+        drhs[p * n + s] = (i == 0 ? dpi[s * g.P + p] : 0.0) -
+                          (last ? 0.0 : end_weight * dnext[s * g.P + p]);
+    }
+    for (int64_t l = 0; l < i; ++l) {
+      const double coef = detail::binomial(i, l) * ((i - 1 - l) % 2 ? -1.0 : 1.0);
+      for (int64_t s = 0; s < n; ++s) {
+        rhs[s] += coef * (R[l][s] - (l == 0 ? pi[s] : 0.0));
+        for (int64_t p = 0; p < P; ++p)
+          drhs[p * n + s] += coef * (dR[l][p * n + s] - (l == 0 ? dpi[s * g.P + p] : 0.0));
+      }
+    }
+    solver.solve_transposed(rhs.data(), R[i].data());
+    for (int64_t p = 0; p < P; ++p) {
+      detail::row_times_dM(g, p, R[i].data(), c.data());
+      for (int64_t s = 0; s < n; ++s) c[s] = drhs[p * n + s] - c[s];
+      solver.solve_transposed(c.data(), dR[i].data() + p * n);
+    }
+    for (int64_t s = 0; s < n; ++s) buf.J[i] += R[i][s];
+    for (int64_t p = 0; p < P; ++p)
+      for (int64_t s = 0; s < n; ++s) buf.dJ[i * P + p] += dR[i][p * n + s];
+  }
+  return true;
+}
+
+// Adds sum_j ((a + j + 1)^k - (a + j)^k) P(N > a + j) for k = 1..K from
+// S_l = sum_j j^l P(N > a + j): the weight's coefficient of j^l is
+// sum_{i = l}^{k - 1} C(k, i) C(i, l) a^(i - l).
+inline void add_discrete_epoch_moments(double a, int64_t K, int64_t P,
+                                       const std::vector<double>& S, const double* dS,
+                                       double* moments, double* dmoments) {
+  for (int64_t k = 1; k <= K; ++k)
+    for (int64_t l = 0; l < k; ++l) {
+      double c = 0.0;
+      for (int64_t i = l; i < k; ++i)
+        c += detail::binomial(k, i) * detail::binomial(i, l) *
+             std::pow(a, static_cast<double>(i - l));
+      moments[k - 1] += c * S[l];
+      for (int64_t p = 0; p < P && dmoments; ++p) dmoments[(k - 1) * P + p] += c * dS[l * P + p];
+    }
+}
+
 // One row of an epoch structure (s.epochs > 1): the functional at the times
 // (pmf: T, dpmf: T x P) and the moments (K, dmoments K x P), P = s.nr_params
 // = E Pb + E - 1. Invalid rows (a weight negative or not finite in some epoch,
@@ -231,7 +292,7 @@ inline void evaluate_epochs(const Structure& s, const SccTopology& topo, const d
     std::fill(moments, moments + K, 0.0);
     if (dmoments) std::fill(dmoments, dmoments + K * P, 0.0);
   }
-  bool moments_ok = !discrete;
+  bool moments_ok = true;
   bool moments_infinite = false;
   buf.pi.assign(s.alpha.begin(), s.alpha.end());
   buf.dpi.assign(jac ? n * P : 0, 0.0);
@@ -289,7 +350,19 @@ inline void evaluate_epochs(const Structure& s, const SccTopology& topo, const d
         }
       }
     }
-    if (K > 0 && moments_ok && !moments_infinite) {
+    if (K > 0 && discrete && moments_ok && !moments_infinite) {
+      if (!discrete_epoch_sums(topo, g, buf.pi.data(), jac ? buf.dpi.data() : nullptr,
+                               last ? nullptr : buf.next.data(),
+                               last || !jac ? nullptr : buf.dnext.data(), D, last, K, solver,
+                               buf)) {
+        if (last)
+          moments_infinite = true;
+        else
+          moments_ok = false;
+      } else {
+        add_discrete_epoch_moments(a, K, jac ? P : 0, buf.J, buf.dJ.data(), moments, dmoments);
+      }
+    } else if (K > 0 && moments_ok && !moments_infinite) {
       if (!epoch_integrals(topo, g, buf.pi.data(), jac ? buf.dpi.data() : nullptr,
                            last ? nullptr : buf.next.data(),
                            last || !jac ? nullptr : buf.dnext.data(), D, last, K, solver, buf)) {
