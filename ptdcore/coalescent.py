@@ -85,34 +85,9 @@ def structured_graph(samples: tuple[int, ...] | list[int]) -> Graph:
     The state is the number of lineages in each deme. ``theta = (c, m)``: every pair
     of lineages in the same deme coalesces at rate ``c`` (``c = 1`` is coalescent
     units), and every lineage migrates to each other deme at rate ``m``. A single
-    lineage left is absorption.
+    lineage left is absorption. (:func:`structured` with its defaults.)
     """
-    samples = tuple(int(a) for a in samples)
-    if len(samples) < 2 or min(samples) < 0 or sum(samples) < 2:
-        raise ValueError(
-            f"samples must give lineages for two or more demes, at least 2 in all; got {samples}"
-        )
-    demes = len(samples)
-
-    def callback(state: tuple[int, ...]) -> list[tuple[tuple[int, ...], list[float]]]:
-        if sum(state) <= 1:
-            return []
-        out = []
-        for d, a in enumerate(state):
-            if a >= 2:
-                nxt = list(state)
-                nxt[d] -= 1
-                out.append((tuple(nxt), [a * (a - 1) / 2.0, 0.0]))
-            if a >= 1:
-                for e in range(demes):
-                    if e != d:
-                        nxt = list(state)
-                        nxt[d] -= 1
-                        nxt[e] += 1
-                        out.append((tuple(nxt), [0.0, float(a)]))
-        return out
-
-    return Graph.from_callback(callback, samples, nr_params=2)
+    return structured(samples)
 
 
 # -- contract section 9: ready state spaces with their reward matrices ------------------

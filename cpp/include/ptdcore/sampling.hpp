@@ -131,6 +131,14 @@ inline bool build_jump_chain(const Structure& s, const double* theta, JumpChain&
   return true;
 }
 
+// The state the chain jumps to from i (-1: absorption).
+inline int64_t jump(const JumpChain& c, int64_t i, Xoshiro256& rng) {
+  const double u = rng.uniform();
+  int64_t q = c.ptr[i];
+  while (q + 1 < c.ptr[i + 1] && c.cum[q] < u) ++q;
+  return c.target[q];
+}
+
 // One draw.
 inline double draw_one(const JumpChain& c, Xoshiro256& rng) {
   const int64_t n = static_cast<int64_t>(c.out.size());
@@ -148,12 +156,8 @@ inline double draw_one(const JumpChain& c, Xoshiro256& rng) {
     } else {
       total += c.reward[i] * (-std::log(rng.uniform()) / rate);
     }
-    const double u = rng.uniform();
-    int64_t q = c.ptr[i];
-    while (q + 1 < c.ptr[i + 1] && c.cum[q] < u) ++q;
-    const int64_t next = c.target[q];
-    if (next < 0) return total;
-    i = next;
+    i = jump(c, i, rng);
+    if (i < 0) return total;
   }
 }
 
@@ -195,12 +199,8 @@ inline double draw_one_epochs(const std::vector<JumpChain>& chains, const double
       hazard = -std::log(rng.uniform());
     }
     t = leave;
-    const double u = rng.uniform();
-    int64_t q = c.ptr[i];
-    while (q + 1 < c.ptr[i + 1] && c.cum[q] < u) ++q;
-    const int64_t next = c.target[q];
-    if (next < 0) return t;
-    i = next;
+    i = jump(c, i, rng);
+    if (i < 0) return t;
   }
 }
 

@@ -405,6 +405,18 @@ inline void ladder_step(SquaringBuffers& buf, const double* E, const double* dE,
   std::swap(buf.dv, buf.dv2);
 }
 
+// buf.v = alpha and buf.dv = dalpha (parameter-major, P columns; zero without dalpha).
+inline void start_vector(const NumericGraph& g, int64_t P, SquaringBuffers& buf) {
+  const int64_t n = g.n;
+  buf.v.assign(g.alpha.begin(), g.alpha.end());
+  buf.v2.resize(n);
+  buf.dv.assign(P * n, 0.0);
+  buf.dv2.resize(P * n);
+  if (P && !g.dalpha.empty())
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t p = 0; p < P; ++p) buf.dv[p * n + i] = g.dalpha[i * g.P + p];
+}
+
 // The density (probability mass), distribution function or survival function
 // (`what`) at times[0..T) by the ladder; `atom` = P(T = 0) with gradient
 // `datom` (or null). Invalid times (not finite, negative, not whole for
@@ -479,13 +491,7 @@ inline void squaring_density(const NumericGraph& g, bool discrete, double lambda
     buf.inv_k[0] = 0.0;
     for (int64_t k = 1; k <= K; ++k) buf.inv_k[k] = 1.0 / static_cast<double>(k);
   }
-  buf.v.assign(g.alpha.begin(), g.alpha.end());
-  buf.v2.resize(n);
-  buf.dv.assign(P * n, 0.0);
-  buf.dv2.resize(P * n);
-  if (P && !g.dalpha.empty())
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t p = 0; p < P; ++p) buf.dv[p * n + i] = g.dalpha[i * g.P + p];
+  start_vector(g, P, buf);
   double absorbed = 0.0;  // mass absorbed up to the current step (cdf)
   std::vector<double> dabsorbed(P, 0.0), tails(K + 2, 0.0);
   double at = 0.0;  // steps taken so far
@@ -608,13 +614,7 @@ inline void ladder_state(const NumericGraph& g, bool discrete, double lambda, do
   const uint64_t J = static_cast<uint64_t>(steps);
   const int64_t L = J >= 1 ? squaring_levels(steps) - 1 : 0;
   build_ladder(g, discrete, lambda, L, buf);
-  buf.v.assign(g.alpha.begin(), g.alpha.end());
-  buf.v2.resize(n);
-  buf.dv.assign(P * n, 0.0);
-  buf.dv2.resize(P * n);
-  if (P && !g.dalpha.empty())
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t p = 0; p < P; ++p) buf.dv[p * n + i] = g.dalpha[i * g.P + p];
+  start_vector(g, P, buf);
   for (int64_t k = L; k >= 0; --k)
     if (J >> k & 1) ladder_step(buf, buf.E.data() + k * nn, buf.dE.data() + k * P * nn, n, P);
   std::fill(sv, sv + n, 0.0);
