@@ -33,7 +33,6 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <numeric>
 #include <vector>
 
 #include "ptdcore/linear_solver.hpp"
@@ -47,7 +46,7 @@ namespace ptdcore {
 struct EpochBuffers {
   std::vector<NumericGraph> graphs;  // one per epoch, gradients over the whole row
   std::vector<double> pi, dpi, next, dnext;  // (n), (n x P): start of this / the next epoch
-  std::vector<double> local, values, dvalues, breaks;
+  std::vector<double> local, values, dvalues;
   std::vector<int64_t> which;
   std::vector<double> q, dq, rhs, drhs, J, dJ;  // moment recursion
 };
