@@ -8,6 +8,7 @@
 
 #include "ptdcore/c_api.h"
 #include "ptdcore/engine.hpp"
+#include "ptdcore/sampling.hpp"
 
 namespace {
 
@@ -144,6 +145,48 @@ int main() {
     rm.evaluate_rows(theta, 0, 1, times, 2, 1, Outputs{pmf, mom, dpmf, dmom, d2pmf, d2mom}, ws);
     check(std::isfinite(d2pmf[0]) && std::isfinite(d2pmf[1]) && std::isfinite(d2mom[0]),
           "zero-reward Hessians are finite");
+  }
+  {  // epochs: an exponential whose rate changes at b (density, cdf, moments, Jacobians)
+    ptdcore::Structure s = chain(1, false);
+    s.epochs = 2;
+    s.nr_params = 3;  // theta_0, theta_1, b
+    ptdcore::PreparedModel m(s);
+    const double row[3] = {1.3, 0.4, 0.7};
+    const double times[2] = {0.5, 2.0};
+    double pmf[2], mom[2], dpmf[6], dmom[6];
+    ptdcore::evaluate_batch(m, row, 1, times, 2, 2, Outputs{pmf, mom, dpmf, dmom}, 1);
+    const double s_b = std::exp(-1.3 * 0.7);
+    check(close(pmf[0], 1.3 * std::exp(-0.65), 1e-14), "epoch density, first epoch");
+    check(close(pmf[1], 0.4 * s_b * std::exp(-0.4 * 1.3), 1e-14), "epoch density, second epoch");
+    check(close(mom[0], (1.0 - s_b) / 1.3 + s_b / 0.4, 1e-13), "epoch E[T]");
+    // d f(2) / d b = f(2) (0.4 - 1.3)
+    check(close(dpmf[3 + 2], pmf[1] * (0.4 - 1.3), 1e-12), "epoch d density / d break");
+    check(std::isfinite(dmom[0]) && std::isfinite(dmom[5]), "epoch moment Jacobian");
+    // reward moments over the two epochs (one column, reward 2): E[Y] = 2 E[T]
+    ptdcore::Structure r = s;
+    r.rewards = {2.0};
+    r.output = 3;
+    ptdcore::PreparedModel rm(r);
+    double rmom[2], drmom[6], none[1];
+    ptdcore::evaluate_batch(rm, row, 1, times, 0, 2, Outputs{none, rmom, none, drmom}, 1);
+    check(close(rmom[0], 2.0 * mom[0], 1e-13) && close(rmom[1], 4.0 * mom[1], 1e-13),
+          "reward moments over epochs");
+    // discrete: geometric 0.3 then 0.6 from step 4; sampling across the break
+    ptdcore::Structure d = chain(1, true);
+    d.epochs = 2;
+    d.nr_params = 3;
+    ptdcore::PreparedModel dm(d);
+    const double drow[3] = {0.3, 0.6, 4.0};
+    const double steps[2] = {2.0, 6.0};
+    double dpmf_v[2], dmom_v[1];
+    ptdcore::evaluate_batch(dm, drow, 1, steps, 2, 1, Outputs{dpmf_v, dmom_v, nullptr, nullptr}, 1);
+    check(close(dpmf_v[0], 0.7 * 0.3, 1e-14) && close(dpmf_v[1], std::pow(0.7, 4) * 0.4 * 0.6, 1e-14),
+          "discrete epoch pmf");
+    std::vector<double> draws(20000);
+    ptdcore::sample_draws(d, drow, 20000, 7, draws.data(), 2);
+    double mean = 0.0;
+    for (double x : draws) mean += x / 20000.0;
+    check(std::fabs(mean - dmom_v[0]) < 0.05, "discrete epoch sampler mean");
   }
   {  // the C ABI rejects arrays that would be read out of bounds, with a message
     const double alpha[1] = {1.0};
