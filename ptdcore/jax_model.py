@@ -99,18 +99,8 @@ class Model:
         eager = not _traced(theta) and not _traced(times) and not _traced(breaks)
         # Eager inputs are converted with numpy: no XLA program for a dtype cast.
         xp = np if eager else jnp
-        theta = xp.asarray(theta, dtype=xp.float64)
+        theta = self._row(xp, theta, breaks)
         times = xp.asarray(times, dtype=xp.float64)
-        P = self.structure.base_params
-        if self.epochs > 1:
-            theta = self._epoch_row(xp, theta, breaks)
-        elif breaks is not None:
-            raise ValueError("breaks are for models with epochs (ptdcore.model(..., epochs=E))")
-        elif theta.shape != (P,):
-            raise ValueError(
-                f"theta must have shape ({P},) for this model (use jax.vmap for batches), "
-                f"got shape {theta.shape}"
-            )
         if times.ndim != 1:
             raise ValueError(f"times must have shape (T,), got shape {times.shape}")
         _check_concrete_times(times, self.discrete)
@@ -123,9 +113,20 @@ class Model:
             return jax.device_put(out[0][0]), jax.device_put(out[1][0])
         return self._fn(theta, times)
 
-    def _epoch_row(self, xp: Any, theta: Any, breaks: Any) -> Any:
-        """theta (E, P) and breaks (E - 1,) as the engine's row (checked where concrete)."""
+    def _row(self, xp: Any, theta: Any, breaks: Any) -> Any:
+        """The engine's parameter row: theta (P,), or theta (E, P) and breaks (E - 1,)
+        with epochs; shapes checked, breaks checked where concrete."""
+        theta = xp.asarray(theta, dtype=xp.float64)
         E, P = self.epochs, self.structure.base_params
+        if E == 1:
+            if breaks is not None:
+                raise ValueError("breaks are for models with epochs (ptdcore.model(..., epochs=E))")
+            if theta.shape != (P,):
+                raise ValueError(
+                    f"theta must have shape ({P},) for this model (use jax.vmap for batches), "
+                    f"got shape {theta.shape}"
+                )
+            return theta
         if theta.shape != (E, P):
             raise ValueError(
                 f"theta must have shape ({E}, {P}) for this model with {E} epochs (one row "
@@ -164,20 +165,19 @@ class Model:
         the right tail. Same shapes and transforms as the pmf (``breaks`` with epochs)."""
         return self._output_model("sf")(theta, times, breaks)[0]
 
-    def quantile(self, theta: Any, q: Any) -> Any:
+    def quantile(self, theta: Any, q: Any, breaks: Any = None) -> Any:
         """The smallest ``t`` with ``cdf(t) >= q``, for levels ``q`` in ``[0, 1)`` (any shape).
 
         ``cdf(quantile(q)) = q`` to about 1e-14 relative (continuous); discrete models give
         whole numbers. ``q <= P(T = 0)`` (the atom ``1 - sum(alpha)``) gives 0. Exact
-        derivatives in theta (implicit function theorem); jit/vmap/grad work.
+        derivatives in theta (implicit function theorem); jit/vmap/grad work. With
+        epochs, ``breaks`` as for the pmf (and derivatives in them too).
         """
         import jax
         import jax.numpy as jnp
 
         from .quantile import check_levels, make_quantile
 
-        if self.epochs > 1:
-            raise NotImplementedError("quantiles of models with epochs are not available yet")
         check_levels(q)
         if "_quantile" not in self.__dict__:
             cdf = self._output_model("cdf")
@@ -188,15 +188,16 @@ class Model:
                 else Model(self.structure, 1, self.backend, _derived=True)
             )
 
-            def scalar(m: Model, k: int) -> Any:
-                return lambda th, t: m(th, jnp.reshape(t, (1,)))[k][0]
+            def scalar(m: Model, k: int) -> Any:  # (on the engine's row: traced here)
+                return lambda row, t: m._fn(row, jnp.reshape(t, (1,)))[k][0]
 
-            def mean(th: Any) -> Any:
-                return pdf(th, jnp.zeros((1,)))[1][0]
+            def mean(row: Any) -> Any:
+                return pdf._fn(row, jnp.zeros((1,)))[1][0]
 
             self._quantile = make_quantile(scalar(cdf, 0), scalar(pdf, 0), mean, self.discrete)
         q = jnp.asarray(q, dtype=jnp.float64)
-        flat = jax.vmap(self._quantile, in_axes=(None, 0))(theta, q.reshape(-1))
+        row = self._row(jnp, theta, breaks)
+        flat = jax.vmap(self._quantile, in_axes=(None, 0))(row, q.reshape(-1))
         return flat.reshape(q.shape)
 
     def sample(
@@ -213,14 +214,7 @@ class Model:
         """
         from ptdcore_backends.pybind11 import prepare
 
-        theta = np.asarray(theta, dtype=np.float64)
-        P = self.structure.base_params
-        if self.epochs > 1:
-            theta = self._epoch_row(np, theta, breaks)
-        elif breaks is not None:
-            raise ValueError("breaks are for models with epochs (ptdcore.model(..., epochs=E))")
-        elif theta.shape != (P,):
-            raise ValueError(f"theta must have shape ({P},) for this model, got {theta.shape}")
+        theta = self._row(np, theta, breaks)
         shape = () if size is None else (size,) if np.ndim(size) == 0 else tuple(size)
         for s in shape:
             if isinstance(s, bool) or int(s) != s or s < 0:

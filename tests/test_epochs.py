@@ -266,3 +266,17 @@ def test_sampling_with_epochs_against_the_exact_distribution():
     assert stats.chi2.sf(chi2, keep.sum() - 1) > 1e-3
     np.testing.assert_allclose(pmf[:3], [0.2, 0.16, 0.128], rtol=1e-13)  # steps 1-3: 0.2
     np.testing.assert_allclose(pmf[3], 0.8**3 * 0.7, rtol=1e-13)  # step 4 leaves from step 3
+
+
+def test_quantiles_with_epochs():
+    m = ptdcore.model(coalescent.kingman(6), nr_moments=1, epochs=3)
+    theta, breaks = jnp.array([[1.0], [10.0], [0.5]]), jnp.array([0.3, 0.5])
+    levels = jnp.array([0.05, 0.1, 0.5, 0.9, 0.99])
+    q = m.quantile(theta, levels, breaks)
+    np.testing.assert_allclose(m.cdf(theta, q, breaks), levels, rtol=1e-13)
+    # implicit derivative in the first break against a central difference of the solve
+    grad = jax.grad(lambda b: m.quantile(theta, 0.5, b))(breaks)
+    h = jnp.array([1e-6, 0.0])
+    central = (m.quantile(theta, 0.5, breaks + h) - m.quantile(theta, 0.5, breaks - h)) / 2e-6
+    np.testing.assert_allclose(grad[0], central, rtol=1e-7)
+    assert grad[1] == 0.0  # the median falls before the second break
