@@ -77,15 +77,15 @@ def kingman_tmrca_graph(n: int) -> Graph:
 def structured_graph(samples: tuple[int, ...] | list[int]) -> Graph:
     """Structured coalescent (island model) for the TMRCA: several demes with migration.
 
-    Parameters
-    ----------
-    samples
-        Lineages sampled in each deme, e.g. ``(2, 2)`` for two demes with two each.
-
     The state is the number of lineages in each deme. ``theta = (c, m)``: every pair
     of lineages in the same deme coalesces at rate ``c`` (``c = 1`` is coalescent
     units), and every lineage migrates to each other deme at rate ``m``. A single
     lineage left is absorption. (:func:`structured` with its defaults.)
+
+    Parameters
+    ----------
+    samples
+        Lineages sampled in each deme, for example two demes with two each: (2, 2).
     """
     return structured(samples)
 
@@ -129,18 +129,18 @@ def structured(
 ) -> Graph:
     """Structured coalescent (island model) for the TMRCA: lineage counts per deme.
 
+    Parameter order: the coalescence rate(s), then the migration rate(s); see
+    :func:`structured_parameters`. ``c = 1`` is coalescent units.
+
     Parameters
     ----------
     samples
-        Lineages sampled in each of the ``D >= 2`` demes, e.g. ``(2, 2)``.
+        Lineages sampled in each of the D >= 2 demes, for example (2, 2).
     shared_coalescence
         One pair coalescence rate for all demes (True), or one per deme.
     symmetric_migration
         One migration rate per lineage to each other deme (True), or one per ordered
-        pair of demes ``(d, e)``, ``d != e``, in row-major order.
-
-    Parameter order: the coalescence rate(s), then the migration rate(s); see
-    :func:`structured_parameters`. ``c = 1`` is coalescent units.
+        pair of demes (d, e), d != e, in row-major order.
     """
     samples, demes, P, coal, mig = _structured_layout(samples, shared_coalescence,
                                                       symmetric_migration)  # fmt: skip
