@@ -103,6 +103,11 @@ class Model:
         times = xp.asarray(times, dtype=xp.float64)
         if times.ndim != 1:
             raise ValueError(f"times must have shape (T,), got shape {times.shape}")
+        if self.epochs > 1 and self.structure.rewards is not None and times.shape[0]:
+            raise NotImplementedError(
+                "with rewards and epochs only the moments of Y are available (pass no times); "
+                "the density, cdf and sf of Y over epochs are not"
+            )
         _check_concrete_times(times, self.discrete)
         if eager:
             # No jit, vmap or grad around the call: the backend directly, the same
@@ -214,6 +219,8 @@ class Model:
         """
         from ptdcore_backends.pybind11 import prepare
 
+        if self.epochs > 1 and self.structure.rewards is not None:
+            raise NotImplementedError("sampling Y (rewards) over epochs is not available")
         theta = self._row(np, theta, breaks)
         shape = () if size is None else (size,) if np.ndim(size) == 0 else tuple(size)
         for s in shape:

@@ -68,11 +68,6 @@ def _check_epochs(s: Structure) -> None:
             f"nr_params = {s.nr_params} does not fit {E} epochs "
             "(epochs x parameters per epoch + epochs - 1 breaks)"
         )
-    if E > 1 and s.rewards is not None and s.output != "reward_moments":
-        raise NotImplementedError(
-            "rewards with several epochs are supported for reward moments only "
-            "(ptdcore.reward_moments(..., epochs=E)), not for densities"
-        )
 
 
 def _check_alpha(s: Structure) -> None:

@@ -235,8 +235,13 @@ def test_bad_epoch_inputs_are_named():
         ptdcore.model(exponential())(jnp.ones(1), times, jnp.array([1.0]))
     with pytest.raises(ValueError, match="whole number"):
         ptdcore.model(exponential(), epochs=1.5)
-    with pytest.raises(NotImplementedError, match="rewards"):
-        ptdcore.model(coalescent.kingman_graph(4, reward="total_branch_length"), epochs=2)
+    with_rewards = ptdcore.model(
+        coalescent.kingman_graph(4, reward="total_branch_length"), nr_moments=2, epochs=2
+    )
+    with pytest.raises(NotImplementedError, match="only the moments of Y"):
+        with_rewards(jnp.ones((2, 1)), times, jnp.array([1.0]))
+    with pytest.raises(NotImplementedError, match="sampling Y"):
+        with_rewards.sample(np.ones((2, 1)), 3, breaks=np.array([1.0]))
     # traced invalid breaks: NaN for that particle only
     out = jax.vmap(lambda b: m(theta, times, b)[0])(jnp.array([[1.0, 2.0], [2.0, 1.0]]))
     assert np.all(np.isfinite(out[0])) and np.all(np.isnan(out[1]))
@@ -280,3 +285,28 @@ def test_quantiles_with_epochs():
     central = (m.quantile(theta, 0.5, breaks + h) - m.quantile(theta, 0.5, breaks - h)) / 2e-6
     np.testing.assert_allclose(grad[0], central, rtol=1e-7)
     assert grad[1] == 0.0  # the median falls before the second break
+
+
+@pytest.mark.parametrize("backend", ENGINE_BACKENDS)
+def test_moments_of_rewards_over_epochs_against_reference(backend):
+    """E[Y^k], k <= 3, of the total branch length under a bottleneck: the engine's block
+    chain [v, u_1, u_2] with transposed solves against the reference's dense Van Loan
+    integrals; and the first two against reward_moments with one column."""
+    require_backend(backend)
+    g = coalescent.kingman_graph(5, reward="total_branch_length")
+    s = g.structure().with_epochs(3)
+    row = np.array([[1.0, 6.0, 0.7, 0.2, 0.5]])
+    ref = ptdcore.get_backend("reference").compute_pmf_and_moments(
+        s, row, np.zeros(0), 3, jacobian=True
+    )
+    got = ptdcore.get_backend(backend).compute_pmf_and_moments(
+        s, row, np.zeros(0), 3, jacobian=True
+    )
+    np.testing.assert_allclose(got[1], ref[1], rtol=1e-12)
+    np.testing.assert_allclose(got[3], ref[3], rtol=1e-10, atol=1e-13 * np.abs(ref[3]).max())
+    theta, breaks = jnp.array([[1.0], [6.0], [0.7]]), jnp.array([0.2, 0.5])
+    mean, cross = ptdcore.reward_moments(g, np.asarray(g.rewards)[:, None], epochs=3)(theta, breaks)
+    np.testing.assert_allclose([mean[0], cross[0, 0]], got[1][0, :2], rtol=1e-13)
+    equal = ptdcore.model(g, nr_moments=3, epochs=3)(jnp.ones((3, 1)), jnp.zeros(0), breaks)[1]
+    hom = ptdcore.model(g, nr_moments=3)(jnp.ones(1), jnp.zeros(0))[1]
+    np.testing.assert_allclose(equal, hom, rtol=1e-13)

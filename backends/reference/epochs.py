@@ -123,6 +123,26 @@ def make_epoch_function(structure: Structure, nr_moments: int, matrices: Any, ex
             v, u = v_end, new_u
         return jnp.concatenate([mean, (C + C.T).ravel()])
 
+    def reward_power_moments(Ms: list, D: list) -> Any:
+        # z = [v, u_1 .. u_{K-1}], u_l = E[Y^l / l!; X_t], along the block generator with
+        # S on the diagonal and diag(r) above; E[Y^k] = k! int u_{k-1} . r dt
+        r = jnp.asarray(np.asarray(structure.rewards))
+        N = K * n
+        z = jnp.concatenate([jnp.asarray(alpha0), jnp.zeros(N - n)])
+        moments = jnp.zeros(K)
+        for e, M in enumerate(Ms):
+            A = jnp.kron(jnp.eye(K), M) + jnp.kron(jnp.eye(K, k=1), jnp.diag(r))
+            if e + 1 < len(Ms):
+                big = jnp.block([[A, jnp.eye(N)], [jnp.zeros((N, 2 * N))]])
+                F = expm(big * D[e])
+                integral, z = z @ F[:N, N:], z @ F[:N, :N]
+            else:
+                integral = jnp.linalg.solve(-A.T, z)
+            moments = moments + jnp.stack([
+                math.factorial(k) * (integral[(k - 1) * n : k * n] @ r) for k in range(1, K + 1)
+            ])  # fmt: skip
+        return moments
+
     def f(row: Any, times: Any) -> tuple[Any, Any]:
         row = jnp.asarray(row, dtype=jnp.float64)
         times = jnp.asarray(times, dtype=jnp.float64)
@@ -166,6 +186,10 @@ def make_epoch_function(structure: Structure, nr_moments: int, matrices: Any, ex
         if output == "reward_moments":
             durations = [safe_breaks[e] - starts[e] for e in range(E - 1)]
             moments = reward_moments(Ms, durations)
+            pmf = jnp.full(times.shape, jnp.nan)
+        elif structure.rewards is not None:  # moments of Y only
+            durations = [safe_breaks[e] - starts[e] for e in range(E - 1)]
+            moments = reward_power_moments(Ms, durations) if K else jnp.zeros(0)
             pmf = jnp.full(times.shape, jnp.nan)
         elif K == 0:
             moments = jnp.zeros(0)

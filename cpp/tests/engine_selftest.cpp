@@ -171,6 +171,13 @@ int main() {
     ptdcore::evaluate_batch(rm, row, 1, times, 0, 2, Outputs{none, rmom, none, drmom}, 1);
     check(close(rmom[0], 2.0 * mom[0], 1e-13) && close(rmom[1], 4.0 * mom[1], 1e-13),
           "reward moments over epochs");
+    ptdcore::Structure y = s;  // E[Y^k] of that reward (powers of Y over epochs)
+    y.rewards = {2.0};
+    ptdcore::PreparedModel ym(y);
+    double ymom[2], dymom[6];
+    ptdcore::evaluate_batch(ym, row, 1, times, 0, 2, Outputs{none, ymom, none, dymom}, 1);
+    check(close(ymom[0], 2.0 * mom[0], 1e-13) && close(ymom[1], 4.0 * mom[1], 1e-13),
+          "moments of Y over epochs");
     // discrete: geometric 0.3 then 0.6 from step 4; sampling across the break
     ptdcore::Structure d = chain(1, true);
     d.epochs = 2;

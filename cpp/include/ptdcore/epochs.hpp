@@ -404,6 +404,47 @@ inline void evaluate_epochs(const Structure& s, const SccTopology& topo, const d
   }
 }
 
+// The chain of `blocks` copies of g in which copy l moves to copy l + 1 at rate
+// r(k) from state k (r = rewards[k * stride]): the generator with S on the
+// diagonal blocks and diag(r) above them, along which [v, u_1, ...] evolve
+// (u_l(t) = E[Y(t)^l / l!; X_t]). Not a sub-generator: only the series runs it.
+// The caller sets alpha and dalpha.
+inline void reward_chain(const NumericGraph& g, const double* rewards, int64_t stride,
+                         int64_t blocks, NumericGraph& aug) {
+  const int64_t n = g.n, P = g.P;
+  aug.n = blocks * n;
+  aug.P = P;
+  aug.with_grad = g.with_grad;
+  aug.src.clear();
+  aug.dst.clear();
+  aug.w.clear();
+  aug.g.clear();
+  aug.out.clear();
+  aug.exit.clear();
+  aug.dout.clear();
+  aug.dexit.clear();
+  for (int64_t copy = 0; copy < blocks; ++copy) {
+    for (int64_t e = 0; e < g.nr_edges(); ++e) {
+      aug.src.push_back(g.src[e] + copy * n);
+      aug.dst.push_back(g.dst[e] + copy * n);
+      aug.w.push_back(g.w[e]);
+      if (g.with_grad) aug.g.insert(aug.g.end(), g.g.begin() + e * P, g.g.begin() + (e + 1) * P);
+    }
+    if (copy + 1 < blocks)
+      for (int64_t k = 0; k < n; ++k)
+        if (rewards[k * stride] > 0.0) {
+          aug.src.push_back(k + copy * n);
+          aug.dst.push_back(k + (copy + 1) * n);
+          aug.w.push_back(rewards[k * stride]);
+          if (g.with_grad) aug.g.insert(aug.g.end(), P, 0.0);
+        }
+    aug.out.insert(aug.out.end(), g.out.begin(), g.out.end());
+    aug.exit.insert(aug.exit.end(), g.exit.begin(), g.exit.end());
+    aug.dout.insert(aug.dout.end(), g.dout.begin(), g.dout.end());
+    aug.dexit.insert(aug.dexit.end(), g.dexit.begin(), g.dexit.end());
+  }
+}
+
 // Reward moments over epochs (output kRewardMoments, rewards n x m). With
 // v(t) the state vector and u_i(t) = E[Y_i(t); X_t = .] the reward accumulated
 // so far, [v, u_i] evolves by A_i = [[S, D_i], [0, S]] (D_i = diag(r_i)), and
@@ -460,36 +501,7 @@ inline void evaluate_epoch_reward_moments(const Structure& s, const SccTopology&
       buf.dnext.assign(n * Pj, 0.0);
       state_at(g, false, D, buf.next.data(), jac ? buf.dnext.data() : nullptr, series, squaring);
       for (int64_t i = 0; i < m; ++i) {
-        // augmented graph: copy 1 and copy 2 of g, and k -> k + n at rate r_i(k)
-        aug.n = 2 * n;
-        aug.P = g.P;
-        aug.with_grad = jac;
-        aug.src.clear();
-        aug.dst.clear();
-        aug.w.clear();
-        aug.g.clear();
-        for (int64_t copy = 0; copy < 2; ++copy)
-          for (int64_t e2 = 0; e2 < g.nr_edges(); ++e2) {
-            aug.src.push_back(g.src[e2] + copy * n);
-            aug.dst.push_back(g.dst[e2] + copy * n);
-            aug.w.push_back(g.w[e2]);
-            if (jac) aug.g.insert(aug.g.end(), g.g.begin() + e2 * P, g.g.begin() + (e2 + 1) * P);
-          }
-        for (int64_t k = 0; k < n; ++k)
-          if (R[k * m + i] > 0.0) {
-            aug.src.push_back(k);
-            aug.dst.push_back(k + n);
-            aug.w.push_back(R[k * m + i]);
-            if (jac) aug.g.insert(aug.g.end(), P, 0.0);
-          }
-        aug.out.assign(g.out.begin(), g.out.end());
-        aug.out.insert(aug.out.end(), g.out.begin(), g.out.end());
-        aug.exit.assign(g.exit.begin(), g.exit.end());
-        aug.exit.insert(aug.exit.end(), g.exit.begin(), g.exit.end());
-        aug.dout.assign(g.dout.begin(), g.dout.end());
-        aug.dout.insert(aug.dout.end(), g.dout.begin(), g.dout.end());
-        aug.dexit.assign(g.dexit.begin(), g.dexit.end());
-        aug.dexit.insert(aug.dexit.end(), g.dexit.begin(), g.dexit.end());
+        reward_chain(g, R + i, m, 2, aug);
         aug.alpha = buf.pi;
         aug.alpha.insert(aug.alpha.end(), u[i].begin(), u[i].end());
         aug.dalpha = buf.dpi;
@@ -581,6 +593,98 @@ inline void evaluate_epoch_reward_moments(const Structure& s, const SccTopology&
     buf.pi.swap(buf.next);
     buf.dpi.swap(buf.dnext);
     for (int64_t i = 0; i < m; ++i) u[i].swap(u_end[i]), du[i].swap(du_end[i]);
+  }
+}
+
+// E[Y^k], k = 1..K, of one reward vector over epochs: z = [v, u_1 .. u_{K-1}]
+// crosses each epoch along reward_chain(K blocks), and over an epoch
+//     int z dt = (z(a) - z(b)) (-A)^{-1}:  w_0 = dz_0 U,  w_l = (dz_l + w_{l-1} o r) U,
+// so E[Y^k] = k! sum_epochs w_{k-1} . r (transposed solves; the last epoch has
+// z(b) = 0). Break columns as in evaluate_epoch_reward_moments. Time-valued
+// outputs (the density of Y) are not computed here (NaN).
+inline void evaluate_epoch_reward_power_moments(const Structure& s, const SccTopology& topo,
+                                                const double* row, int64_t K, double* out,
+                                                double* dout, EpochBuffers& buf,
+                                                SeriesBuffers& series, BlockSolver& solver) {
+  const int64_t E = s.epochs, Pb = s.base_params(), P = s.nr_params, n = s.nr_states;
+  const bool jac = dout != nullptr;
+  const int64_t Pj = jac ? P : 0;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double* r = s.rewards.data();
+  auto fail = [&]() {
+    std::fill(out, out + K, nan);
+    if (jac) std::fill(dout, dout + K * P, nan);
+  };
+  if (K <= 0) return;
+  const double* breaks = row + E * Pb;
+  for (int64_t e = 0; e + 1 < E; ++e)
+    if (!std::isfinite(breaks[e]) || !(breaks[e] > (e ? breaks[e - 1] : 0.0))) return fail();
+  buf.graphs.resize(E);
+  for (int64_t e = 0; e < E; ++e)
+    if (!build_numeric_graph(s, row, jac, buf.graphs[e], e * Pb)) return fail();
+  std::fill(out, out + K, 0.0);
+  if (jac) std::fill(dout, dout + K * P, 0.0);
+  const int64_t N = K * n;
+  std::vector<double> z(N, 0.0), dz(N * Pj, 0.0), zend(N, 0.0), dzend(N * Pj, 0.0);
+  std::copy(s.alpha.begin(), s.alpha.end(), z.begin());
+  std::vector<double> w(N), dw(N * Pj), rhs(n), c(n);  // w: K x n; dw: (K x P) x n
+  NumericGraph aug;
+  double factorial = 1.0;
+  std::vector<double> fact(K + 1, 1.0);
+  for (int64_t k = 1; k <= K; ++k) fact[k] = factorial *= static_cast<double>(k);
+  for (int64_t e = 0; e < E; ++e) {
+    NumericGraph& g = buf.graphs[e];
+    const bool last = e + 1 == E;
+    if (!last) {
+      const double D = breaks[e] - (e ? breaks[e - 1] : 0.0);
+      reward_chain(g, r, 1, K, aug);
+      aug.alpha = z;
+      aug.dalpha = dz;
+      series_state(aug, false, D, zend.data(), jac ? dzend.data() : nullptr, series);
+    } else {
+      std::fill(zend.begin(), zend.end(), 0.0);
+      std::fill(dzend.begin(), dzend.end(), 0.0);
+    }
+    if (solver.factorise(topo, g) != MomentStatus::kFinite) return fail();
+    for (int64_t l = 0; l < K; ++l) {
+      for (int64_t i = 0; i < n; ++i)
+        rhs[i] = z[l * n + i] - zend[l * n + i] + (l ? w[(l - 1) * n + i] * r[i] : 0.0);
+      solver.solve_transposed(rhs.data(), w.data() + l * n);
+      for (int64_t p = 0; p < Pj; ++p) {
+        detail::row_times_dM(g, p, w.data() + l * n, c.data());
+        for (int64_t i = 0; i < n; ++i)
+          c[i] = dz[(l * n + i) * P + p] - dzend[(l * n + i) * P + p] +
+                 (l ? dw[((l - 1) * Pj + p) * n + i] * r[i] : 0.0) - c[i];
+        solver.solve_transposed(c.data(), dw.data() + (l * Pj + p) * n);
+      }
+    }
+    const int64_t b_start = e > 0 ? E * Pb + e - 1 : -1, b_end = last ? -1 : E * Pb + e;
+    for (int64_t k = 1; k <= K; ++k) {
+      const int64_t l = k - 1;
+      double value = 0.0, at_start = 0.0, at_end = 0.0;
+      for (int64_t i = 0; i < n; ++i) {
+        value += w[l * n + i] * r[i];
+        at_start += z[l * n + i] * r[i];
+        at_end += zend[l * n + i] * r[i];
+      }
+      out[k - 1] += fact[k] * value;
+      for (int64_t p = 0; p < Pj; ++p) {
+        double d = 0.0;
+        for (int64_t i = 0; i < n; ++i) d += dw[(l * Pj + p) * n + i] * r[i];
+        dout[(k - 1) * P + p] += fact[k] * d;
+      }
+      if (jac && b_start >= 0) dout[(k - 1) * P + b_start] -= fact[k] * at_start;
+      if (jac && b_end >= 0) dout[(k - 1) * P + b_end] += fact[k] * at_end;
+    }
+    if (last) break;
+    if (jac) {  // the break: starting tangents z_l (S_e - S_{e+1}) for every block
+      const NumericGraph& h = buf.graphs[e + 1];
+      for (int64_t l = 0; l < K; ++l)
+        detail::add_generator_difference(g, h, zend.data() + l * n,
+                                         dzend.data() + l * n * P + b_end, P);
+    }
+    z.swap(zend);
+    dz.swap(dzend);
   }
 }
 

@@ -92,6 +92,12 @@ class PreparedModel {
                                       ws.squaring, ws.solver);
       return;
     }
+    if (s_.epochs > 1 && s_.has_rewards()) {  // moments of Y only
+      fill_nan(T, pmf, dpmf, nullptr);
+      evaluate_epoch_reward_power_moments(s_, topo_, theta, K, moments, dmoments, ws.epochs,
+                                          ws.series, ws.solver);
+      return;
+    }
     if (s_.epochs > 1) {
       evaluate_epochs(s_, topo_, theta, times, T, K, pmf, moments, dpmf, dmoments, ws.epochs,
                       ws.series, ws.squaring, ws.solver);

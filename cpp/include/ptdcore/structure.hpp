@@ -70,8 +70,6 @@ inline void validate(const Structure& s) {
   if (s.epochs < 1) fail("epochs must be >= 1");
   if (s.nr_params < s.epochs - 1 || (s.nr_params - s.epochs + 1) % s.epochs != 0)
     fail("nr_params must be epochs x (parameters per epoch) + epochs - 1");
-  if (s.epochs > 1 && s.has_rewards() && s.output != 3)
-    fail("rewards with epochs are supported for reward moments only");
   if (s.output < 0 || s.output > 3)
     fail("output must be 0 (density), 1 (cdf), 2 (sf) or 3 (reward moments)");
   if (static_cast<int64_t>(s.alpha.size()) != n)
