@@ -243,6 +243,27 @@ inline void add_discrete_epoch_moments(double a, int64_t K, int64_t P,
     }
 }
 
+// True when the breaks of a row are finite, positive and increasing (whole
+// steps for a discrete model).
+inline bool valid_breaks(const Structure& s, const double* breaks) {
+  for (int64_t e = 0; e + 1 < s.epochs; ++e) {
+    const double b = breaks[e], prev = e ? breaks[e - 1] : 0.0;
+    if (!std::isfinite(b) || !(b > prev) || (s.discrete && b != std::floor(b))) return false;
+  }
+  return true;
+}
+
+// Every epoch's graph at the row (gradients over the whole row when `jac`);
+// false for invalid breaks or weights (the caller reports NaN).
+inline bool epoch_graphs(const Structure& s, const double* row, bool jac, EpochBuffers& buf) {
+  const int64_t E = s.epochs, Pb = s.base_params();
+  if (!valid_breaks(s, row + E * Pb)) return false;
+  buf.graphs.resize(E);
+  for (int64_t e = 0; e < E; ++e)
+    if (!build_numeric_graph(s, row, jac, buf.graphs[e], e * Pb)) return false;
+  return true;
+}
+
 // One row of an epoch structure (s.epochs > 1): the functional at the times
 // (pmf: T, dpmf: T x P) and the moments (K, dmoments K x P), P = s.nr_params
 // = E Pb + E - 1. Invalid rows (a weight negative or not finite in some epoch,
@@ -267,13 +288,7 @@ inline void evaluate_epochs(const Structure& s, const SccTopology& topo, const d
     fill_nan(K, moments, dmoments);
   };
   const double* breaks = row + E * Pb;
-  for (int64_t e = 0; e + 1 < E; ++e) {
-    const double b = breaks[e], prev = e ? breaks[e - 1] : 0.0;
-    if (!std::isfinite(b) || !(b > prev) || (discrete && b != std::floor(b))) return invalid_row();
-  }
-  buf.graphs.resize(E);
-  for (int64_t e = 0; e < E; ++e)
-    if (!build_numeric_graph(s, row, jac, buf.graphs[e], e * Pb)) return invalid_row();
+  if (!epoch_graphs(s, row, jac, buf)) return invalid_row();
   auto start = [&](int64_t e) { return e ? breaks[e - 1] : 0.0; };
   // Which epoch measures each time: [b_{e-1}, b_e); a discrete mass at n is
   // absorption in the step from n - 1, so (b_{e-1}, b_e] (and 0 in epoch 0).
@@ -472,11 +487,7 @@ inline void evaluate_epoch_reward_moments(const Structure& s, const SccTopology&
     if (jac) std::fill(dout, dout + K * P, nan);
   };
   const double* breaks = row + E * Pb;
-  for (int64_t e = 0; e + 1 < E; ++e)
-    if (!std::isfinite(breaks[e]) || !(breaks[e] > (e ? breaks[e - 1] : 0.0))) return fail();
-  buf.graphs.resize(E);
-  for (int64_t e = 0; e < E; ++e)
-    if (!build_numeric_graph(s, row, jac, buf.graphs[e], e * Pb)) return fail();
+  if (!epoch_graphs(s, row, jac, buf)) return fail();
   const int64_t Pj = jac ? P : 0;
   std::fill(out, out + K, 0.0);
   if (jac) std::fill(dout, dout + K * P, 0.0);
@@ -617,11 +628,7 @@ inline void evaluate_epoch_reward_power_moments(const Structure& s, const SccTop
   };
   if (K <= 0) return;
   const double* breaks = row + E * Pb;
-  for (int64_t e = 0; e + 1 < E; ++e)
-    if (!std::isfinite(breaks[e]) || !(breaks[e] > (e ? breaks[e - 1] : 0.0))) return fail();
-  buf.graphs.resize(E);
-  for (int64_t e = 0; e < E; ++e)
-    if (!build_numeric_graph(s, row, jac, buf.graphs[e], e * Pb)) return fail();
+  if (!epoch_graphs(s, row, jac, buf)) return fail();
   std::fill(out, out + K, 0.0);
   if (jac) std::fill(dout, dout + K * P, 0.0);
   const int64_t N = K * n;

@@ -213,9 +213,7 @@ inline void sample_draws(const Structure& s, const double* theta, int64_t count,
   bool valid = true;
   for (int64_t e = 0; e < E && valid; ++e) valid = build_jump_chain(s, theta, chains[e], e * Pb);
   const double* breaks = theta + E * Pb;
-  for (int64_t e = 0; e + 1 < E && valid; ++e)
-    valid = std::isfinite(breaks[e]) && breaks[e] > (e ? breaks[e - 1] : 0.0) &&
-            (!s.discrete || breaks[e] == std::floor(breaks[e]));
+  valid = valid && valid_breaks(s, breaks);
   if (!valid) {
     for (int64_t k = 0; k < count; ++k) out[k] = std::numeric_limits<double>::quiet_NaN();
     return;
