@@ -67,6 +67,7 @@ def build(session: nox.Session) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     required = [
         "ptdcore/__init__.py",
+        "ptdcore/py.typed",
         "ptdcore_backends/pybind11/__init__.py",
         "ptdcore_backends/cffi/libptdcore_capi.so",
         "ptdcore_backends/legacy/include/ptdcore/model.hpp",
