@@ -67,6 +67,10 @@ class Model:
         self.structure = _structure_of(graph)
         if self.structure.epochs == 1 and epochs != 1:
             self.structure = self.structure.with_epochs(epochs)
+        elif epochs not in (1, self.structure.epochs):
+            raise ValueError(
+                f"epochs={epochs!r} but the structure already has {self.structure.epochs} epochs"
+            )
         self.epochs = self.structure.epochs
         if int(nr_moments) != nr_moments or nr_moments < 0:
             raise ValueError(f"nr_moments must be a whole number >= 0, got {nr_moments!r}")

@@ -61,6 +61,19 @@ def expm(A: Any) -> Any:
     return jnp.where(squarings <= MAX_SQUARINGS, E, jnp.nan)
 
 
+def matrix_power(A: Any, steps: Any) -> Any:
+    """A^steps for a whole number of steps (traced), by binary powers."""
+    import jax
+    import jax.numpy as jnp
+
+    def body(i: Any, carry: Any) -> Any:
+        result, base = carry
+        result = jnp.where((steps >> i) & 1 == 1, result @ base, result)
+        return result, base @ base
+
+    return jax.lax.fori_loop(0, 63, body, (jnp.eye(A.shape[0]), A))[0]
+
+
 def stirling2(K: int) -> np.ndarray:
     """S2[k, j], Stirling numbers of the second kind, 0 <= j <= k <= K."""
     s2 = np.zeros((K + 1, K + 1))
@@ -173,26 +186,16 @@ def make_function(structure: Structure, nr_moments: int) -> Any:
         augmented = jnp.zeros((n + 1, n + 1)).at[:n, :n].set(M).at[:n, n].set(exit_w)
         augmented = augmented.at[n, n].set(1.0)
 
-        def power(A: Any, steps: Any) -> Any:
-            def body(i: Any, carry: Any) -> Any:
-                result, base = carry
-                bit = (steps >> i) & 1
-                result = jnp.where(bit == 1, result @ base, result)
-                return result, base @ base
-
-            result, _ = jax.lax.fori_loop(0, 63, body, (jnp.eye(A.shape[0]), A))
-            return result
-
         def one(t: Any) -> Any:
             ok = jnp.isfinite(t) & (t >= 0) & (t == jnp.floor(t))
             k = jnp.where(ok, t, 0.0).astype(jnp.int64)
             if output == "cdf":
-                p = atom + alpha @ power(augmented, k)[:n, n]
+                p = atom + alpha @ matrix_power(augmented, k)[:n, n]
             elif output == "sf":
-                p = alpha @ power(M, k).sum(axis=1)
+                p = alpha @ matrix_power(M, k).sum(axis=1)
             else:
                 steps = jnp.maximum(k - 1, 0)
-                p = jnp.where(t == 0, atom, alpha @ power(M, steps) @ exit_w)
+                p = jnp.where(t == 0, atom, alpha @ matrix_power(M, steps) @ exit_w)
             return jnp.where(ok, p, jnp.nan)
 
         return jax.vmap(one)(times)
@@ -211,7 +214,7 @@ def make_function(structure: Structure, nr_moments: int) -> Any:
     if structure.epochs > 1:
         from .epochs import make_epoch_function
 
-        return make_epoch_function(structure, nr_moments, matrices, expm)
+        return make_epoch_function(structure, nr_moments, matrices)
 
     def f(theta: Any, times: Any) -> tuple[Any, Any]:
         theta = jnp.asarray(theta, dtype=jnp.float64)

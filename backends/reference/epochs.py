@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .dense import expm, matrix_power
+
 if TYPE_CHECKING:
     from ptdcore.structure import Structure
 
@@ -25,7 +27,7 @@ DISCRETE_HORIZON = 3000
 """Steps summed for the moments of discrete models with epochs (tests use fast chains)."""
 
 
-def make_epoch_function(structure: Structure, nr_moments: int, matrices: Any, expm: Any) -> Any:
+def make_epoch_function(structure: Structure, nr_moments: int, matrices: Any) -> Any:
     """``f(row (E P + E - 1,), times (T,)) -> (pmf, moments)`` for an epoch structure."""
     import jax
     import jax.numpy as jnp
@@ -42,26 +44,27 @@ def make_epoch_function(structure: Structure, nr_moments: int, matrices: Any, ex
     def _(primals: Any, tangents: Any) -> Any:
         return primals[0], tangents[0] * jnp.nan
 
-    def power(A: Any, steps: Any) -> Any:
-        def body(i: Any, carry: Any) -> Any:
-            result, base = carry
-            result = jnp.where((steps >> i) & 1 == 1, result @ base, result)
-            return result, base @ base
-
-        return jax.lax.fori_loop(0, 63, body, (jnp.eye(A.shape[0]), A))[0]
+    def chain_integral(A: Any, z0: Any, D: Any) -> tuple[Any, Any]:
+        """(int_0^D z0 e^{A t} dt, z0 e^{A D}) by Van Loan's expm([[A, I], [0, 0]] D);
+        D None: the whole half-line by a dense solve (z at the end 0)."""
+        N = A.shape[0]
+        if D is None:
+            return jnp.linalg.solve(-A.T, z0), jnp.zeros(N)
+        F = expm(jnp.block([[A, jnp.eye(N)], [jnp.zeros((N, 2 * N))]]) * D)
+        return z0 @ F[:N, N:], z0 @ F[:N, :N]
 
     def propagate(M: Any, duration: Any) -> Any:
-        return power(M, duration.astype(jnp.int64)) if discrete else expm(M * duration)
+        return matrix_power(M, duration.astype(jnp.int64)) if discrete else expm(M * duration)
 
     def functional(M: Any, exit_w: Any, pi: Any, absorbed: Any, tau: Any) -> Any:
         if discrete:
             k = tau.astype(jnp.int64)
             aug = jnp.zeros((n + 1, n + 1)).at[:n, :n].set(M).at[:n, n].set(exit_w).at[n, n].set(1)
             if output == "cdf":
-                return absorbed + pi @ power(aug, k)[:n, n]
+                return absorbed + pi @ matrix_power(aug, k)[:n, n]
             if output == "sf":
-                return pi @ power(M, k).sum(axis=1)
-            return pi @ power(M, jnp.maximum(k - 1, 0)) @ exit_w
+                return pi @ matrix_power(M, k).sum(axis=1)
+            return pi @ matrix_power(M, jnp.maximum(k - 1, 0)) @ exit_w
         aug = jnp.zeros((n + 1, n + 1)).at[:n, :n].set(M).at[:n, n].set(exit_w)
         if output == "cdf":
             return absorbed + pi @ expm(aug * tau)[:n, n]
@@ -109,18 +112,12 @@ def make_epoch_function(structure: Structure, nr_moments: int, matrices: Any, ex
             for i in range(m):
                 A = jnp.block([[M, jnp.diag(R[:, i])], [jnp.zeros((n, n)), M]])
                 z0 = jnp.concatenate([v, u[i]])
-                if e + 1 < len(Ms):
-                    big = jnp.block([[A, jnp.eye(2 * n)], [jnp.zeros((2 * n, 4 * n))]])
-                    F = expm(big * D[e])
-                    integral, z_end = z0 @ F[: 2 * n, 2 * n :], z0 @ F[: 2 * n, : 2 * n]
-                    new_u.append(z_end[n:])
-                else:
-                    integral = jnp.linalg.solve(-A.T, z0)
+                integral, z_end = chain_integral(A, z0, D[e] if e + 1 < len(Ms) else None)
+                new_u.append(z_end[n:])
                 C = C.at[i].add(integral[n:] @ R)
                 if i == 0:
                     mean = mean + integral[:n] @ R
-                    v_end = z_end[:n] if e + 1 < len(Ms) else None
-            v, u = v_end, new_u
+            v, u = z_end[:n], new_u
         return jnp.concatenate([mean, (C + C.T).ravel()])
 
     def reward_power_moments(Ms: list, D: list) -> Any:
@@ -132,12 +129,7 @@ def make_epoch_function(structure: Structure, nr_moments: int, matrices: Any, ex
         moments = jnp.zeros(K)
         for e, M in enumerate(Ms):
             A = jnp.kron(jnp.eye(K), M) + jnp.kron(jnp.eye(K, k=1), jnp.diag(r))
-            if e + 1 < len(Ms):
-                big = jnp.block([[A, jnp.eye(N)], [jnp.zeros((N, 2 * N))]])
-                F = expm(big * D[e])
-                integral, z = z @ F[:N, N:], z @ F[:N, :N]
-            else:
-                integral = jnp.linalg.solve(-A.T, z)
+            integral, z = chain_integral(A, z, D[e] if e + 1 < len(Ms) else None)
             moments = moments + jnp.stack([
                 math.factorial(k) * (integral[(k - 1) * n : k * n] @ r) for k in range(1, K + 1)
             ])  # fmt: skip

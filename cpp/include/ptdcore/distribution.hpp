@@ -284,11 +284,7 @@ inline void power_series(const NumericGraph& g, double lambda, int64_t K, Series
 inline void series_state(const NumericGraph& g, bool discrete, double t, double* sv, double* sdv,
                          SeriesBuffers& buf) {
   const int64_t n = g.n, P = g.with_grad ? g.P : 0;
-  double lambda = 1.0;
-  if (!discrete) {
-    lambda = 0.0;
-    for (int64_t i = 0; i < n; ++i) lambda = std::max(lambda, g.out[i]);
-  }
+  const double lambda = discrete ? 1.0 : max_out_rate(g);
   std::fill(sv, sv + n, 0.0);
   if (P) std::fill(sdv, sdv + n * P, 0.0);
   const double m = lambda * t;
@@ -373,8 +369,7 @@ inline void series_functional(const NumericGraph& g, Output what, double atom,
   const int64_t P = dout && second_order ? g.P + g.P * g.P : g.P;
   const bool jac = dout != nullptr;
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  double lambda = 0.0;
-  for (int64_t i = 0; i < g.n; ++i) lambda = std::max(lambda, g.out[i]);
+  const double lambda = max_out_rate(g);
   auto valid = [&](double t) {
     const double m = lambda * t;
     return std::isfinite(m) && t >= 0.0 && m <= 0.9 * static_cast<double>(kMaxSeriesTerms);

@@ -54,11 +54,7 @@ struct EpochBuffers {
 // The state vector at local time t of g (started from g.alpha, g.dalpha).
 inline void state_at(const NumericGraph& g, bool discrete, double t, double* sv, double* sdv,
                      SeriesBuffers& series, SquaringBuffers& squaring) {
-  double lambda = 1.0;
-  if (!discrete) {
-    lambda = 0.0;
-    for (int64_t i = 0; i < g.n; ++i) lambda = std::max(lambda, g.out[i]);
-  }
+  const double lambda = discrete ? 1.0 : max_out_rate(g);
   const double m = lambda * t;
   if (lambda > 0.0 && std::isfinite(m) &&
       choose_density_method(g, g.with_grad, m, 1, discrete) == DensityMethod::kSquaring) {
@@ -77,12 +73,6 @@ inline void add_generator_difference(const NumericGraph& a, const NumericGraph& 
   for (int64_t j = 0; j < a.n; ++j) y[j * stride] -= x[j] * (a.out[j] - b.out[j]);
   for (int64_t e = 0; e < a.nr_edges(); ++e)
     y[a.dst[e] * stride] += x[a.src[e]] * (a.w[e] - b.w[e]);
-}
-
-// c = x dM_p for M = -S of g: (x dM_p)_j = x_j dout_jp - sum_{i -> j} x_i g_ep.
-inline void row_times_dM(const NumericGraph& g, int64_t p, const double* x, double* c) {
-  for (int64_t j = 0; j < g.n; ++j) c[j] = x[j] * g.dout[j * g.P + p];
-  for (int64_t e = 0; e < g.nr_edges(); ++e) c[g.dst[e]] -= x[g.src[e]] * g.g[e * g.P + p];
 }
 
 inline double binomial(int64_t k, int64_t j) {
@@ -128,11 +118,7 @@ inline bool epoch_integrals(const SccTopology& topo, const NumericGraph& g, cons
   // rhs of step j (its derivative in drhs), then q_j = rhs U, dq_j = (drhs - q_j dM) U
   auto solve_step = [&]() {
     solver.solve_transposed(buf.rhs.data(), qnew.data());
-    for (int64_t p = 0; p < P; ++p) {
-      detail::row_times_dM(g, p, qnew.data(), c.data());
-      for (int64_t i = 0; i < n; ++i) c[i] = buf.drhs[p * n + i] - c[i];
-      solver.solve_transposed(c.data(), dqnew.data() + p * n);
-    }
+    detail::solve_transposed_tangents(g, solver, qnew.data(), buf.drhs.data(), dqnew.data(), P, c);
     buf.q.swap(qnew);
     buf.dq.swap(dqnew);
   };
@@ -214,11 +200,7 @@ inline bool discrete_epoch_sums(const SccTopology& topo, const NumericGraph& g, 
       }
     }
     solver.solve_transposed(rhs.data(), R[i].data());
-    for (int64_t p = 0; p < P; ++p) {
-      detail::row_times_dM(g, p, R[i].data(), c.data());
-      for (int64_t s = 0; s < n; ++s) c[s] = drhs[p * n + s] - c[s];
-      solver.solve_transposed(c.data(), dR[i].data() + p * n);
-    }
+    detail::solve_transposed_tangents(g, solver, R[i].data(), drhs.data(), dR[i].data(), P, c);
     for (int64_t s = 0; s < n; ++s) buf.J[i] += R[i][s];
     for (int64_t p = 0; p < P; ++p)
       for (int64_t s = 0; s < n; ++s) buf.dJ[i * P + p] += dR[i][p * n + s];
@@ -497,7 +479,8 @@ inline void evaluate_epoch_reward_moments(const Structure& s, const SccTopology&
   for (int64_t i = 0; i < m; ++i) du[i].assign(n * Pj, 0.0), du_end[i].assign(n * Pj, 0.0);
   buf.pi.assign(s.alpha.begin(), s.alpha.end());
   buf.dpi.assign(n * Pj, 0.0);
-  std::vector<double> X(m * n), dX(m * Pj * n), q(n), dq(Pj * n), diff(n), c(n), rhs(n);
+  std::vector<double> X(m * n), dX(m * Pj * n), q(n), dq(Pj * n), diff(n), ddiff(Pj * n), c(n),
+      rhs(n);
   NumericGraph aug;
   std::vector<double> zend(2 * n), dzend(2 * n * Pj);
   for (int64_t e = 0; e < E; ++e) {
@@ -527,21 +510,14 @@ inline void evaluate_epoch_reward_moments(const Structure& s, const SccTopology&
     for (int64_t j = 0; j < m; ++j) {
       for (int64_t k = 0; k < n; ++k) rhs[k] = R[k * m + j];
       solver.solve(rhs.data(), X.data() + j * n);
-      for (int64_t p = 0; p < Pj; ++p) {
-        std::fill(c.begin(), c.end(), 0.0);
-        detail::add_dM_times(g, p, X.data() + j * n, c.data());
-        for (double& x : c) x = -x;
-        solver.solve(c.data(), dX.data() + (j * Pj + p) * n);
-      }
+      detail::solve_tangents(g, solver, X.data() + j * n, dX.data() + j * Pj * n, Pj, c);
     }
     for (int64_t k = 0; k < n; ++k) diff[k] = buf.pi[k] - (last ? 0.0 : buf.next[k]);
     solver.solve_transposed(diff.data(), q.data());
-    for (int64_t p = 0; p < Pj; ++p) {
-      detail::row_times_dM(g, p, q.data(), c.data());
+    for (int64_t p = 0; p < Pj; ++p)
       for (int64_t k = 0; k < n; ++k)
-        c[k] = buf.dpi[k * P + p] - (last ? 0.0 : buf.dnext[k * P + p]) - c[k];
-      solver.solve_transposed(c.data(), dq.data() + p * n);
-    }
+        ddiff[p * n + k] = buf.dpi[k * P + p] - (last ? 0.0 : buf.dnext[k * P + p]);
+    detail::solve_transposed_tangents(g, solver, q.data(), ddiff.data(), dq.data(), Pj, c);
     // this epoch's integrals
     const int64_t b_start = e > 0 ? E * Pb + e - 1 : -1, b_end = last ? -1 : E * Pb + e;
     for (int64_t j = 0; j < m; ++j) {
@@ -634,7 +610,7 @@ inline void evaluate_epoch_reward_power_moments(const Structure& s, const SccTop
   const int64_t N = K * n;
   std::vector<double> z(N, 0.0), dz(N * Pj, 0.0), zend(N, 0.0), dzend(N * Pj, 0.0);
   std::copy(s.alpha.begin(), s.alpha.end(), z.begin());
-  std::vector<double> w(N), dw(N * Pj), rhs(n), c(n);  // w: K x n; dw: (K x P) x n
+  std::vector<double> w(N), dw(N * Pj), rhs(n), drhs(Pj * n), c(n);  // w: K x n; dw: (K x P) x n
   NumericGraph aug;
   double factorial = 1.0;
   std::vector<double> fact(K + 1, 1.0);
@@ -657,13 +633,12 @@ inline void evaluate_epoch_reward_power_moments(const Structure& s, const SccTop
       for (int64_t i = 0; i < n; ++i)
         rhs[i] = z[l * n + i] - zend[l * n + i] + (l ? w[(l - 1) * n + i] * r[i] : 0.0);
       solver.solve_transposed(rhs.data(), w.data() + l * n);
-      for (int64_t p = 0; p < Pj; ++p) {
-        detail::row_times_dM(g, p, w.data() + l * n, c.data());
+      for (int64_t p = 0; p < Pj; ++p)
         for (int64_t i = 0; i < n; ++i)
-          c[i] = dz[(l * n + i) * P + p] - dzend[(l * n + i) * P + p] +
-                 (l ? dw[((l - 1) * Pj + p) * n + i] * r[i] : 0.0) - c[i];
-        solver.solve_transposed(c.data(), dw.data() + (l * Pj + p) * n);
-      }
+          drhs[p * n + i] = dz[(l * n + i) * P + p] - dzend[(l * n + i) * P + p] +
+                            (l ? dw[((l - 1) * Pj + p) * n + i] * r[i] : 0.0);
+      detail::solve_transposed_tangents(g, solver, w.data() + l * n, drhs.data(),
+                                        dw.data() + l * Pj * n, Pj, c);
     }
     const int64_t b_start = e > 0 ? E * Pb + e - 1 : -1, b_end = last ? -1 : E * Pb + e;
     for (int64_t k = 1; k <= K; ++k) {

@@ -68,8 +68,7 @@ inline void functional(const NumericGraph& g, bool discrete, Output what, double
       series_mass(g, what, atom, datom, times, T, out, dout, series);
     return;
   }
-  double lambda = 0.0;
-  for (int64_t i = 0; i < g.n; ++i) lambda = std::max(lambda, g.out[i]);
+  const double lambda = max_out_rate(g);
   const double m_max = lambda * t_max;
   if (lambda > 0.0 && std::isfinite(m_max) &&
       choose_density_method(g, dout != nullptr, m_max, T, false) == DensityMethod::kSquaring) {

@@ -7,6 +7,7 @@
 // models are not stored: the remainder 1 - out_i stays in state i.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -31,6 +32,13 @@ struct NumericGraph {
 
   int64_t nr_edges() const { return static_cast<int64_t>(src.size()); }
 };
+
+// The uniformisation rate: the largest total out-weight (0 when no state leaves).
+inline double max_out_rate(const NumericGraph& g) {
+  double lambda = 0.0;
+  for (int64_t i = 0; i < g.n; ++i) lambda = std::max(lambda, g.out[i]);
+  return lambda;
+}
 
 // Fills `graph` with the model at theta. Returns false when theta is not
 // finite, makes a weight negative or non-finite, or (discrete) makes the

@@ -45,22 +45,12 @@ inline MomentStatus compute_reward_moments(const SccTopology& topo, const Numeri
     for (int64_t i = 0; i < n; ++i) buf.r[i] = rewards[i * m + j];
     double* x = buf.X.data() + j * n;
     solver.solve(buf.r.data(), x);
-    for (int64_t p = 0; p < P; ++p) {  // M dx = -dM_p x
-      std::fill(buf.rhs.begin(), buf.rhs.end(), 0.0);
-      detail::add_dM_times(g, p, x, buf.rhs.data());
-      for (double& v : buf.rhs) v = -v;
-      solver.solve(buf.rhs.data(), buf.dX.data() + (j * P + p) * n);
-    }
+    detail::solve_tangents(g, solver, x, buf.dX.data() + j * P * n, P, buf.rhs);
   }
   buf.a.resize(n);
   solver.solve_transposed(g.alpha.data(), buf.a.data());
   buf.da.assign(P * n, 0.0);
-  for (int64_t p = 0; p < P; ++p) {  // da_p M = -a dM_p, (a dM_p)_j = a_j dout_jp - sum a_i g_ep
-    for (int64_t j = 0; j < n; ++j) buf.rhs[j] = -buf.a[j] * g.dout[j * g.P + p];
-    for (int64_t e = 0; e < g.nr_edges(); ++e)
-      buf.rhs[g.dst[e]] += buf.a[g.src[e]] * g.g[e * g.P + p];
-    solver.solve_transposed(buf.rhs.data(), buf.da.data() + p * n);
-  }
+  detail::solve_transposed_tangents(g, solver, buf.a.data(), nullptr, buf.da.data(), P, buf.rhs);
   for (int64_t j = 0; j < m; ++j) {
     const double* x = buf.X.data() + j * n;
     out[j] = detail::dot(g.alpha, x);
