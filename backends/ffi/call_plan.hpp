@@ -62,11 +62,10 @@ inline void run_row(const CallPlan& plan, int64_t r, const double* theta, const 
                     double* pmf, double* moments, double* dpmf, double* dmoments,
                     ptdcore::Workspace& ws, double* d2pmf = nullptr, double* d2moments = nullptr) {
   const int64_t P = plan.P, T = plan.T, K = plan.K;
-  plan.model->evaluate_row(theta + r * P, times + (plan.time_rows == 1 ? 0 : r * T), T, K,
-                           pmf + r * T, moments + r * K, dpmf ? dpmf + r * T * P : nullptr,
-                           dmoments ? dmoments + r * K * P : nullptr, ws,
-                           d2pmf ? d2pmf + r * T * P * P : nullptr,
-                           d2moments ? d2moments + r * K * P * P : nullptr);
+  const ptdcore::Outputs o =
+      ptdcore::Outputs{pmf, moments, dpmf, dmoments, d2pmf, d2moments}.row(r, T, K, P);
+  plan.model->evaluate_row(theta + r * P, times + (plan.time_rows == 1 ? 0 : r * T), T, K, o.pmf,
+                           o.moments, o.dpmf, o.dmoments, ws, o.d2pmf, o.d2moments);
 }
 
 }  // namespace ptdcore_ffi

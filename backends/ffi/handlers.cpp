@@ -1,15 +1,12 @@
 // XLA FFI handlers: pmf + moments, and the same with Jacobians. They read
 // shapes, check them, look the model up and run the engine's rows on XLA's
 // intra-op thread pool. No mathematics here: that is all in cpp/.
-#include <algorithm>
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <string_view>
 
 #include "call_plan.hpp"
+#include "ptdcore/batch.hpp"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -24,40 +21,6 @@ extern "C" __attribute__((visibility("default"))) XLA_FFI_Error* PtdcorePmfMomen
 
 namespace {
 
-// Runs body(row) for row in [0, rows) on XLA's pool. The calling thread takes
-// rows too and waits only for rows that were taken, never for a helper to
-// start: helpers that start late find no rows left and touch only the
-// shared counters, so the call completes even when every pool thread is busy.
-template <typename Body>
-void parallel_rows(ffi::ThreadPool& pool, int64_t rows, const Body& body) {
-  const int64_t helpers = std::min<int64_t>(pool.num_threads(), rows) - 1;
-  if (helpers <= 0) {
-    for (int64_t r = 0; r < rows; ++r) body(r);
-    return;
-  }
-  struct Shared {
-    std::atomic<int64_t> next{0};
-    std::atomic<int64_t> finished{0};
-    std::mutex mutex;
-    std::condition_variable done;
-  };
-  auto shared = std::make_shared<Shared>();
-  const Body* body_ptr = &body;
-  auto work = [shared, rows, body_ptr]() {
-    for (int64_t r; (r = shared->next.fetch_add(1)) < rows;) {
-      (*body_ptr)(r);  // only reached while the caller is still waiting
-      if (shared->finished.fetch_add(1) + 1 == rows) {
-        std::lock_guard<std::mutex> lock(shared->mutex);
-        shared->done.notify_all();
-      }
-    }
-  };
-  for (int64_t h = 0; h < helpers; ++h) pool.Schedule([work]() { work(); });
-  work();
-  std::unique_lock<std::mutex> lock(shared->mutex);
-  shared->done.wait(lock, [&] { return shared->finished.load() == rows; });
-}
-
 ffi::Error evaluate(ffi::ThreadPool pool, int64_t model_id, std::string_view content_hash,
                     int64_t nr_moments, ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> times,
                     double* pmf, double* moments, double* dpmf, double* dmoments,
@@ -69,11 +32,9 @@ ffi::Error evaluate(ffi::ThreadPool pool, int64_t model_id, std::string_view con
   if (status.failure()) return status;
   const double* th = theta.typed_data();
   const double* tm = times.typed_data();
-  parallel_rows(pool, plan.rows, [&](int64_t r) {
-    // One workspace per thread, reused across calls: a thread runs one row at a
-    // time, and reusing the buffers matters for small models in long scans.
-    thread_local ptdcore::Workspace ws;
-    ptdcore_ffi::run_row(plan, r, th, tm, pmf, moments, dpmf, dmoments, ws, d2pmf, d2moments);
+  ptdcore::parallel_rows(pool, plan.rows, 0, [&](int64_t r) {
+    ptdcore_ffi::run_row(plan, r, th, tm, pmf, moments, dpmf, dmoments,
+                         ptdcore::thread_workspace(), d2pmf, d2moments);
   });
   return ffi::Error::Success();
 }

@@ -31,26 +31,9 @@ ptd_model* ptd_model_new(int64_t nr_states, int64_t nr_params, int discrete, con
                          const double* rewards, int64_t nr_rewards, int output, int64_t epochs,
                          char* err, int64_t err_len) {
   try {
-    if (nr_states < 1 || nr_edges < 0 || nr_params < 0)
-      throw std::invalid_argument("negative or zero sizes");
-    ptdcore::Structure s;
-    s.nr_states = nr_states;
-    s.nr_params = nr_params;
-    s.discrete = discrete != 0;
-    s.alpha.assign(alpha, alpha + nr_states);
-    s.src.assign(src, src + nr_edges);
-    s.dst.assign(dst, dst + nr_edges);
-    s.constant.assign(constant, constant + nr_edges);
-    s.coef_ptr.assign(coef_ptr, coef_ptr + nr_edges + 1);
-    const int64_t nnz = coef_ptr[nr_edges];
-    if (nnz < 0) throw std::invalid_argument("coef_ptr must end at a non-negative count");
-    s.coef_index.assign(coef_index, coef_index + nnz);
-    s.coef_value.assign(coef_value, coef_value + nnz);
-    if (nr_rewards < 0) throw std::invalid_argument("nr_rewards must be >= 0");
-    if (rewards != nullptr) s.rewards.assign(rewards, rewards + nr_rewards);
-    s.output = output;
-    s.epochs = epochs;
-    return new ptd_model{ptdcore::PreparedModel(std::move(s))};
+    return new ptd_model{ptdcore::PreparedModel(ptdcore::structure_from_arrays(
+        nr_states, nr_params, discrete != 0, alpha, nr_edges, src, dst, constant, coef_ptr,
+        coef_index, coef_value, rewards, nr_rewards, output, epochs))};
   } catch (const std::exception& e) {
     write_error(err, err_len, e.what());
   }

@@ -36,6 +36,16 @@ struct Outputs {
   double* d2moments = nullptr;
   bool jacobian() const { return dpmf != nullptr && dmoments != nullptr; }
   bool hessian() const { return jacobian() && d2pmf != nullptr && d2moments != nullptr; }
+  // The outputs of batch row b (the one place that knows the row offsets).
+  Outputs row(int64_t b, int64_t T, int64_t K, int64_t P) const {
+    const bool jac = jacobian(), hes = hessian();
+    return Outputs{pmf + b * T,
+                   moments + b * K,
+                   jac ? dpmf + b * T * P : nullptr,
+                   jac ? dmoments + b * K * P : nullptr,
+                   hes ? d2pmf + b * T * P * P : nullptr,
+                   hes ? d2moments + b * K * P * P : nullptr};
+  }
 };
 
 struct Workspace {
@@ -139,11 +149,9 @@ class PreparedModel {
                      int64_t K, const Outputs& out, Workspace& ws) const {
     const int64_t P = s_.nr_params;
     for (int64_t b = begin; b < end; ++b) {
-      evaluate_row(theta + b * P, times, T, K, out.pmf + b * T, out.moments + b * K,
-                   out.jacobian() ? out.dpmf + b * T * P : nullptr,
-                   out.jacobian() ? out.dmoments + b * K * P : nullptr, ws,
-                   out.hessian() ? out.d2pmf + b * T * P * P : nullptr,
-                   out.hessian() ? out.d2moments + b * K * P * P : nullptr);
+      const Outputs o = out.row(b, T, K, P);
+      evaluate_row(theta + b * P, times, T, K, o.pmf, o.moments, o.dpmf, o.dmoments, ws, o.d2pmf,
+                   o.d2moments);
     }
   }
 

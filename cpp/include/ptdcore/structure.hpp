@@ -54,6 +54,39 @@ struct Structure {
   bool has_rewards() const { return !rewards.empty(); }
 };
 
+// A Structure from flat arrays (the layout of ptdcore.Structure): alpha
+// (nr_states), src, dst, constant (nr_edges), coef_ptr (nr_edges + 1),
+// coef_index and coef_value (coef_ptr[nr_edges]), rewards (nr_rewards, or
+// null). Every binding builds its Structure here; throws std::invalid_argument
+// on sizes that cannot describe a model (validate() checks the rest).
+inline Structure structure_from_arrays(int64_t nr_states, int64_t nr_params, bool discrete,
+                                       const double* alpha, int64_t nr_edges, const int64_t* src,
+                                       const int64_t* dst, const double* constant,
+                                       const int64_t* coef_ptr, const int64_t* coef_index,
+                                       const double* coef_value, const double* rewards,
+                                       int64_t nr_rewards, int output, int64_t epochs) {
+  if (nr_states < 1 || nr_edges < 0 || nr_params < 0)
+    throw std::invalid_argument("negative or zero sizes");
+  if (nr_rewards < 0) throw std::invalid_argument("nr_rewards must be >= 0");
+  Structure s;
+  s.nr_states = nr_states;
+  s.nr_params = nr_params;
+  s.discrete = discrete;
+  s.alpha.assign(alpha, alpha + nr_states);
+  s.src.assign(src, src + nr_edges);
+  s.dst.assign(dst, dst + nr_edges);
+  s.constant.assign(constant, constant + nr_edges);
+  s.coef_ptr.assign(coef_ptr, coef_ptr + nr_edges + 1);
+  const int64_t nnz = coef_ptr[nr_edges];
+  if (nnz < 0) throw std::invalid_argument("coef_ptr must end at a non-negative count");
+  s.coef_index.assign(coef_index, coef_index + nnz);
+  s.coef_value.assign(coef_value, coef_value + nnz);
+  if (rewards != nullptr) s.rewards.assign(rewards, rewards + nr_rewards);
+  s.output = output;
+  s.epochs = epochs;
+  return s;
+}
+
 // Memory-safety guard, not model validation: throws std::invalid_argument
 // when the arrays could make the engine read out of bounds (lengths, index
 // ranges). Model validation (finite values, alpha in [0, 1], rewards,
