@@ -1,5 +1,5 @@
 // Shared by the pybind11-built modules (pybind11 and ffi backends): one batch
-// evaluation from numpy arrays to numpy arrays, the GIL released around the
+// evaluation into caller-allocated numpy arrays, the GIL released around the
 // engine's work (the array pointers are taken while it is held).
 #pragma once
 
@@ -15,39 +15,41 @@
 
 namespace ptdcore_bindings {
 
-// theta (B, P), times (T,) -> (pmf, moments), plus (dpmf, dmoments) with
-// `jacobian`, plus (d2pmf, d2moments) with `hessian` (which implies jacobian).
-inline py::tuple evaluate_to_numpy(const ptdcore::PreparedModel& model, const DoubleArray& theta,
-                                   const DoubleArray& times, int64_t nr_moments, bool jacobian,
-                                   bool hessian, int threads) {
+using OutputArray = py::array_t<double, py::array::c_style>;
+
+// theta (B, P), times (T,); `outputs` holds 2, 4 or 6 writable C-contiguous
+// float64 arrays: pmf (B, T), moments (B, K), then dpmf (B, T, P) and
+// dmoments (B, K, P), then d2pmf (B, T, P, P) and d2moments (B, K, P, P).
+inline void evaluate_into(const ptdcore::PreparedModel& model, const DoubleArray& theta,
+                          const DoubleArray& times, int64_t nr_moments, const py::sequence& outputs,
+                          int threads) {
   const int64_t P = model.nr_params();
   if (theta.ndim() != 2 || theta.shape(1) != P)
     throw py::value_error("theta must have shape (B, " + std::to_string(P) + ")");
   if (times.ndim() != 1) throw py::value_error("times must be one-dimensional");
   if (nr_moments < 0) throw py::value_error("nr_moments must be >= 0");
-  jacobian = jacobian || hessian;
   const int64_t B = theta.shape(0), T = times.shape(0), K = nr_moments;
-  auto shape = [](bool wanted, std::vector<py::ssize_t> dims) {
-    return wanted ? dims : std::vector<py::ssize_t>{0};
-  };
-  DoubleArray pmf({B, T}), moments({B, K});
-  DoubleArray dpmf(shape(jacobian, {B, T, P})), dmoments(shape(jacobian, {B, K, P}));
-  DoubleArray d2pmf(shape(hessian, {B, T, P, P})), d2moments(shape(hessian, {B, K, P, P}));
-  const ptdcore::Outputs out{pmf.mutable_data(),
-                             moments.mutable_data(),
-                             jacobian ? dpmf.mutable_data() : nullptr,
-                             jacobian ? dmoments.mutable_data() : nullptr,
-                             hessian ? d2pmf.mutable_data() : nullptr,
-                             hessian ? d2moments.mutable_data() : nullptr};
+  const size_t n = py::len(outputs);
+  if (n != 2 && n != 4 && n != 6) throw py::value_error("outputs must hold 2, 4 or 6 arrays");
+  const std::vector<std::vector<int64_t>> shapes{{B, T}, {B, K}, {B, T, P},
+                                                 {B, K, P}, {B, T, P, P}, {B, K, P, P}};
+  const char* labels[] = {"pmf", "moments", "dpmf", "dmoments", "d2pmf", "d2moments"};
+  double* ptr[6] = {nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+  for (size_t i = 0; i < n; ++i) {
+    py::handle item = outputs[i];
+    if (!OutputArray::check_(item))
+      throw py::type_error(std::string(labels[i]) + " must be a C-contiguous float64 array");
+    auto arr = py::reinterpret_borrow<OutputArray>(item);
+    std::vector<int64_t> shape(arr.shape(), arr.shape() + arr.ndim());
+    if (shape != shapes[i]) throw py::value_error(std::string(labels[i]) + " has the wrong shape");
+    if (!arr.writeable()) throw py::value_error(std::string(labels[i]) + " is read-only");
+    ptr[i] = arr.mutable_data();
+  }
+  const ptdcore::Outputs out{ptr[0], ptr[1], ptr[2], ptr[3], ptr[4], ptr[5]};
   const double* th = theta.data();
   const double* tm = times.data();
-  {
-    py::gil_scoped_release release;
-    ptdcore::evaluate_batch(model, th, B, tm, T, K, out, threads);
-  }
-  if (hessian) return py::make_tuple(pmf, moments, dpmf, dmoments, d2pmf, d2moments);
-  if (jacobian) return py::make_tuple(pmf, moments, dpmf, dmoments);
-  return py::make_tuple(pmf, moments);
+  py::gil_scoped_release release;
+  ptdcore::evaluate_batch(model, th, B, tm, T, K, out, threads);
 }
 
 }  // namespace ptdcore_bindings

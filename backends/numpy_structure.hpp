@@ -1,15 +1,13 @@
 // Shared by the pybind11-built modules (pybind11 and ffi backends): a
-// ptdcore::Structure from the numpy arrays of a Python Structure. Call with
-// the GIL held (the arrays are read here).
+// ptdcore::Structure from a Python ptdcore.Structure (its numpy arrays and
+// sizes, read by attribute). Call with the GIL held.
 #pragma once
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
-#include <pybind11/stl.h>
 
 #include <cstdint>
-#include <optional>
-#include <vector>
+#include <string>
 
 #include "ptdcore/structure.hpp"
 
@@ -20,31 +18,39 @@ namespace py = pybind11;
 using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
 using IndexArray = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
 
-template <typename T, typename A>
-std::vector<T> to_vector(const A& a) {
-  return std::vector<T>(a.data(), a.data() + a.size());
+template <typename T>
+py::array_t<T, py::array::c_style | py::array::forcecast> array_attr(py::handle structure,
+                                                                    const char* name) {
+  auto a = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(structure.attr(name));
+  if (!a) throw py::type_error(std::string("structure.") + name + " is not a numeric array");
+  return a;
 }
 
-inline ptdcore::Structure structure_from_arrays(
-    int64_t nr_states, int64_t nr_params, bool discrete, const DoubleArray& alpha,
-    const IndexArray& src, const IndexArray& dst, const DoubleArray& constant,
-    const IndexArray& coef_ptr, const IndexArray& coef_index, const DoubleArray& coef_value,
-    const std::optional<DoubleArray>& rewards, int64_t output = 0, int64_t epochs = 1) {
-  ptdcore::Structure s;
-  s.nr_states = nr_states;
-  s.nr_params = nr_params;
-  s.discrete = discrete;
-  s.alpha = to_vector<double>(alpha);
-  s.src = to_vector<int64_t>(src);
-  s.dst = to_vector<int64_t>(dst);
-  s.constant = to_vector<double>(constant);
-  s.coef_ptr = to_vector<int64_t>(coef_ptr);
-  s.coef_index = to_vector<int64_t>(coef_index);
-  s.coef_value = to_vector<double>(coef_value);
-  if (rewards) s.rewards = to_vector<double>(*rewards);
-  s.output = static_cast<int>(output);
-  s.epochs = epochs;
-  return s;
+// The arrays' sizes are checked here and in ptdcore::structure_from_arrays;
+// model validation happens in ptdcore::PreparedModel (std::invalid_argument
+// becomes ValueError).
+inline ptdcore::Structure structure_from_python(py::handle structure) {
+  const auto alpha = array_attr<double>(structure, "alpha");
+  const auto src = array_attr<int64_t>(structure, "src");
+  const auto dst = array_attr<int64_t>(structure, "dst");
+  const auto constant = array_attr<double>(structure, "constant");
+  const auto coef_ptr = array_attr<int64_t>(structure, "coef_ptr");
+  const auto coef_index = array_attr<int64_t>(structure, "coef_index");
+  const auto coef_value = array_attr<double>(structure, "coef_value");
+  const bool has_rewards = !structure.attr("rewards").is_none();
+  const auto rewards = has_rewards ? array_attr<double>(structure, "rewards") : DoubleArray();
+  const int64_t nr_states = structure.attr("nr_states").cast<int64_t>();
+  const int64_t E = src.size();
+  if (alpha.size() != nr_states || dst.size() != E || constant.size() != E ||
+      coef_ptr.size() != E + 1 || coef_index.size() != coef_value.size() ||
+      coef_ptr.data()[E] != coef_index.size())
+    throw py::value_error("structure arrays have inconsistent lengths");
+  return ptdcore::structure_from_arrays(
+      nr_states, structure.attr("nr_params").cast<int64_t>(),
+      structure.attr("discrete").cast<bool>(), alpha.data(), E, src.data(), dst.data(),
+      constant.data(), coef_ptr.data(), coef_index.data(), coef_value.data(),
+      has_rewards ? rewards.data() : nullptr, has_rewards ? rewards.size() : 0,
+      structure.attr("output_code").cast<int>(), structure.attr("epochs").cast<int64_t>());
 }
 
 }  // namespace ptdcore_bindings

@@ -1,14 +1,10 @@
 // The ffi backend's extension module: handler capsules and model registration.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
-#include <pybind11/stl.h>
 
-#include <optional>
 #include <string>
-#include <utility>
 
 #include "model_registry.hpp"
-#include "ptdcore/batch.hpp"
 #include "numpy_evaluate.hpp"
 #include "numpy_structure.hpp"
 #include "xla/ffi/api/c_api.h"
@@ -26,30 +22,21 @@ extern "C" XLA_FFI_Error* PtdcorePmfMomentsJacobianCuda(XLA_FFI_CallFrame* call_
 namespace {
 
 using ptdcore_bindings::DoubleArray;
-using ptdcore_bindings::IndexArray;
 
-int64_t register_model(const std::string& content_hash, int64_t nr_states, int64_t nr_params,
-                       bool discrete, const DoubleArray& alpha, const IndexArray& src,
-                       const IndexArray& dst, const DoubleArray& constant,
-                       const IndexArray& coef_ptr, const IndexArray& coef_index,
-                       const DoubleArray& coef_value, const std::optional<DoubleArray>& rewards,
-                       int64_t output, int64_t epochs) {
-  return ptdcore_ffi::register_model(
-      content_hash,
-      ptdcore_bindings::structure_from_arrays(nr_states, nr_params, discrete, alpha, src, dst,
-                                              constant, coef_ptr, coef_index, coef_value, rewards,
-                                              output, epochs));
+// The structure's content hash keys the registry (the same id for the same model).
+int64_t register_model(py::handle structure) {
+  return ptdcore_ffi::register_model(structure.attr("content_hash").cast<std::string>(),
+                                     ptdcore_bindings::structure_from_python(structure));
 }
 
 // The same engine outside XLA, for eager calls and the numpy protocol: theta
-// (B, P), times (T,); rows in parallel threads, GIL released around the work.
-py::tuple evaluate(int64_t model_id, const std::string& content_hash, const DoubleArray& theta,
-                   const DoubleArray& times, int64_t nr_moments, bool jacobian, bool hessian) {
+// (B, P), times (T,); rows in parallel, GIL released around the work.
+void evaluate_into(int64_t model_id, const std::string& content_hash, const DoubleArray& theta,
+                   const DoubleArray& times, int64_t nr_moments, const py::sequence& outputs) {
   const ptdcore_ffi::RegisteredModel found = ptdcore_ffi::find_model(model_id);
   if (!found.model || found.content_hash != content_hash)
     throw py::value_error("ptdcore ffi: unknown model id or content hash");
-  return ptdcore_bindings::evaluate_to_numpy(*found.model, theta, times, nr_moments, jacobian,
-                                             hessian, 0);
+  ptdcore_bindings::evaluate_into(*found.model, theta, times, nr_moments, outputs, 0);
 }
 
 }  // namespace
@@ -74,12 +61,9 @@ PYBIND11_MODULE(_ffi, m) {
 #endif
     return targets;
   }, "CUDA handlers (empty unless built with -DPTDCORE_BUILD_CUDA=ON).");
-  m.def("evaluate", &evaluate, py::arg("model_id"), py::arg("content_hash"), py::arg("theta"),
-        py::arg("times"), py::arg("nr_moments"), py::arg("jacobian") = false,
-        py::arg("hessian") = false, "Evaluate a registered model outside XLA (eager calls).");
-  m.def("register_model", &register_model, py::arg("content_hash"), py::arg("nr_states"),
-        py::arg("nr_params"), py::arg("discrete"), py::arg("alpha"), py::arg("src"),
-        py::arg("dst"), py::arg("constant"), py::arg("coef_ptr"), py::arg("coef_index"),
-        py::arg("coef_value"), py::arg("rewards") = py::none(), py::arg("output") = 0,
-        py::arg("epochs") = 1, "Register a model; returns its id (the same id for the same content hash).");
+  m.def("evaluate_into", &evaluate_into, py::arg("model_id"), py::arg("content_hash"),
+        py::arg("theta"), py::arg("times"), py::arg("nr_moments"), py::arg("outputs"),
+        "Evaluate a registered model outside XLA into 2, 4 or 6 preallocated arrays.");
+  m.def("register_model", &register_model, py::arg("structure"),
+        "Register a ptdcore.Structure; returns its id (the same id for the same content hash).");
 }

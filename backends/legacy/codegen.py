@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from ptdcore.structure import Structure
 
-GENERATOR_VERSION = "3"  # 2: the Hessian entry point; 3: epochs
+GENERATOR_VERSION = "4"  # 2: the Hessian entry point; 3: epochs; 4: ptd_last_error
 
 
 def _ints(values: Iterable[int]) -> str:
@@ -59,6 +59,7 @@ TEMPLATE = """\
 // Do not edit: regenerated from the structure whenever the cache misses.
 #include <cstdint>
 #include <exception>
+#include <string>
 #include <vector>
 
 #include "ptdcore/model.hpp"
@@ -68,44 +69,25 @@ TEMPLATE = """\
 namespace {{
 
 {arrays}
-template <typename T>
-std::vector<T> vec(const T* data, int64_t n) {{ return std::vector<T>(data, data + n); }}
-
 const ptdcore::PreparedModel& model() {{
-  static const ptdcore::PreparedModel prepared([] {{
-    ptdcore::Structure s;
-    s.nr_states = {nr_states};
-    s.nr_params = {nr_params};
-    s.discrete = {discrete};
-    s.alpha = vec(kAlpha, kAlpha_n);
-    s.src = vec(kSrc, kSrc_n);
-    s.dst = vec(kDst, kDst_n);
-    s.constant = vec(kConstant, kConstant_n);
-    s.coef_ptr = vec(kCoefPtr, kCoefPtr_n);
-    s.coef_index = vec(kCoefIndex, kCoefIndex_n);
-    s.coef_value = vec(kCoefValue, kCoefValue_n);
-    s.rewards = vec(kRewards, kRewards_n);
-    s.output = {output};
-    s.epochs = {epochs};
-    return s;
-  }}());
+  static const ptdcore::PreparedModel prepared(ptdcore::structure_from_arrays(
+      {nr_states}, {nr_params}, {discrete}, kAlpha, kSrc_n, kSrc, kDst, kConstant, kCoefPtr,
+      kCoefIndex, kCoefValue, kRewards, kRewards_n, {output}, {epochs}));
   return prepared;
 }}
+
+thread_local std::string last_error;
 
 int run(const double* theta, int64_t n_theta, const double* times, int64_t n_times,
         int64_t nr_moments, double* pmf, double* moments, double* dpmf, double* dmoments,
         double* d2pmf = nullptr, double* d2moments = nullptr) {{
   try {{
     ptdcore::Workspace ws;
-    const int64_t P = {nr_params};
-    for (int64_t b = 0; b < n_theta; ++b)
-      model().evaluate_row(theta + b * P, times, n_times, nr_moments, pmf + b * n_times,
-                           moments + b * nr_moments, dpmf ? dpmf + b * n_times * P : nullptr,
-                           dmoments ? dmoments + b * nr_moments * P : nullptr, ws,
-                           d2pmf ? d2pmf + b * n_times * P * P : nullptr,
-                           d2moments ? d2moments + b * nr_moments * P * P : nullptr);
+    model().evaluate_rows(theta, 0, n_theta, times, n_times, nr_moments,
+                          ptdcore::Outputs{{pmf, moments, dpmf, dmoments, d2pmf, d2moments}}, ws);
     return 0;
-  }} catch (const std::exception&) {{
+  }} catch (const std::exception& exc) {{
+    last_error = exc.what();
     return 1;
   }}
 }}
@@ -113,6 +95,9 @@ int run(const double* theta, int64_t n_theta, const double* times, int64_t n_tim
 }}  // namespace
 
 PTD_EXPORT const char* ptd_cache_key() {{ return "{cache_key}"; }}
+
+// Why the last failed call on this thread failed.
+PTD_EXPORT const char* ptd_last_error() {{ return last_error.c_str(); }}
 
 PTD_EXPORT int compute_pmf_and_moments(const double* theta, int64_t n_theta, const double* times,
                                        int64_t n_times, int64_t nr_moments, double* pmf_out,
