@@ -1,44 +1,48 @@
-"""The abstract backend protocol every ptdcore backend implements."""
+"""The abstract backend protocol every ptdcore backend implements.
+
+The result tuples and argument checks live in :mod:`ptdcore.results` and are
+re-exported here.
+"""
 
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+import threading
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, overload
 
 import numpy as np
+
+from .errors import BackendError, ModelError
+from .results import (
+    PmfMoments,
+    PmfMomentsHessian,
+    PmfMomentsJacobian,
+    as_result,
+    check_inputs,
+    check_outputs,
+    empty_outputs,
+    output_shapes,
+)
+
+__all__ = [
+    "Backend",
+    "Capabilities",
+    "NativeBackend",
+    "PmfMoments",
+    "PmfMomentsHessian",
+    "PmfMomentsJacobian",
+    "as_result",
+    "check_inputs",
+    "check_outputs",
+    "empty_outputs",
+    "output_shapes",
+]
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .structure import Structure
-
-
-class PmfMoments(NamedTuple):
-    """pmf (B, T) and moments (B, K)."""
-
-    pmf: np.ndarray
-    moments: np.ndarray
-
-
-class PmfMomentsJacobian(NamedTuple):
-    """pmf (B, T), moments (B, K), dpmf (B, T, P), dmoments (B, K, P)."""
-
-    pmf: np.ndarray
-    moments: np.ndarray
-    dpmf: np.ndarray
-    dmoments: np.ndarray
-
-
-class PmfMomentsHessian(NamedTuple):
-    """pmf, moments, their Jacobians, and the Hessians d2pmf (B, T, P, P), d2moments
-    (B, K, P, P)."""
-
-    pmf: np.ndarray
-    moments: np.ndarray
-    dpmf: np.ndarray
-    dmoments: np.ndarray
-    d2pmf: np.ndarray
-    d2moments: np.ndarray
 
 
 class Capabilities(NamedTuple):
@@ -84,8 +88,37 @@ class Backend(abc.ABC):
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
-        """``(True, "")`` if the backend can run here, else ``(False, reason)``."""
+        """``(True, "")`` if the backend can run here, else ``(False, reason)``.
+
+        Listing backends calls this for every backend, so it must be cheap and free of
+        side effects: check that modules and files exist (``importlib.util.find_spec``,
+        ``Path.exists``), never import JAX or load a library here. Loading happens on
+        first use, and a failure then is a :class:`~ptdcore.errors.BackendError` naming
+        the backend.
+        """
         return True, ""
+
+    @overload
+    def compute_pmf_and_moments(
+        self,
+        structure: Structure,
+        theta: np.ndarray,
+        times: np.ndarray,
+        nr_moments: int,
+        *,
+        jacobian: Literal[False] = ...,
+    ) -> PmfMoments: ...
+
+    @overload
+    def compute_pmf_and_moments(
+        self,
+        structure: Structure,
+        theta: np.ndarray,
+        times: np.ndarray,
+        nr_moments: int,
+        *,
+        jacobian: Literal[True],
+    ) -> PmfMomentsJacobian: ...
 
     @abc.abstractmethod
     def compute_pmf_and_moments(
@@ -131,74 +164,84 @@ class Backend(abc.ABC):
         return f"<ptdcore backend {self.name!r}: {self.description}>"
 
 
-def check_inputs(
-    structure: Structure, theta: Any, times: Any, nr_moments: int
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Validate and convert the arguments of ``compute_pmf_and_moments``.
+class NativeBackend(Backend):
+    """Base of the backends that run the C++ engine: validate, prepare, fill, wrap.
 
-    Returns C-contiguous float64 ``theta (B, P)``, ``times (T,)`` and ``nr_moments``;
-    raises ValueError naming the argument and its shape otherwise.
+    :meth:`compute_pmf_and_moments` checks the arguments once, gets the prepared model
+    from a per-class cache (built by :meth:`prepare` on first use of a structure, the
+    ``cache_size`` most recent kept), allocates the outputs and lets :meth:`fill` write
+    them. A subclass implements only :meth:`prepare` and :meth:`fill`; a failure in
+    either becomes a :class:`~ptdcore.errors.BackendError` naming the backend (a
+    :class:`~ptdcore.errors.ModelError` when the engine rejects the model).
     """
-    theta_arr = np.ascontiguousarray(theta, dtype=np.float64)
-    P = structure.nr_params
-    if theta_arr.ndim != 2 or theta_arr.shape[1] != P:
-        raise ValueError(
-            f"theta must have shape (B, {P}) for a model with {P} parameters, "
-            f"got shape {theta_arr.shape}"
-        )
-    times_arr = np.ascontiguousarray(times, dtype=np.float64)
-    if times_arr.ndim != 1:
-        raise ValueError(f"times must have shape (T,), got shape {times_arr.shape}")
-    if int(nr_moments) != nr_moments or nr_moments < 0:
-        raise ValueError(f"nr_moments must be a whole number >= 0, got {nr_moments!r}")
-    return theta_arr, times_arr, int(nr_moments)
 
+    cache_size: ClassVar[int] = 64
 
-def output_shapes(B: int, T: int, K: int, P: int, order: int) -> list[tuple[int, ...]]:
-    """Shapes of the outputs up to derivative ``order`` (0, 1 or 2)."""
-    shapes = [(B, T), (B, K)]
-    if order >= 1:
-        shapes += [(B, T, P), (B, K, P)]
-    if order >= 2:
-        shapes += [(B, T, P, P), (B, K, P, P)]
-    return shapes
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._prepared: OrderedDict[Structure, Any] = OrderedDict()
+        cls._prepared_lock = threading.Lock()
 
+    @abc.abstractmethod
+    def prepare(self, structure: Structure) -> Any:
+        """The engine's model for ``structure`` (called once per structure and class)."""
 
-def empty_outputs(
-    B: int, T: int, K: int, P: int, jacobian: bool, hessian: bool = False
-) -> tuple[np.ndarray, ...]:
-    """Uninitialised float64 outputs: pmf (B, T), moments (B, K), Jacobians, Hessians."""
-    order = 2 if hessian else int(bool(jacobian))
-    return tuple(np.empty(shape) for shape in output_shapes(B, T, K, P, order))
+    @abc.abstractmethod
+    def fill(
+        self, prepared: Any, theta: np.ndarray, times: np.ndarray, nr_moments: int,
+        outputs: tuple[np.ndarray, ...],
+    ) -> None:  # fmt: skip
+        """Write pmf, moments (and Jacobians, Hessians: 2, 4 or 6 ``outputs``) for the batch."""
 
+    @classmethod
+    def clear_prepared(cls) -> None:
+        """Forget every prepared model of this backend (benchmarks of the first call)."""
+        with cls._prepared_lock:
+            cls._prepared.clear()
 
-def as_result(arrays: Any) -> PmfMoments | PmfMomentsJacobian | PmfMomentsHessian:
-    """Two, four or six arrays as the matching result tuple."""
-    arrays = tuple(arrays)
-    kind = {2: PmfMoments, 4: PmfMomentsJacobian, 6: PmfMomentsHessian}[len(arrays)]
-    return kind(*arrays)
+    def prepared(self, structure: Structure) -> Any:
+        """The cached result of :meth:`prepare` for ``structure``."""
+        cls = type(self)
+        with cls._prepared_lock:
+            if structure in cls._prepared:
+                cls._prepared.move_to_end(structure)
+                return cls._prepared[structure]
+        try:  # outside the lock: preparing a large model takes a while
+            model = self.prepare(structure)
+        except (ModelError, BackendError):
+            raise
+        except (ValueError, TypeError) as exc:
+            raise ModelError(f"backend {self.name!r} rejects the model: {exc}") from exc
+        except Exception as exc:  # a compiled module that does not load, a compiler error
+            raise BackendError(
+                f"backend {self.name!r} cannot prepare the model: {type(exc).__name__}: {exc}"
+            ) from exc
+        with cls._prepared_lock:
+            model = cls._prepared.setdefault(structure, model)
+            while len(cls._prepared) > self.cache_size:
+                cls._prepared.popitem(last=False)
+        return model
 
-
-def check_outputs(
-    name: str, result: Any, B: int, T: int, K: int, P: int, jacobian: bool, hessian: bool = False
-) -> tuple[np.ndarray, ...]:
-    """Check a backend's result shapes; raise RuntimeError naming the backend otherwise."""
-    expected = output_shapes(B, T, K, P, 2 if hessian else int(bool(jacobian)))
-    labels = ["pmf", "moments", "dpmf", "dmoments", "d2pmf", "d2moments"]
-    try:
-        arrays = tuple(np.asarray(r, dtype=np.float64) for r in result)
-    except TypeError:
-        raise RuntimeError(
-            f"backend {name!r} returned {type(result).__name__}, not a tuple"
-        ) from None
-    if len(arrays) != len(expected):
-        raise RuntimeError(
-            f"backend {name!r} returned {len(arrays)} arrays, expected {len(expected)} "
-            f"({', '.join(labels[: len(expected)])})"
-        )
-    for label, arr, shape in zip(labels, arrays, expected, strict=False):
-        if arr.shape != shape:
-            raise RuntimeError(
-                f"backend {name!r} returned {label} of shape {arr.shape}, expected {shape}"
-            )
-    return arrays
+    def compute_pmf_and_moments(  # type: ignore[override]
+        self,
+        structure: Structure,
+        theta: Any,
+        times: Any,
+        nr_moments: int,
+        *,
+        jacobian: bool = False,
+        hessian: bool = False,
+    ) -> PmfMoments | PmfMomentsJacobian | PmfMomentsHessian:
+        theta, times, K = check_inputs(structure, theta, times, nr_moments)
+        model = self.prepared(structure)
+        outputs = empty_outputs(theta.shape[0], times.shape[0], K, structure.nr_params,
+                                jacobian, hessian)  # fmt: skip
+        try:
+            self.fill(model, theta, times, K, outputs)
+        except (ModelError, BackendError):
+            raise
+        except Exception as exc:
+            raise BackendError(
+                f"backend {self.name!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        return as_result(outputs)

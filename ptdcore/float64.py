@@ -9,10 +9,12 @@ backend's numpy entry point computes inside its own ``jax.enable_x64`` scope; th
 
 from __future__ import annotations
 
+from .errors import PtdcoreError
+
 ENABLE_LINE = 'jax.config.update("jax_enable_x64", True)'
 
 
-class Float64Required(RuntimeError):
+class Float64Required(PtdcoreError, RuntimeError):
     """JAX's float64 mode is off: ptdcore's results would be silently truncated."""
 
 

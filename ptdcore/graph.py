@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ModelError
 from .structure import Structure
 
 Weight = Any  # float | Sequence[float] | tuple[float, Sequence[float]]
@@ -25,7 +26,7 @@ def _parse_weight(weight: Weight, nr_params: int, where: str) -> tuple[float, li
     try:
         items = list(weight)
     except TypeError:
-        raise ValueError(f"{where}: weight {weight!r} is neither a number nor a sequence") from None
+        raise ModelError(f"{where}: weight {weight!r} is neither a number nor a sequence") from None
     if len(items) == 2 and isinstance(items[0], Real) and not isinstance(items[1], Real):
         constant = float(items[0])
         coefs = [float(c) for c in items[1]]
@@ -33,7 +34,7 @@ def _parse_weight(weight: Weight, nr_params: int, where: str) -> tuple[float, li
         constant = 0.0
         coefs = [float(c) for c in items]
     if len(coefs) != nr_params:
-        raise ValueError(
+        raise ModelError(
             f"{where}: weight has {len(coefs)} coefficients, expected nr_params = {nr_params}"
         )
     return constant, coefs
@@ -131,7 +132,7 @@ class Graph:
                 try:
                     nxt, weight = item
                 except (TypeError, ValueError):
-                    raise ValueError(
+                    raise ModelError(
                         f"callback for state {state}: expected (next_state, weight) pairs, "
                         f"got {item!r}"
                     ) from None
@@ -145,7 +146,7 @@ class Graph:
             if out:
                 order.append(state)
         if not transitions[start]:
-            raise ValueError(f"initial state {start} has no transitions: there is nothing to model")
+            raise ModelError(f"initial state {start} has no transitions: there is nothing to model")
         index = {state: i for i, state in enumerate(order)}
         edges = _EdgeAccumulator(nr_params)
         for state in order:
@@ -183,18 +184,18 @@ class Graph:
         """
         alpha_arr = np.asarray(alpha, dtype=np.float64)
         if alpha_arr.ndim != 1:
-            raise ValueError(f"alpha must be one-dimensional, got shape {alpha_arr.shape}")
+            raise ModelError(f"alpha must be one-dimensional, got shape {alpha_arr.shape}")
         acc = _EdgeAccumulator(nr_params)
         for e, edge in enumerate(edges):
             try:
                 src, dst, constant, coefs = edge
             except (TypeError, ValueError):
-                raise ValueError(
+                raise ModelError(
                     f"edge {e}: expected (src, dst, constant, coefficients), got {edge!r}"
                 ) from None
             coefs = [] if coefs is None else [float(c) for c in np.ravel(coefs)]
             if coefs and len(coefs) != nr_params:
-                raise ValueError(
+                raise ModelError(
                     f"edge {e} ({src} -> {dst}): {len(coefs)} coefficients, "
                     f"expected nr_params = {nr_params}"
                 )
@@ -229,18 +230,18 @@ class Graph:
         base_arr = np.asarray(base, dtype=np.float64)
         n = alpha_arr.shape[0] if alpha_arr.ndim == 1 else -1
         if base_arr.shape != (n, n):
-            raise ValueError(f"base has shape {base_arr.shape}, expected ({n}, {n}) to match alpha")
+            raise ModelError(f"base has shape {base_arr.shape}, expected ({n}, {n}) to match alpha")
         param_arr = (
             np.asarray(params, dtype=np.float64).reshape(-1, n, n)
             if len(params)
             else np.zeros((0, n, n))
         )
         if param_arr.shape[1:] != (n, n):
-            raise ValueError(f"params must be a sequence of ({n}, {n}) matrices")
+            raise ModelError(f"params must be a sequence of ({n}, {n}) matrices")
         P = param_arr.shape[0]
         for name, arr in (("base", base_arr), ("params", param_arr)):
             if not np.all(np.isfinite(arr)):
-                raise ValueError(f"{name} contains NaN or infinite entries")
+                raise ModelError(f"{name} contains NaN or infinite entries")
         acc = _EdgeAccumulator(P)
         for i in range(n):
             scale = max(np.abs(base_arr[i]).max(), 1.0)
@@ -291,7 +292,7 @@ class Graph:
         s = self._structure
         if callable(rewards):
             if s.states is None:
-                raise ValueError("reward function given but the graph has no state labels")
+                raise ModelError("reward function given but the graph has no state labels")
             rewards = [float(rewards(state)) for state in s.states]
         fields = {k: getattr(s, k) for k in s.__dataclass_fields__}
         fields["rewards"] = rewards
@@ -416,7 +417,7 @@ def _alias_backend(backend: Any, use_pybind11: bool | None) -> Any:
 def _check_alias_discrete(graph: Graph, discrete: bool) -> None:
     if bool(discrete) != graph.discrete:
         kind = "discrete" if graph.discrete else "continuous"
-        raise ValueError(
+        raise ModelError(
             f"discrete={discrete} but the graph is {kind}; build the graph with "
             f"discrete={bool(discrete)} (the model type comes from the graph)"
         )

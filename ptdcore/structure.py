@@ -6,19 +6,15 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from .errors import ModelError
+from .validation import OUTPUTS, validate_structure
+
 FORMAT_NAME = "ptdcore.structure"
 FORMAT_VERSION = 1
-OUTPUTS = ("density", "cdf", "sf", "reward_moments")
-"""What the engine evaluates: at the times, the density (probability mass for discrete
-models), the distribution function P(T <= t) or the survival function P(T > t); or, with
-no times, the means and cross moments of several reward columns ("reward_moments":
-``rewards`` holds an (nr_states, m) matrix, row-major, and the moments output is
-``E[Y_j]`` (m) followed by ``E[Y_i Y_j]`` (m x m))."""
-
 _ARRAY_FIELDS = {
     "alpha": np.float64,
     "src": np.int64,
@@ -82,8 +78,6 @@ class Structure:
             object.__setattr__(self, "states", tuple(tuple(int(x) for x in s) for s in self.states))
         # The one validation path: every Structure, however it was made (Graph,
         # from_dict/from_json, the CLI, a backend's caller), is checked here.
-        from .validation import validate_structure
-
         validate_structure(self)
 
     @property
@@ -146,9 +140,9 @@ class Structure:
     def from_dict(cls, data: dict[str, Any]) -> Structure:
         """Inverse of :meth:`to_dict`; checks the format name and version."""
         if data.get("format") != FORMAT_NAME:
-            raise ValueError(f"not a ptdcore structure (format = {data.get('format')!r})")
+            raise ModelError(f"not a ptdcore structure (format = {data.get('format')!r})")
         if data.get("version") != FORMAT_VERSION:
-            raise ValueError(
+            raise ModelError(
                 f"unsupported structure version {data.get('version')!r} "
                 f"(this ptdcore reads version {FORMAT_VERSION})"
             )
@@ -165,7 +159,7 @@ class Structure:
         )
         expected = data.get("content_hash")
         if expected is not None and expected != structure.content_hash:
-            raise ValueError("structure JSON is corrupt: its content hash does not match")
+            raise ModelError("structure JSON is corrupt: its content hash does not match")
         return structure
 
     @classmethod
@@ -201,9 +195,9 @@ class Structure:
         import dataclasses
 
         if self.epochs != 1:
-            raise ValueError(f"the structure already has {self.epochs} epochs")
+            raise ModelError(f"the structure already has {self.epochs} epochs")
         if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
-            raise ValueError(f"epochs must be a whole number >= 1, got {epochs!r}")
+            raise ModelError(f"epochs must be a whole number >= 1, got {epochs!r}")
         E = int(epochs)
         return dataclasses.replace(self, nr_params=E * self.nr_params + E - 1, epochs=E)
 
@@ -214,7 +208,7 @@ class Structure:
 
         r = np.asarray(rewards, dtype=np.float64)
         if r.ndim != 2 or r.shape[0] != self.nr_states or r.shape[1] < 1:
-            raise ValueError(
+            raise ModelError(
                 f"rewards must have shape (nr_states, m) = ({self.nr_states}, m), m >= 1; "
                 f"got shape {r.shape}"
             )
@@ -230,3 +224,20 @@ class Structure:
     def weights(self, theta: np.ndarray) -> np.ndarray:
         """Edge weights at one theta (base_params,): (nr_edges,)."""
         return self.constant + self.coefficient_matrix() @ np.asarray(theta, dtype=np.float64)
+
+
+class HasStructure(Protocol):
+    """Anything with a ``structure()`` method, such as :class:`ptdcore.Graph`."""
+
+    def structure(self) -> Structure: ...
+
+
+def as_structure(model: HasStructure | Structure) -> Structure:
+    """The :class:`Structure` of ``model`` (a Structure, or a Graph's ``structure()``)."""
+    if isinstance(model, Structure):
+        return model
+    method = getattr(model, "structure", None)
+    structure = method() if callable(method) else None
+    if not isinstance(structure, Structure):
+        raise TypeError(f"expected a ptdcore.Graph or Structure, got {type(model).__name__}")
+    return structure

@@ -1,4 +1,4 @@
-"""Model checks: each failure is a ValueError naming the state or edge.
+"""Model checks: each failure is a ModelError (a ValueError) naming the state or edge.
 
 This is the one validation path: :class:`~ptdcore.structure.Structure` runs it on
 construction, so a Graph, a structure read from JSON, the CLI and every backend's
@@ -8,14 +8,21 @@ guards memory safety (array lengths and index ranges, ``structure.hpp``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
+from .errors import ModelError
 from .tolerances import ALPHA_SUM_TOLERANCE, DISCRETE_SUM_TOLERANCE
 
-if TYPE_CHECKING:
-    from .structure import Structure
+OUTPUTS = ("density", "cdf", "sf", "reward_moments")
+"""What the engine evaluates (``Structure.output``): at the times, the density (probability
+mass for discrete models), the distribution function P(T <= t) or the survival function
+P(T > t); or, with no times, the means and cross moments of several reward columns."""
+
+# The checks read a ptdcore.Structure's fields; it is not imported here (structure.py
+# imports this module), hence ``Structure = Any`` in the annotations.
+Structure = Any
 
 
 def describe_state(structure: Structure, i: int) -> str:
@@ -42,29 +49,27 @@ def validate_structure(s: Structure) -> None:
     """Raise ValueError (or NotImplementedError) if ``s`` is not a valid model."""
     n, P = s.nr_states, s.nr_params
     if n < 1:
-        raise ValueError("the model has no transient states")
+        raise ModelError("the model has no transient states")
     if P < 0:
-        raise ValueError(f"nr_params must be >= 0, got {P}")
-    from .structure import OUTPUTS
-
+        raise ModelError(f"nr_params must be >= 0, got {P}")
     if s.output not in OUTPUTS:
-        raise ValueError(f"output must be one of {OUTPUTS}, got {s.output!r}")
+        raise ModelError(f"output must be one of {OUTPUTS}, got {s.output!r}")
     _check_epochs(s)
     _check_alpha(s)
     _check_edges(s)
     if s.rewards is not None:
         _check_rewards(s)
     elif s.output == "reward_moments":
-        raise ValueError("reward moments need rewards of shape (nr_states, m)")
+        raise ModelError("reward moments need rewards of shape (nr_states, m)")
     _check_absorption_reachable(s)
 
 
 def _check_epochs(s: Structure) -> None:
     E = s.epochs
     if E < 1:
-        raise ValueError(f"epochs must be >= 1, got {E}")
+        raise ModelError(f"epochs must be >= 1, got {E}")
     if s.nr_params < E - 1 or (s.nr_params - E + 1) % E:
-        raise ValueError(
+        raise ModelError(
             f"nr_params = {s.nr_params} does not fit {E} epochs "
             "(epochs x parameters per epoch + epochs - 1 breaks)"
         )
@@ -73,50 +78,50 @@ def _check_epochs(s: Structure) -> None:
 def _check_alpha(s: Structure) -> None:
     alpha = s.alpha
     if alpha.shape != (s.nr_states,):
-        raise ValueError(f"alpha has shape {alpha.shape}, expected ({s.nr_states},)")
+        raise ModelError(f"alpha has shape {alpha.shape}, expected ({s.nr_states},)")
     bad = ~np.isfinite(alpha) | (alpha < 0) | (alpha > 1)
     if bad.any():
         i = _first(bad)
-        raise ValueError(
+        raise ModelError(
             f"alpha[{i}] = {float(alpha[i])!r} for {describe_state(s, i)} is outside [0, 1]"
         )
     total = float(alpha.sum())
     if total > 1 + ALPHA_SUM_TOLERANCE:
-        raise ValueError(f"alpha sums to {total!r}, which is more than 1")
+        raise ModelError(f"alpha sums to {total!r}, which is more than 1")
 
 
 def _check_edges(s: Structure) -> None:
     n, P, E = s.nr_states, s.base_params, s.nr_edges
     for name in ("dst", "constant"):
         if getattr(s, name).shape != (E,):
-            raise ValueError(
+            raise ModelError(
                 f"edge array {name!r} has length {getattr(s, name).shape[0]}, expected {E}"
             )
     if s.coef_ptr.shape != (E + 1,) or s.coef_ptr[0] != 0 or np.any(np.diff(s.coef_ptr) < 0):
-        raise ValueError("coef_ptr must be a non-decreasing array of length nr_edges + 1 from 0")
+        raise ModelError("coef_ptr must be a non-decreasing array of length nr_edges + 1 from 0")
     if s.coef_ptr[-1] != s.coef_index.shape[0] or s.coef_index.shape != s.coef_value.shape:
-        raise ValueError("coef_ptr, coef_index and coef_value do not agree in length")
+        raise ModelError("coef_ptr, coef_index and coef_value do not agree in length")
     bad = (s.src < 0) | (s.src >= n)
     if bad.any():
         e = _first(bad)
-        raise ValueError(f"edge {e}: source state {s.src[e]} is out of range [0, {n})")
+        raise ModelError(f"edge {e}: source state {s.src[e]} is out of range [0, {n})")
     bad = (s.dst < -1) | (s.dst >= n)
     if bad.any():
         e = _first(bad)
-        raise ValueError(f"edge {e}: destination state {s.dst[e]} is out of range [-1, {n})")
+        raise ModelError(f"edge {e}: destination state {s.dst[e]} is out of range [-1, {n})")
     bad = ~np.isfinite(s.constant)
     if bad.any():
-        raise ValueError(f"{describe_edge(s, _first(bad))}: constant weight is not finite")
+        raise ModelError(f"{describe_edge(s, _first(bad))}: constant weight is not finite")
     edge_of_coef = np.repeat(np.arange(E), np.diff(s.coef_ptr))
     bad = ~np.isfinite(s.coef_value)
     if bad.any():
-        raise ValueError(
+        raise ModelError(
             f"{describe_edge(s, int(edge_of_coef[_first(bad)]))}: a coefficient is not finite"
         )
     bad = (s.coef_index < 0) | (s.coef_index >= P)
     if bad.any():
         k = _first(bad)
-        raise ValueError(
+        raise ModelError(
             f"{describe_edge(s, int(edge_of_coef[k]))}: coefficient for parameter "
             f"{s.coef_index[k]} but nr_params = {P}"
             + (f" per epoch ({s.epochs} epochs)" if s.epochs > 1 else "")
@@ -125,7 +130,7 @@ def _check_edges(s: Structure) -> None:
     bad = (s.constant < 0) & ~has_coef
     if bad.any():
         e = _first(bad)
-        raise ValueError(
+        raise ModelError(
             f"{describe_edge(s, e)}: negative weight {float(s.constant[e])!r} "
             "with no parameter coefficients"
         )
@@ -133,7 +138,7 @@ def _check_edges(s: Structure) -> None:
         bad = s.src == s.dst
         if bad.any():
             e = _first(bad)
-            raise ValueError(
+            raise ModelError(
                 f"{describe_edge(s, e)}: a self-loop in a continuous model "
                 "(the diagonal of the sub-intensity matrix is implied)"
             )
@@ -144,7 +149,7 @@ def _check_edges(s: Structure) -> None:
     bad = sums > 1 + DISCRETE_SUM_TOLERANCE
     if bad.any():
         i = _first(bad)
-        raise ValueError(f"{describe_state(s, i)}: out-probabilities sum to {float(sums[i])!r} > 1")
+        raise ModelError(f"{describe_state(s, i)}: out-probabilities sum to {float(sums[i])!r} > 1")
 
 
 def _has_coefficients(s: Structure) -> np.ndarray:
@@ -162,18 +167,18 @@ def _check_rewards(s: Structure) -> None:
         )
     if s.output == "reward_moments":
         if r.size == 0 or r.size % n:
-            raise ValueError(
+            raise ModelError(
                 f"reward moments need rewards of shape (nr_states, m) = ({n}, m), m >= 1; "
                 f"got {r.size} values"
             )
     elif r.shape != (n,):
-        raise ValueError(f"rewards has length {r.shape[0]}, expected nr_states = {n}")
+        raise ModelError(f"rewards has length {r.shape[0]}, expected nr_states = {n}")
     bad = ~np.isfinite(r) | (r < 0)
     if bad.any():
         k = _first(bad)
         m = r.size // n
         column = f" (column {k % m})" if s.output == "reward_moments" else ""
-        raise ValueError(
+        raise ModelError(
             f"reward {float(r[k])!r} for {describe_state(s, k // m)}{column} "
             "must be finite and >= 0"
         )
@@ -199,7 +204,7 @@ def _check_absorption_reachable(s: Structure) -> None:
     if stuck.size:
         shown = ", ".join(describe_state(s, int(i)) for i in stuck[:5])
         more = f" and {stuck.size - 5} more" if stuck.size > 5 else ""
-        raise ValueError(
+        raise ModelError(
             f"absorption is impossible from {shown}{more}: every state needs a path to "
             "absorption (otherwise the moments are infinite)"
         )

@@ -18,9 +18,13 @@ def engine_eval(graph, theta, times, nr_moments=2, jacobian=False):
     from ptdcore_backends.pybind11 import prepare
 
     theta = np.atleast_2d(np.asarray(theta, dtype=float))
-    return prepare(graph.structure()).evaluate(
-        theta, np.asarray(times, dtype=float), nr_moments, jacobian
-    )
+    times = np.asarray(times, dtype=float)
+    B, T, P = theta.shape[0], times.shape[0], theta.shape[1]
+    out = [np.empty((B, T)), np.empty((B, nr_moments))]
+    if jacobian:
+        out += [np.empty((B, T, P)), np.empty((B, nr_moments, P))]
+    prepare(graph.structure()).evaluate_into(theta, times, nr_moments, out)
+    return tuple(out)
 
 
 @pytest.fixture

@@ -241,9 +241,9 @@ def test_ladder_jacobian_with_many_parameters_against_reference(output):
     structure = random_graph(3, nr_states=7, nr_params=6).structure().with_output(output)
     theta = np.array([[2e4, 0.8, 1.1, 0.6, 1.7, 0.9]])
     times = np.array([0.05, 0.4, 1.5, 3.0])
-    from ptdcore_backends.pybind11 import prepare
-
-    engine = prepare(structure).evaluate(theta, times, 1, True)
+    engine = get_backend("pybind11").compute_pmf_and_moments(
+        structure, theta, times, 1, jacobian=True
+    )
     ref = get_backend("reference").compute_pmf_and_moments(
         structure, theta, times, 1, jacobian=True
     )

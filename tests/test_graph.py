@@ -210,4 +210,4 @@ def test_engine_rejects_wrong_theta_shape():
 
     pm = prepare(kingman_graph(3).structure())
     with pytest.raises(ValueError, match=r"theta must have shape \(B, 1\)"):
-        pm.evaluate(np.ones((2, 3)), np.ones(2), 1)
+        pm.evaluate_into(np.ones((2, 3)), np.ones(2), 1, [np.empty((2, 2)), np.empty((2, 1))])

@@ -103,10 +103,9 @@ class FirstCall:
         import ptdcore_backends.pybind11
 
         jax.clear_caches()
-        ptdcore_backends.pybind11.prepare.cache_clear()
-        ptdcore_backends.cffi.prepare.cache_clear()
-        ptdcore_backends.ffi.model_id.cache_clear()
-        ptdcore_backends.legacy._loaded.clear()
+        for module in (ptdcore_backends.pybind11, ptdcore_backends.cffi, ptdcore_backends.ffi,
+                       ptdcore_backends.legacy):  # fmt: skip
+            module.ptdcore_register_backends()[0].clear_prepared()
 
     def time_first_call(self, backend, n):
         import jax

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ptdcore.backend import (
-    Backend,
-    Capabilities,
-    PmfMoments,
-    PmfMomentsHessian,
-    PmfMomentsJacobian,
-    as_result,
-    check_inputs,
-    empty_outputs,
-)
+from ptdcore.backend import Capabilities, NativeBackend
+from ptdcore.errors import BackendError, ModelError
 from ptdcore.hookspecs import hookimpl
 from ptdcore.structure import Structure
 
@@ -44,7 +37,7 @@ def library_path() -> Path:
     return Path(__file__).with_name("libptdcore_capi.so")
 
 
-@lru_cache(maxsize=1)
+@cache
 def _ffi_and_lib() -> tuple[Any, Any]:
     import cffi
 
@@ -57,26 +50,7 @@ def _ptr(ffi: Any, ctype: str, arr: np.ndarray | None) -> Any:
     return ffi.NULL if arr is None else ffi.cast(ctype, ffi.from_buffer(arr))
 
 
-@lru_cache(maxsize=64)
-def prepare(structure: Structure) -> Any:
-    """An engine model (``ptd_model*``, freed with the cache entry)."""
-    ffi, lib = _ffi_and_lib()
-    s = structure
-    err = ffi.new("char[]", _ERR_LEN)
-    model = lib.ptd_model_new(
-        s.nr_states, s.nr_params, int(s.discrete), _ptr(ffi, "double*", s.alpha), s.nr_edges,
-        _ptr(ffi, "int64_t*", s.src), _ptr(ffi, "int64_t*", s.dst),
-        _ptr(ffi, "double*", s.constant), _ptr(ffi, "int64_t*", s.coef_ptr),
-        _ptr(ffi, "int64_t*", s.coef_index), _ptr(ffi, "double*", s.coef_value),
-        _ptr(ffi, "double*", s.rewards), 0 if s.rewards is None else s.rewards.size,
-        s.output_code, s.epochs, err, _ERR_LEN,
-    )  # fmt: skip
-    if model == ffi.NULL:
-        raise ValueError(f"cffi backend: {ffi.string(err).decode()}")
-    return ffi.gc(model, lib.ptd_model_free)
-
-
-class CffiBackend(Backend):
+class CffiBackend(NativeBackend):
     """The engine's C ABI through cffi (ABI mode); cffi releases the GIL around calls."""
 
     name = "cffi"
@@ -88,42 +62,47 @@ class CffiBackend(Backend):
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
+        if find_spec("cffi") is None:
+            return False, "cffi is not installed"
         if not library_path().exists():
             return False, f"{library_path().name} was not built"
-        try:
-            _ffi_and_lib()
-        except Exception as exc:
-            return False, f"cannot load {library_path().name}: {exc}"
         return True, ""
 
-    def compute_pmf_and_moments(
-        self,
-        structure: Structure,
-        theta: Any,
-        times: Any,
-        nr_moments: int,
-        *,
-        jacobian: bool = False,
-        hessian: bool = False,
-    ) -> PmfMoments | PmfMomentsJacobian | PmfMomentsHessian:
-        theta, times, K = check_inputs(structure, theta, times, nr_moments)
+    def prepare(self, structure: Structure) -> Any:
+        """An engine model (``ptd_model*``, freed when the cache drops it)."""
         ffi, lib = _ffi_and_lib()
-        model = prepare(structure)
-        B, T = theta.shape[0], times.shape[0]
-        out = empty_outputs(B, T, K, structure.nr_params, jacobian, hessian)
-        pmf, moments, dpmf, dmoments, d2pmf, d2moments = out + (None,) * (6 - len(out))
+        s = structure
+        err = ffi.new("char[]", _ERR_LEN)
+        model = lib.ptd_model_new(
+            s.nr_states, s.nr_params, int(s.discrete), _ptr(ffi, "double*", s.alpha),
+            s.nr_edges, _ptr(ffi, "int64_t*", s.src), _ptr(ffi, "int64_t*", s.dst),
+            _ptr(ffi, "double*", s.constant), _ptr(ffi, "int64_t*", s.coef_ptr),
+            _ptr(ffi, "int64_t*", s.coef_index), _ptr(ffi, "double*", s.coef_value),
+            _ptr(ffi, "double*", s.rewards), 0 if s.rewards is None else s.rewards.size,
+            s.output_code, s.epochs, err, _ERR_LEN,
+        )  # fmt: skip
+        if model == ffi.NULL:
+            raise ModelError(f"backend 'cffi' rejects the model: {ffi.string(err).decode()}")
+        return ffi.gc(model, lib.ptd_model_free)
+
+    def fill(
+        self, prepared: Any, theta: np.ndarray, times: np.ndarray, nr_moments: int,
+        outputs: tuple[np.ndarray, ...],
+    ) -> None:  # fmt: skip
+        ffi, lib = _ffi_and_lib()
+        pmf, moments, dpmf, dmoments, d2pmf, d2moments = outputs + (None,) * (6 - len(outputs))
         err = ffi.new("char[]", _ERR_LEN)
         status = lib.ptd_model_evaluate_hessian(
-            model, _ptr(ffi, "double*", theta), B, _ptr(ffi, "double*", times), T, K,
+            prepared, _ptr(ffi, "double*", theta), theta.shape[0],
+            _ptr(ffi, "double*", times), times.shape[0], nr_moments,
             _ptr(ffi, "double*", pmf), _ptr(ffi, "double*", moments),
             _ptr(ffi, "double*", dpmf), _ptr(ffi, "double*", dmoments),
             _ptr(ffi, "double*", d2pmf), _ptr(ffi, "double*", d2moments), 0, err, _ERR_LEN,
         )  # fmt: skip
         if status != 0:
-            raise RuntimeError(f"cffi backend: {ffi.string(err).decode()}")
-        return as_result(out)
+            raise BackendError(f"backend 'cffi' failed: {ffi.string(err).decode()}")
 
 
 @hookimpl
-def ptdcore_register_backends() -> list[type[Backend]]:
+def ptdcore_register_backends() -> list[type[NativeBackend]]:
     return [CffiBackend]

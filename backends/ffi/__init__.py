@@ -12,20 +12,13 @@ the handler the whole batch, which it evaluates on XLA's intra-op thread pool.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
+from importlib.util import find_spec
 from typing import Any
 
 import numpy as np
 
-from ptdcore.backend import (
-    Backend,
-    Capabilities,
-    PmfMoments,
-    PmfMomentsHessian,
-    PmfMomentsJacobian,
-    as_result,
-    check_inputs,
-)
+from ptdcore.backend import Capabilities, NativeBackend
 from ptdcore.hookspecs import hookimpl
 from ptdcore.structure import Structure
 
@@ -34,8 +27,9 @@ TARGET_JACOBIAN = "ptdcore_pmf_moments_jacobian"
 TARGET_HESSIAN = "ptdcore_pmf_moments_hessian"
 
 
-@lru_cache(maxsize=1)
-def _register_targets() -> Any:
+@cache
+def _register_targets() -> None:
+    """Register the handlers with XLA (once per process, on the first traced call)."""
     import jax
 
     from . import _ffi
@@ -44,17 +38,11 @@ def _register_targets() -> Any:
         jax.ffi.register_ffi_target(name, capsule, platform="cpu")
     for name, capsule in _ffi.registrations_cuda().items():  # built with PTDCORE_BUILD_CUDA
         jax.ffi.register_ffi_target(name, capsule, platform="CUDA")
-    return _ffi
 
 
-@lru_cache(maxsize=256)
 def model_id(structure: Structure) -> int:
     """The extension's id for ``structure`` (registered on first use)."""
-    s = structure
-    return _register_targets().register_model(
-        s.content_hash, s.nr_states, s.nr_params, s.discrete, s.alpha, s.src, s.dst,
-        s.constant, s.coef_ptr, s.coef_index, s.coef_value, s.rewards, s.output_code, s.epochs,
-    )  # fmt: skip
+    return FfiBackend().prepared(structure)[0]
 
 
 def ffi_evaluate(structure: Structure, nr_moments: int, theta: Any, times: Any, order: int) -> Any:
@@ -85,7 +73,7 @@ def ffi_evaluate(structure: Structure, nr_moments: int, theta: Any, times: Any, 
     )
 
 
-class FfiBackend(Backend):
+class FfiBackend(NativeBackend):
     """The engine as XLA FFI custom calls: runs inside jit, vmap, grad and lax.scan."""
 
     name = "ffi"
@@ -94,16 +82,29 @@ class FfiBackend(Backend):
     capabilities = Capabilities(
         jit_native=True, releases_gil=True, parallel_batch=True, second_derivatives=True
     )
+    cache_size = 1 << 30  # the extension keeps every registered model: so do we
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
-        try:
-            _register_targets()
-        except ImportError as exc:
-            return False, f"the compiled FFI module or jax is missing ({exc})"
-        except Exception as exc:
-            return False, f"registering the FFI targets failed: {type(exc).__name__}: {exc}"
+        if find_spec("jax") is None:
+            return False, "jax is not installed"
+        if find_spec(f"{__name__}._ffi") is None:
+            return False, "the compiled FFI module _ffi was not built"
         return True, ""
+
+    def prepare(self, structure: Structure) -> tuple[int, str]:
+        """The extension's id for the structure, and the content hash the calls carry."""
+        from . import _ffi
+
+        return _ffi.register_model(structure), structure.content_hash
+
+    def fill(
+        self, prepared: tuple[int, str], theta: np.ndarray, times: np.ndarray, nr_moments: int,
+        outputs: tuple[np.ndarray, ...],
+    ) -> None:  # fmt: skip
+        from . import _ffi
+
+        _ffi.evaluate_into(*prepared, theta, times, nr_moments, outputs)
 
     def jax_evaluator(self, structure: Structure, nr_moments: int) -> Any:
         model_id(structure)  # register now: errors surface at model creation
@@ -113,25 +114,7 @@ class FfiBackend(Backend):
 
         return evaluate
 
-    def compute_pmf_and_moments(
-        self,
-        structure: Structure,
-        theta: Any,
-        times: Any,
-        nr_moments: int,
-        *,
-        jacobian: bool = False,
-        hessian: bool = False,
-    ) -> PmfMoments | PmfMomentsJacobian | PmfMomentsHessian:
-        theta, times, K = check_inputs(structure, theta, times, nr_moments)
-        ext = _register_targets()
-        return as_result(
-            ext.evaluate(
-                model_id(structure), structure.content_hash, theta, times, K, jacobian, hessian
-            )
-        )
-
 
 @hookimpl
-def ptdcore_register_backends() -> list[type[Backend]]:
+def ptdcore_register_backends() -> list[type[NativeBackend]]:
     return [FfiBackend]

@@ -16,16 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ptdcore.backend import (
-    Backend,
-    Capabilities,
-    PmfMoments,
-    PmfMomentsHessian,
-    PmfMomentsJacobian,
-    as_result,
-    check_inputs,
-    empty_outputs,
-)
+from ptdcore.backend import Capabilities, NativeBackend
+from ptdcore.errors import BackendError
 from ptdcore.hookspecs import hookimpl
 from ptdcore.structure import Structure
 
@@ -33,12 +25,13 @@ from . import codegen, compiler
 
 _c_double_p = ctypes.POINTER(ctypes.c_double)
 _lock = threading.Lock()
-_loaded: dict[str, Any] = {}
 
 
 def _bind(lib: Any) -> Any:
     lib.ptd_cache_key.restype = ctypes.c_char_p
     lib.ptd_cache_key.argtypes = []
+    lib.ptd_last_error.restype = ctypes.c_char_p
+    lib.ptd_last_error.argtypes = []
     base = [_c_double_p, ctypes.c_int64, _c_double_p, ctypes.c_int64, ctypes.c_int64,
             _c_double_p, _c_double_p]  # fmt: skip
     lib.compute_pmf_and_moments.argtypes = base
@@ -64,14 +57,12 @@ def _try_load(path: Path, key: str) -> Any | None:
 
 
 def load_model(structure: Structure) -> Any:
-    """The compiled library of ``structure``: from memory, from the disk cache, or built."""
+    """The compiled library of ``structure``: from the disk cache, or built and cached."""
     cxx = compiler.find_compiler()
     if cxx is None:
-        raise RuntimeError("legacy backend: no C++ compiler found (set CXX)")
+        raise BackendError("backend 'legacy': no C++ compiler found (set CXX)")
     key = compiler.cache_key(structure.content_hash, cxx, codegen.GENERATOR_VERSION)
     with _lock:
-        if key in _loaded:
-            return _loaded[key]
         path = compiler.cache_dir() / f"model-{key[:32]}.so"
         lib = _try_load(path, key)
         if lib is None:
@@ -84,9 +75,8 @@ def load_model(structure: Structure) -> Any:
             compiler.compile_library(source, fresh, cxx)
             lib = _try_load(fresh, key)
             if lib is None:
-                raise RuntimeError(f"legacy backend: the library built at {fresh} does not load")
+                raise BackendError(f"backend 'legacy': the library built at {fresh} does not load")
             fresh.replace(path)
-        _loaded[key] = lib
         return lib
 
 
@@ -94,7 +84,7 @@ def _as_ptr(arr: np.ndarray) -> Any:
     return arr.ctypes.data_as(_c_double_p)
 
 
-class LegacyBackend(Backend):
+class LegacyBackend(NativeBackend):
     """Run-time compiled C++ per model, loaded with ctypes.PyDLL (holds the GIL)."""
 
     name = "legacy"
@@ -110,35 +100,27 @@ class LegacyBackend(Backend):
             return False, "no C++ compiler found (install g++ or set CXX)"
         if not (compiler.include_dir() / "ptdcore" / "model.hpp").is_file():
             return False, f"engine headers missing from {compiler.include_dir()}"
+        if not compiler.flags_file().is_file():
+            return False, f"{compiler.flags_file()} is missing"
         return True, ""
 
-    def compute_pmf_and_moments(
-        self,
-        structure: Structure,
-        theta: Any,
-        times: Any,
-        nr_moments: int,
-        *,
-        jacobian: bool = False,
-        hessian: bool = False,
-    ) -> PmfMoments | PmfMomentsJacobian | PmfMomentsHessian:
-        theta, times, K = check_inputs(structure, theta, times, nr_moments)
-        lib = load_model(structure)
-        B, T = theta.shape[0], times.shape[0]
-        out = empty_outputs(B, T, K, structure.nr_params, jacobian, hessian)
-        args = [_as_ptr(theta), B, _as_ptr(times), T, K, *(_as_ptr(a) for a in out)]
-        entry = (
-            lib.compute_pmf_and_moments_hessian
-            if hessian
-            else lib.compute_pmf_and_moments_jacobian
-            if jacobian
-            else lib.compute_pmf_and_moments
-        )
-        if entry(*args) != 0:
-            raise RuntimeError("legacy backend: the model library reported an error")
-        return as_result(out)
+    def prepare(self, structure: Structure) -> Any:
+        return load_model(structure)
+
+    def fill(
+        self, prepared: Any, theta: np.ndarray, times: np.ndarray, nr_moments: int,
+        outputs: tuple[np.ndarray, ...],
+    ) -> None:  # fmt: skip
+        entry = {
+            2: prepared.compute_pmf_and_moments,
+            4: prepared.compute_pmf_and_moments_jacobian,
+            6: prepared.compute_pmf_and_moments_hessian,
+        }[len(outputs)]
+        args = [_as_ptr(theta), theta.shape[0], _as_ptr(times), times.shape[0], nr_moments]
+        if entry(*args, *(_as_ptr(a) for a in outputs)) != 0:
+            raise BackendError(f"backend 'legacy' failed: {prepared.ptd_last_error().decode()}")
 
 
 @hookimpl
-def ptdcore_register_backends() -> list[type[Backend]]:
+def ptdcore_register_backends() -> list[type[NativeBackend]]:
     return [LegacyBackend]

@@ -1,43 +1,23 @@
-"""The pybind11 backend: a prepared model object, GIL released, rows in parallel threads."""
+"""The pybind11 backend: a prepared model object, GIL released, rows on the engine's pool."""
 
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from importlib.util import find_spec
 from typing import Any
 
 import numpy as np
 
-from ptdcore.backend import (
-    Backend,
-    Capabilities,
-    PmfMoments,
-    PmfMomentsHessian,
-    PmfMomentsJacobian,
-    as_result,
-    check_inputs,
-)
+from ptdcore.backend import Capabilities, NativeBackend
 from ptdcore.hookspecs import hookimpl
 from ptdcore.structure import Structure
 
 
-@lru_cache(maxsize=64)
-def prepare(structure: Structure) -> Any:
-    """The engine's prepared model for ``structure`` (built once, cached by content hash)."""
-    from . import _core
-
-    s = structure
-    return _core.PreparedModel(
-        s.nr_states, s.nr_params, s.discrete, s.alpha, s.src, s.dst, s.constant,
-        s.coef_ptr, s.coef_index, s.coef_value, s.rewards, s.output_code, s.epochs,
-    )  # fmt: skip
-
-
-class Pybind11Backend(Backend):
+class Pybind11Backend(NativeBackend):
     """The engine's prepared model through pybind11."""
 
     name = "pybind11"
-    description = "C++ engine via pybind11; GIL released, batch rows in parallel threads"
+    description = "C++ engine via pybind11; GIL released, batch rows on the engine's thread pool"
     priority = 30
     capabilities = Capabilities(
         jit_native=False, releases_gil=True, parallel_batch=True, second_derivatives=True
@@ -45,24 +25,25 @@ class Pybind11Backend(Backend):
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
-        try:
-            from . import _core  # noqa: F401
-        except ImportError as exc:
-            return False, f"the compiled module is missing ({exc})"
+        if find_spec(f"{__name__}._core") is None:
+            return False, "the compiled module _core was not built"
         return True, ""
 
-    def compute_pmf_and_moments(
-        self,
-        structure: Structure,
-        theta: Any,
-        times: Any,
-        nr_moments: int,
-        *,
-        jacobian: bool = False,
-        hessian: bool = False,
-    ) -> PmfMoments | PmfMomentsJacobian | PmfMomentsHessian:
-        theta, times, K = check_inputs(structure, theta, times, nr_moments)
-        return as_result(prepare(structure).evaluate(theta, times, K, jacobian, hessian=hessian))
+    def prepare(self, structure: Structure) -> Any:
+        from . import _core
+
+        return _core.PreparedModel(structure)
+
+    def fill(
+        self, prepared: Any, theta: np.ndarray, times: np.ndarray, nr_moments: int,
+        outputs: tuple[np.ndarray, ...],
+    ) -> None:  # fmt: skip
+        prepared.evaluate_into(theta, times, nr_moments, outputs)
+
+
+def prepare(structure: Structure) -> Any:
+    """The engine's prepared model for ``structure`` (cached): ``sample``, ``evaluate_into``."""
+    return Pybind11Backend().prepared(structure)
 
 
 class GraphBuilder:
@@ -78,7 +59,8 @@ class GraphBuilder:
             self.structure = Structure.from_dict(structure_json)
         else:
             self.structure = Structure.from_dict(json.loads(structure_json))
-        self._model = prepare(self.structure)
+        self._backend = Pybind11Backend()
+        self._backend.prepared(self.structure)  # errors surface here
 
     @property
     def param_length(self) -> int:
@@ -88,9 +70,12 @@ class GraphBuilder:
     def vertices_length(self) -> int:
         return self.structure.nr_states
 
-    def _theta(self, theta: Any) -> tuple[np.ndarray, bool]:
+    def _evaluate(self, theta: Any, times: Any, nr_moments: int) -> tuple[Any, Any]:
         arr = np.asarray(theta, dtype=np.float64)
-        return np.atleast_2d(arr), arr.ndim == 1
+        pmf, moments = self._backend.compute_pmf_and_moments(
+            self.structure, np.atleast_2d(arr), np.asarray(times, dtype=np.float64), nr_moments
+        )
+        return (pmf[0], moments[0]) if arr.ndim == 1 else (pmf, moments)
 
     def _check_discrete(self, discrete: bool) -> None:
         if bool(discrete) != self.structure.discrete:
@@ -98,30 +83,22 @@ class GraphBuilder:
             raise ValueError(f"discrete={discrete} but the structure is {kind}")
 
     def compute_moments(self, theta: Any, nr_moments: int) -> np.ndarray:
-        th, single = self._theta(theta)
-        _, moments = self._model.evaluate(th, np.zeros(0), int(nr_moments))
-        return moments[0] if single else moments
+        return self._evaluate(theta, np.zeros(0), int(nr_moments))[1]
 
     def compute_pmf(
         self, theta: Any, times: Any, discrete: bool = False, granularity: int = 100
     ) -> np.ndarray:
         del granularity
         self._check_discrete(discrete)
-        th, single = self._theta(theta)
-        pmf, _ = self._model.evaluate(th, np.asarray(times, dtype=np.float64), 0)
-        return pmf[0] if single else pmf
+        return self._evaluate(theta, times, 0)[0]
 
     def compute_pmf_and_moments(
         self, theta: Any, times: Any, nr_moments: int, discrete: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
         self._check_discrete(discrete)
-        th, single = self._theta(theta)
-        pmf, moments = self._model.evaluate(
-            th, np.asarray(times, dtype=np.float64), int(nr_moments)
-        )
-        return (pmf[0], moments[0]) if single else (pmf, moments)
+        return self._evaluate(theta, times, int(nr_moments))
 
 
 @hookimpl
-def ptdcore_register_backends() -> list[type[Backend]]:
+def ptdcore_register_backends() -> list[type[NativeBackend]]:
     return [Pybind11Backend]
