@@ -15,6 +15,12 @@ nox.options.default_venv_backend = "venv"
 ROOT = Path(__file__).parent
 
 
+def engine_flags() -> list[str]:
+    """The engine's compiler flags (cpp/engine_flags.txt, shared with CMake and legacy)."""
+    lines = (ROOT / "cpp" / "engine_flags.txt").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip().startswith("-")]
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite, in parallel."""
@@ -68,6 +74,10 @@ def build(session: nox.Session) -> None:
     required = [
         "ptdcore/__init__.py",
         "ptdcore/py.typed",
+        "ptdcore_backends/py.typed",
+        "ptdcore_backends/pybind11/_core.pyi",
+        "ptdcore_backends/ffi/_ffi.pyi",
+        "ptdcore_backends/legacy/engine_flags.txt",
         "ptdcore_backends/pybind11/__init__.py",
         "ptdcore_backends/cffi/libptdcore_capi.so",
         "ptdcore_backends/legacy/include/ptdcore/model.hpp",
@@ -86,8 +96,9 @@ def asan(session: nox.Session) -> None:
     """The engine's self-test under AddressSanitizer and UBSan (no Python involved)."""
     exe = Path(session.create_tmp()) / "engine_selftest"
     session.run(
-        "c++", "-std=c++17", "-O1", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
-        "-fno-sanitize-recover=all", "-Icpp/include", "cpp/tests/engine_selftest.cpp",
+        "c++", *engine_flags(), "-O1", "-g", "-fsanitize=address,undefined",
+        "-fno-omit-frame-pointer", "-fno-sanitize-recover=all", "-Icpp/include",
+        "cpp/tests/engine_selftest.cpp",
         "cpp/src/c_api.cpp", "-o", str(exe), "-lpthread", external=True,
     )  # fmt: skip
     session.run(str(exe), external=True)

@@ -8,16 +8,17 @@ from __future__ import annotations
 from typing import Any
 
 from .backend import Backend, Capabilities, PmfMoments, PmfMomentsJacobian
+from .errors import BackendError, ModelError, PtdcoreError
 from .float64 import Float64Required
 from .graph import Graph
-from .hookspecs import hookimpl
 from .registry import backend_info, get_backend, list_backends, refresh_backends
 from .structure import Structure
 
-__version__ = "0.1.0"
-
 __all__ = [
     "Backend",
+    "BackendError",
+    "ModelError",
+    "PtdcoreError",
     "Capabilities",
     "Float64Required",
     "Graph",
@@ -41,6 +42,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "hookimpl":  # pluggy loads with the first plugin, not with ptdcore
+        from .hookspecs import hookimpl
+
+        return hookimpl
+    if name == "__version__":  # one source: the version in pyproject.toml
+        from importlib.metadata import version
+
+        return version("ptdcore")
     if name in ("model", "Model"):
         from . import jax_model
 

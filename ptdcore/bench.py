@@ -24,16 +24,20 @@ def median_seconds(fn: Callable[[], Any], repeats: int = 5) -> float:
 
 
 def loglik_gradient_timings(
-    graph: Any, data: np.ndarray, batch: int, backends=None
+    graph: Any, data: np.ndarray, batch: int, backends=None, theta: Any = None
 ) -> dict[str, float]:
-    """Median seconds of jit(vmap(grad(sum log pmf))) over ``batch`` thetas, per backend."""
+    """Median seconds of jit(vmap(grad(sum log pmf))) over ``batch`` thetas, per backend.
+
+    The thetas are ``theta`` (default: ones) scaled by 0.7 .. 1.4.
+    """
     import jax
     import jax.numpy as jnp
 
     from .jax_model import model
     from .registry import list_backends
 
-    thetas = jnp.linspace(0.7, 1.4, batch)[:, None] * jnp.ones((1, graph.nr_params))
+    base = jnp.ones(graph.nr_params) if theta is None else jnp.asarray(theta, jnp.float64)
+    thetas = jnp.linspace(0.7, 1.4, batch)[:, None] * base[None, :]
     times = jnp.asarray(data)
     out = {}
     for name in backends or list_backends():
@@ -47,8 +51,7 @@ def loglik_gradient_timings(
 
 def run_bench(n: int, n_obs: int = 100, backends=None) -> int:
     """Print the table for the Kingman coalescent with ``n`` samples."""
-    from .coalescent import kingman_graph
-    from .demo import simulate_tmrca
+    from .coalescent import kingman_graph, simulate_tmrca
 
     t0 = time.perf_counter()
     graph = kingman_graph(n)
@@ -61,6 +64,32 @@ def run_bench(n: int, n_obs: int = 100, backends=None) -> int:
     print(f"log-likelihood gradient over {n_obs} observations (median of 5, after jit):\n")
     single = loglik_gradient_timings(graph, data, 1, backends)
     batch = loglik_gradient_timings(graph, data, 20, backends)
+    print(f"{'backend':<10} {'1 theta':>12} {'20 thetas':>12} {'20 / 1':>8}")
+    for name in single:
+        ratio = batch[name] / single[name]
+        print(
+            f"{name:<10} {single[name] * 1e3:>9.3f} ms {batch[name] * 1e3:>9.3f} ms {ratio:>8.1f}"
+        )
+    return 0
+
+
+def run_model_bench(structure: Any, theta: Any, times: np.ndarray, backends=None) -> int:
+    """Print the timing table for the user's model (``ptdcore bench MODEL.json``)."""
+    from .registry import list_backends
+
+    names = backends or [
+        b for b in list_backends() if b != "reference" or structure.nr_states <= 60
+    ]
+    print(
+        f"model: {structure.nr_states} states, {structure.nr_edges} edges, "
+        f"{structure.nr_params} parameters, {'discrete' if structure.discrete else 'continuous'}"
+    )
+    print(
+        f"log-likelihood gradient over {len(times)} observations at theta = "
+        f"{np.asarray(theta).tolist()} (median of 5, after jit):\n"
+    )
+    single = loglik_gradient_timings(structure, times, 1, names, theta)
+    batch = loglik_gradient_timings(structure, times, 20, names, theta)
     print(f"{'backend':<10} {'1 theta':>12} {'20 thetas':>12} {'20 / 1':>8}")
     for name in single:
         ratio = batch[name] / single[name]

@@ -13,15 +13,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from .backend import check_outputs
+from .results import check_outputs
 
 if TYPE_CHECKING:
-    from .backend import Backend
     from .structure import Structure
+
+
+class Backend(Protocol):
+    """What the adapter needs of a :class:`ptdcore.Backend` (not imported: backend.py
+    imports this module)."""
+
+    name: str
+
+    def compute_pmf_and_moments(
+        self, structure: Structure, theta: Any, times: Any, nr_moments: int, **kwargs: Any
+    ) -> Any: ...
 
 
 def batched_host_call(

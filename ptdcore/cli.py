@@ -127,10 +127,31 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
+    import numpy as np
+
+    from .bench import run_bench, run_model_bench
+    from .structure import Structure
 
     backends = [b for b in args.backends.split(",") if b] if args.backends else None
-    return run_bench(args.n, args.observations, backends)
+    if args.model is None:
+        return run_bench(args.n, args.observations, backends)
+    try:
+        structure = Structure.from_json(Path(args.model).read_text())
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"ptdcore bench: cannot read {args.model}: {exc}", file=sys.stderr)
+        return 2
+    P = structure.nr_params
+    theta = np.array(_parse_vector(args.theta)) if args.theta else np.ones(P)
+    if theta.shape != (P,):
+        print(f"ptdcore bench: --theta needs {P} values, got {theta.size}", file=sys.stderr)
+        return 2
+    if args.times:
+        times = np.array(_parse_vector(args.times))
+    elif structure.discrete:
+        times = np.arange(1.0, args.observations + 1.0) % 20 + 1
+    else:
+        times = np.linspace(0.1, 5.0, args.observations)
+    return run_model_bench(structure, theta, times, backends)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,8 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     cache = sub.add_parser("cache", help="show or clear the legacy backend's compile cache")
     cache.add_argument("action", nargs="?", choices=["info", "clear"], default="info")
     cache.set_defaults(func=_cmd_cache)
-    bench = sub.add_parser("bench", help="timing table across backends (Kingman coalescent)")
-    bench.add_argument("-n", type=int, default=10, help="sample size of the model (default: 10)")
+    bench = sub.add_parser(
+        "bench", help="timing table across backends (your model, or the Kingman coalescent)"
+    )
+    bench.add_argument(
+        "model", nargs="?", help="a model saved with Graph.to_json() (default: Kingman, -n)"
+    )
+    bench.add_argument("-n", type=int, default=10, help="Kingman sample size (default: 10)")
+    bench.add_argument("--theta", help="your model's parameter vector (default: ones)")
+    bench.add_argument("--times", help="comma-separated observed times (default: a grid)")
     bench.add_argument("--observations", type=int, default=100, help="data size (default: 100)")
     bench.add_argument("--backends", help="comma-separated backends (default: all available)")
     bench.set_defaults(func=_cmd_bench)

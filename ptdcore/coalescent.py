@@ -258,3 +258,10 @@ def _block_rewards(graph: Graph, n: int, demes: int) -> np.ndarray:
     """Column i - 1: lineages subtending i samples, summed over demes."""
     states = np.asarray(graph.states, dtype=np.float64).reshape(graph.nr_states, demes, n)
     return states.sum(axis=1)[:, : n - 1]
+
+
+def simulate_tmrca(n: int, theta: float, size: int, seed: int) -> np.ndarray:
+    """TMRCA draws: sums of Exp(C(k, 2) theta) for k = n..2 (independent of the engine)."""
+    rng = np.random.default_rng(seed)
+    rates = np.array([k * (k - 1) / 2 * theta for k in range(2, n + 1)])
+    return rng.exponential(1.0 / rates, size=(size, rates.size)).sum(axis=1)

@@ -19,17 +19,10 @@ import numpy as np
 TRUE_THETA = 1.5
 
 
-def simulate_tmrca(n: int, theta: float, size: int, seed: int) -> np.ndarray:
-    """TMRCA draws: sums of Exp(C(k, 2) theta) for k = n..2 (independent of the engine)."""
-    rng = np.random.default_rng(seed)
-    rates = np.array([k * (k - 1) / 2 * theta for k in range(2, n + 1)])
-    return rng.exponential(1.0 / rates, size=(size, rates.size)).sum(axis=1)
-
-
 def run_demo(quick: bool = False, out: str = "ptdcore-demo") -> int:
     """Run the demo; returns a process exit code."""
     from .bench import loglik_gradient_timings
-    from .coalescent import kingman_graph
+    from .coalescent import kingman_graph, simulate_tmrca
     from .registry import get_backend
     from .svgd import SVGD
     from .testing.equivalence import compare_backends, format_table

@@ -8,12 +8,12 @@ figures).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .svgd import SVGD
+# A fitted ptdcore.SVGD (not imported: svgd.py imports this module for SVGD.plot).
+SVGD = Any
 
 
 def _figure(**kwargs: Any) -> Any:

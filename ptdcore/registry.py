@@ -24,13 +24,12 @@ import threading
 import warnings
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pluggy
-
-from . import hookspecs
 from .backend import Backend, Capabilities
+
+if TYPE_CHECKING:
+    from importlib import metadata
 
 ENTRY_POINT_GROUP = "ptdcore"
 ENV_BACKEND = "PTDCORE_BACKEND"
@@ -54,6 +53,8 @@ class BackendInfo:
 
 def _entry_points() -> list[metadata.EntryPoint]:
     """The ``ptdcore`` entry points, own distribution first (patched in tests)."""
+    from importlib import metadata  # here, not at import: ~30 ms that listing alone needs
+
     eps = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
 
     def key(ep: metadata.EntryPoint) -> tuple[int, str, str]:
@@ -83,6 +84,10 @@ def _load_plugins() -> list[tuple[str, Any]]:
 
 
 def _collect(plugins: list[tuple[str, Any]]) -> dict[str, BackendInfo]:
+    import pluggy
+
+    from . import hookspecs
+
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
     order = {}

@@ -26,9 +26,10 @@ class RewardMoments:
     def __init__(
         self, graph: Graph | Structure, rewards: Any, backend: Any = None, epochs: int = 1
     ) -> None:
-        from .jax_model import Model, _structure_of
+        from .jax_model import Model
+        from .structure import as_structure
 
-        structure = _structure_of(graph).with_reward_matrix(rewards)
+        structure = as_structure(graph).with_reward_matrix(rewards)
         if epochs != 1:
             structure = structure.with_epochs(epochs)
         self.epochs = structure.epochs

@@ -48,6 +48,20 @@ def test_bench_table():
     assert "pybind11" in proc.stdout and "20 thetas" in proc.stdout
 
 
+def test_bench_on_the_users_model(tmp_path):
+    from ptdcore.coalescent import structured_graph
+
+    path = tmp_path / "model.json"
+    path.write_text(structured_graph((2, 1)).to_json())
+    proc = run(
+        "bench", str(path), "--theta", "1,0.5", "--backends", "pybind11", "--observations", "5"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "2 parameters" in proc.stdout and "pybind11" in proc.stdout
+    bad = run("bench", str(path), "--theta", "1")
+    assert bad.returncode == 2 and "--theta needs 2 values" in bad.stderr
+
+
 def test_cache_info_and_clear(tmp_path, monkeypatch):
     cache = tmp_path / "legacy-cache"
     cache.mkdir()

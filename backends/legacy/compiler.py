@@ -17,10 +17,22 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-# -O1: about two thirds of the -O2 compile time; without fast-math or FP contraction
-# the results are bit-identical to the other backends at any optimisation level.
-CXX_FLAGS = ["-std=c++17", "-O1", "-shared", "-fPIC", "-ffp-contract=off", "-fvisibility=hidden"]
 ENV_CACHE_DIR = "PTDCORE_CACHE_DIR"
+
+
+def flags_file() -> Path:
+    """The engine's flags, shared with the CMake build (installed beside this module)."""
+    return Path(__file__).with_name("engine_flags.txt")
+
+
+@lru_cache(maxsize=1)
+def cxx_flags() -> tuple[str, ...]:
+    """The engine's flags, then -O1 (about two thirds of the -O2 compile time; without
+    fast-math or FP contraction the results are bit-identical to the other backends at
+    any optimisation level) and the shared-library flags."""
+    lines = flags_file().read_text().splitlines()
+    engine = [line.strip() for line in lines if line.strip().startswith("-")]
+    return (*engine, "-O1", "-shared", "-fPIC", "-fvisibility=hidden")
 
 
 def include_dir() -> Path:
@@ -66,7 +78,7 @@ def headers_digest() -> str:
 
 def cache_key(structure_hash: str, compiler: str, generator_version: str) -> str:
     h = hashlib.sha256()
-    for part in (structure_hash, compiler_identity(compiler), " ".join(CXX_FLAGS),
+    for part in (structure_hash, compiler_identity(compiler), " ".join(cxx_flags()),
                  headers_digest(), generator_version):  # fmt: skip
         h.update(part.encode())
         h.update(b"\0")
@@ -80,7 +92,7 @@ def compile_library(source: str, target: Path, compiler: str) -> None:
         src = Path(tmp) / "model.cpp"
         src.write_text(source)
         out = Path(tmp) / "model.so"
-        cmd = [compiler, *CXX_FLAGS, f"-I{include_dir()}", str(src), "-o", str(out)]
+        cmd = [compiler, *cxx_flags(), f"-I{include_dir()}", str(src), "-o", str(out)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if proc.returncode != 0:
             raise RuntimeError(
