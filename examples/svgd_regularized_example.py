@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ptdcore import SVGD, model
-from ptdcore.coalescent import kingman_graph
-from ptdcore.demo import simulate_tmrca
+from ptdcore.coalescent import kingman_graph, simulate_tmrca
 
 TRUE_THETA = 1.5
 LAMBDAS = (0.1, 1.0, 10.0)
