@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -50,7 +50,8 @@ def kingman_graph(n: int, reward: str | None = None) -> Graph:
     if n < 2:
         raise ValueError(f"Kingman coalescent needs n >= 2 samples, got {n}")
     initial = (n,) + (0,) * (n - 1)
-    graph = Graph.from_callback(kingman_sfs_callback, initial, nr_params=1)
+    # The vectorised twin of kingman_sfs_callback: the same graph, no Python per state.
+    graph = Graph.from_frontier(kingman_sfs_frontier, initial, nr_params=1, dtype=_count_type(n))
     if reward is None:
         return graph
     if reward == "total_branch_length":
@@ -210,7 +211,8 @@ def structured_sfs(
     initial = [0] * (demes * n)
     for d, a in enumerate(samples):
         initial[d * n] = a
-    graph = Graph.from_callback(callback, tuple(initial), nr_params=P)
+    graph = Graph.from_frontier(_structured_sfs_frontier(n, demes, P, coal, mig), initial,
+                                nr_params=P, dtype=_count_type(n))  # fmt: skip
     return graph, _block_rewards(graph, n, demes)
 
 
@@ -248,6 +250,11 @@ def _structured_layout(
     return samples, demes, P, coal, mig
 
 
+def _count_type(n: int) -> Any:
+    """The narrowest integer type that holds lineage counts up to ``n``."""
+    return np.int8 if n <= 127 else np.int16 if n <= 32767 else np.int32
+
+
 def _coefs(P: int, index: int, value: float) -> list[float]:
     coefs = [0.0] * P
     coefs[index] = value
@@ -256,7 +263,8 @@ def _coefs(P: int, index: int, value: float) -> list[float]:
 
 def _block_rewards(graph: Graph, n: int, demes: int) -> np.ndarray:
     """Column i - 1: lineages subtending i samples, summed over demes."""
-    states = np.asarray(graph.states, dtype=np.float64).reshape(graph.nr_states, demes, n)
+    states = np.asarray(graph.structure().states, dtype=np.float64)
+    states = states.reshape(graph.nr_states, demes, n)
     return states.sum(axis=1)[:, : n - 1]
 
 
@@ -265,3 +273,85 @@ def simulate_tmrca(n: int, theta: float, size: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     rates = np.array([k * (k - 1) / 2 * theta for k in range(2, n + 1)])
     return rng.exponential(1.0 / rates, size=(size, rates.size)).sum(axis=1)
+
+
+def kingman_sfs_frontier(states: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`kingman_sfs_callback` for a whole frontier (``Graph.from_frontier``): the
+    same transitions in the same order (by state, then by the classes ``i <= j`` that
+    merge), from array operations only."""
+    rows, classes = np.nonzero(states)  # row-major: by state, then by class
+    counts = states[rows, classes].astype(np.int64)
+    per_row = np.bincount(rows, minlength=states.shape[0])
+    first = np.cumsum(per_row) - per_row  # first entry of each row
+    position = np.arange(rows.size) - first[rows]
+    partners = per_row[rows] - position  # entry e pairs with itself and the later entries
+    left = np.repeat(np.arange(rows.size), partners)
+    offset = np.arange(left.size) - np.repeat(np.cumsum(partners) - partners, partners)
+    right = left + offset
+    i, j = classes[left], classes[right]
+    same = offset == 0
+    pairs = np.where(same, counts[left] * (counts[left] - 1) // 2, counts[left] * counts[right])
+    keep = pairs > 0
+    left, i, j, pairs = left[keep], i[keep], j[keep], pairs[keep]
+    source = rows[left]
+    targets = states[source]
+    k = np.arange(source.size)
+    targets[k, i] -= 1
+    targets[k, j] -= 1
+    targets[k, i + j + 1] += 1
+    return source, targets, pairs.astype(np.float64)[:, None]
+
+
+def _structured_sfs_frontier(
+    n: int, demes: int, P: int, coal: Any, mig: Any
+) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The frontier callback of :func:`structured_sfs`: per state the transitions of
+    its per-state callback, in the same order, from array operations."""
+
+    def callback(states: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        a = states.astype(np.int64)
+        sources, targets, params, values, ranks = [], [], [], [], []
+
+        def emit(rows, nxt, param, value, rank):
+            sources.append(rows)
+            targets.append(nxt)
+            params.append(np.full(rows.size, param))
+            values.append(value.astype(np.float64))
+            ranks.append(np.full(rows.size, rank))
+
+        for d in range(demes):
+            for i in range(n):
+                col = d * n + i
+                rows_i = np.flatnonzero(a[:, col])
+                if rows_i.size == 0:
+                    continue
+                ai = a[rows_i, col]
+                base = col * (n + demes)
+                for j in range(i, n - i - 1):
+                    pairs = ai * (ai - 1) // 2 if i == j else ai * a[rows_i, d * n + j]
+                    keep = pairs > 0
+                    if keep.any():
+                        rows = rows_i[keep]
+                        nxt = states[rows].copy()
+                        nxt[:, col] -= 1
+                        nxt[:, d * n + j] -= 1
+                        nxt[:, d * n + i + j + 1] += 1
+                        emit(rows, nxt, coal(d), pairs[keep], base + j)
+                alive = a[rows_i].sum(axis=1) > 1  # a single lineage left is absorption
+                rows, moving = rows_i[alive], ai[alive]
+                for e in range(demes):
+                    if e != d and rows.size:
+                        nxt = states[rows].copy()
+                        nxt[:, col] -= 1
+                        nxt[:, e * n + i] += 1
+                        emit(rows, nxt, mig(d, e), moving, base + n + e)
+        width = states.shape[1]
+        if not sources:
+            return np.zeros(0, np.int64), np.zeros((0, width), states.dtype), np.zeros((0, P))
+        source = np.concatenate(sources)
+        order = np.lexsort((np.concatenate(ranks), source))
+        coefs = np.zeros((source.size, P))
+        coefs[np.arange(source.size), np.concatenate(params)] = np.concatenate(values)
+        return source[order], np.concatenate(targets)[order], coefs[order]
+
+    return callback

@@ -91,6 +91,7 @@ class Graph:
                 "see docs/migration.md"
             )
         self._structure = structure  # validated when the Structure was made
+        self._state_tuples: tuple[tuple[int, ...], ...] | None = None
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -165,6 +166,54 @@ class Graph:
                 rewards=reward_values,
                 states=order,
                 **edges.arrays(),
+            )
+        )
+
+    @classmethod
+    def from_frontier(
+        cls,
+        callback: Callable[[np.ndarray], tuple[Any, Any, Any]],
+        initial_state: Sequence[int],
+        nr_params: int = 1,
+        *,
+        discrete: bool = False,
+        dtype: Any = np.int32,
+    ) -> Graph:
+        """Expand the state space breadth first, one whole frontier per callback call.
+
+        The vectorised twin of :meth:`from_callback`, for large state spaces: no Python
+        runs per state or per edge. Given the same transitions in the same order it
+        builds the same graph (same states, same order, same content hash).
+
+        Parameters
+        ----------
+        callback
+            ``callback(states) -> (source, targets, weights)``. ``states`` is an
+            ``(F, d)`` integer array, every state of one breadth-first level.
+            ``source`` ``(K,)``: the row of ``states`` each transition leaves;
+            ``targets`` ``(K, d)``: the states they enter; ``weights``: coefficients
+            ``(K, nr_params)``, or ``(constant (K,), coefficients (K, nr_params))``.
+            A state with no transitions is absorbing.
+        initial_state
+            The chain starts there with probability 1.
+        nr_params
+            Length of theta.
+        discrete
+            Weights are one-step probabilities instead of rates.
+        dtype
+            Integer type that stores the states (a narrower one saves memory).
+        """
+        from .frontier import expand
+
+        arrays = expand(callback, initial_state, nr_params, dtype=dtype)
+        states = arrays.pop("states")
+        return cls(
+            Structure(
+                nr_states=states.shape[0],
+                nr_params=nr_params,
+                discrete=discrete,
+                states=states,
+                **arrays,
             )
         )
 
@@ -293,7 +342,7 @@ class Graph:
         if callable(rewards):
             if s.states is None:
                 raise ModelError("reward function given but the graph has no state labels")
-            rewards = [float(rewards(state)) for state in s.states]
+            rewards = [float(rewards(state)) for state in self.states]
         fields = {k: getattr(s, k) for k in s.__dataclass_fields__}
         fields["rewards"] = rewards
         return Graph(Structure(**fields))
@@ -316,8 +365,17 @@ class Graph:
 
     @property
     def states(self) -> tuple[tuple[int, ...], ...] | None:
-        """State tuples in index order (None when built without labels)."""
-        return self._structure.states
+        """State tuples in index order (None when built without labels).
+
+        Graphs built with :meth:`from_frontier` keep their labels as one integer array,
+        ``graph.structure().states`` (N, d); the tuples are made on first access.
+        """
+        labels = self._structure.states
+        if not isinstance(labels, np.ndarray):
+            return labels
+        if self._state_tuples is None:
+            self._state_tuples = tuple(map(tuple, labels.tolist()))
+        return self._state_tuples
 
     @property
     def alpha(self) -> np.ndarray:

@@ -58,7 +58,9 @@ class Structure:
     coef_index: np.ndarray
     coef_value: np.ndarray
     rewards: np.ndarray | None = None
-    states: tuple[tuple[int, ...], ...] | None = field(default=None, repr=False)
+    states: tuple[tuple[int, ...], ...] | np.ndarray | None = field(default=None, repr=False)
+    """State labels (not part of the content hash): a tuple of int tuples, or an (N, d)
+    read-only integer array for graphs built with :meth:`ptdcore.Graph.from_frontier`."""
     output: str = "density"
     epochs: int = 1
     """Epochs (piecewise-constant parameters in time): a parameter row is theta_0 ..
@@ -74,7 +76,14 @@ class Structure:
             object.__setattr__(self, name, _frozen(getattr(self, name), dtype))
         if self.rewards is not None:
             object.__setattr__(self, "rewards", _frozen(self.rewards, np.float64))
-        if self.states is not None:
+        if isinstance(self.states, np.ndarray):  # (N, d) integers (Graph.from_frontier)
+            labels = np.array(self.states, copy=True)
+            if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
+                raise ModelError(f"states must be an (N, d) integer array, got {labels.dtype} "
+                                 f"of shape {labels.shape}")  # fmt: skip
+            labels.setflags(write=False)
+            object.__setattr__(self, "states", labels)
+        elif self.states is not None:
             object.__setattr__(self, "states", tuple(tuple(int(x) for x in s) for s in self.states))
         # The one validation path: every Structure, however it was made (Graph,
         # from_dict/from_json, the CLI, a backend's caller), is checked here.
@@ -124,7 +133,10 @@ class Structure:
         for name in _ARRAY_FIELDS:
             out[name] = getattr(self, name).tolist()
         out["rewards"] = None if self.rewards is None else self.rewards.tolist()
-        out["states"] = None if self.states is None else [list(s) for s in self.states]
+        if isinstance(self.states, np.ndarray):
+            out["states"] = self.states.tolist()
+        else:
+            out["states"] = None if self.states is None else [list(s) for s in self.states]
         if self.output != "density":
             out["output"] = self.output
         if self.epochs != 1:

@@ -30,7 +30,7 @@ def describe_state(structure: Structure, i: int) -> str:
     if i < 0:
         return "absorption"
     if structure.states is not None and 0 <= i < len(structure.states):
-        return f"state {i} {structure.states[i]}"
+        return f"state {i} {tuple(int(x) for x in structure.states[i])}"
     return f"state {i}"
 
 
