@@ -31,6 +31,7 @@ import numpy as np
 
 from .graph import Graph
 from .structure import Structure
+from .svgd_sharding import particle_mesh, shard, to_host
 
 DEFAULT_PRIOR_SD = 3.0
 """The default prior: log(theta_j) ~ Normal(0, 3^2) independently (positive parameters),
@@ -297,7 +298,7 @@ class SVGD:
         key = jax.random.PRNGKey(self.seed)
         noise = jax.random.normal(key, (self.n_particles, self.theta_dim), dtype=jnp.float64)
         center = math.log(self.init_scale) if self.positive else self.init_scale
-        return _shard(center + noise)
+        return center + noise
 
     def _check_observations(self, nr_moments: int) -> None:
         """Raise for an observation whose density is zero (or not finite) at every one of
@@ -305,7 +306,7 @@ class SVGD:
         import jax.numpy as jnp
 
         fn, has_moments = self._model_fn(nr_moments)
-        z = np.asarray(self._initial_particles())[:8]
+        z = to_host(self._initial_particles())[:8]
         thetas = np.exp(z) if self.positive else z
         data = jnp.asarray(self.data)
         ok = np.zeros(self.data.size, dtype=bool)
@@ -331,11 +332,12 @@ class SVGD:
         self._check_observations(nr_moments)
         log_density = self._log_density(nr_moments, regularization)
         optimizer = self._optimizer()
-        step = svgd_core.build_step(log_density, optimizer)
-        state = svgd_core.init(self._initial_particles(), optimizer)
+        mesh = particle_mesh(self.n_particles)
+        step = svgd_core.build_step(log_density, optimizer, mesh=mesh)
+        state = svgd_core.init(shard(self._initial_particles(), mesh), optimizer)
         chunk = max(1, math.ceil(self.n_iterations / 50))
         runners: dict[int, Any] = {}
-        history = [np.asarray(state.particles)]
+        history = [to_host(state.particles)]
         infos = []
         bar = _progress_bar(self.n_iterations, self.progress)
         done = 0
@@ -344,8 +346,8 @@ class SVGD:
             if length not in runners:
                 runners[length] = jax.jit(lambda s, n=length: svgd_core.run(step, s, n))
             state, info = runners[length](state)
-            infos.append(jax.tree_util.tree_map(np.asarray, info))
-            history.append(np.asarray(state.particles))
+            infos.append(to_host(info))
+            history.append(to_host(state.particles))
             done += length
             if bar is not None:
                 bar.update(length)
@@ -495,19 +497,6 @@ class SVGD:
         from .plots import plot_svgd
 
         return plot_svgd(self, out_dir, prefix, true_theta)
-
-
-def _shard(particles: Any) -> Any:
-    """Spread particles over the devices when there are several (and they divide evenly)."""
-    import jax
-
-    devices = jax.devices()
-    if len(devices) < 2 or particles.shape[0] % len(devices):
-        return particles
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-    mesh = Mesh(np.array(devices), ("particles",))
-    return jax.device_put(particles, NamedSharding(mesh, PartitionSpec("particles", None)))
 
 
 def _progress_bar(total: int, progress: bool | None) -> Any:

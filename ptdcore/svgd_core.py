@@ -121,9 +121,20 @@ def build_step(
     optimizer: optax.GradientTransformation,
     kernel: KernelFn = rbf_kernel,
     bandwidth_fn: BandwidthFn = median_heuristic,
+    mesh: Any = None,
 ) -> Callable[[SVGDState], tuple[SVGDState, StepInfo]]:
-    """A pure one-step function ``step(state) -> (state, info)``."""
-    value_and_grad = jax.vmap(jax.value_and_grad(log_density))
+    """A pure one-step function ``step(state) -> (state, info)``.
+
+    With a ``mesh`` (``ptdcore.svgd_sharding.particle_mesh``) the log densities and
+    their gradients are computed on each device for its own particles only.
+    """
+    from .svgd_sharding import AXIS, local_map
+
+    value_and_grad = local_map(
+        jax.vmap(jax.value_and_grad(log_density)),
+        mesh,
+        (jax.sharding.PartitionSpec(AXIS), jax.sharding.PartitionSpec(AXIS, None)),
+    )
 
     def step(state: SVGDState) -> tuple[SVGDState, StepInfo]:
         x = state.particles
