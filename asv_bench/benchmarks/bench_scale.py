@@ -41,25 +41,43 @@ class BuildKingmanSFS:
 
         kingman_sfs(n)
 
+
+class BuildKingmanSFSPerState:
+    """The same space from the per-state callback (about a minute at n = 50: not run)."""
+
+    params = [30, 40]
+    param_names = ["n"]
+    timeout = 900
+    number = 1
+    repeat = (1, 3, 60.0)
+
     def time_per_state_callback(self, n):
         """Graph.from_callback with the per-state callback (the first version's path)."""
-        if n > 40:
-            raise NotImplementedError("about a minute at n = 50")
         from ptdcore.coalescent import kingman_sfs_callback
         from ptdcore.graph import Graph
 
         Graph.from_callback(kingman_sfs_callback, (n,) + (0,) * (n - 1), nr_params=1)
 
-    def time_phasic_callback(self, n):
-        """phasic.Graph from the same per-state callback (its disk cache off)."""
-        if n > 40:
-            raise NotImplementedError("about a minute at n = 50")
+
+class BuildKingmanSFSPhasic:
+    """phasic.Graph from the same per-state callback, its disk cache off (when installed)."""
+
+    params = [30, 40]
+    param_names = ["n"]
+    timeout = 900
+    number = 1
+    repeat = (1, 3, 60.0)
+
+    def setup(self, n):
         try:
             import phasic
         except ImportError:
             raise NotImplementedError("phasic is not installed") from None
+        self.phasic = phasic
+
+    def time_phasic_callback(self, n):
         initial = [n] + [0] * (n - 1)
-        phasic.Graph(
+        self.phasic.Graph(
             _kingman_sfs_callback_phasic, ipv=[[initial, 1.0]], graph_cache=False, theta_dim=1
         )
 
