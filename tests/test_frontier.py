@@ -143,3 +143,48 @@ def test_a_collision_in_one_attempt_is_retried(monkeypatch):
     monkeypatch.setattr(frontier, "_row_hashes", first_attempt_collides)
     g = Graph.from_frontier(_erlang_callback, (3,), nr_params=1)
     assert g.states == ((3,), (2,), (1,))
+
+
+def _as_frontier(per_state, nr_params):
+    """A frontier callback that asks ``per_state`` row by row (the same transitions)."""
+
+    def callback(states):
+        source, targets, coefs = [], [], []
+        for r, row in enumerate(states.tolist()):
+            for nxt, weight in per_state(tuple(row)):
+                source.append(r)
+                targets.append(nxt)
+                coefs.append(weight)
+        width = states.shape[1]
+        return (
+            np.array(source, dtype=np.int64),
+            np.array(targets, dtype=np.int64).reshape(-1, width),
+            np.array(coefs, dtype=np.float64).reshape(-1, nr_params),
+        )
+
+    return callback
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_cyclic_spaces_match_the_per_state_build(seed):
+    """Cycles, revisits, duplicate edges and several absorbing states, on 2-d labels."""
+    rng = np.random.default_rng(seed)
+    size, P = 12, 3
+    table = {}
+    for a in range(size - 1):  # a = size - 1 is absorbing; every state can climb to it
+        for b in range(2):
+            edges = [((a + 1, b), list(rng.integers(1, 3, P).astype(float)))]
+            for _ in range(rng.integers(0, 4)):
+                nxt = (int(rng.integers(0, size)), int(rng.integers(0, 2)))
+                if nxt != (a, b):
+                    edges.append((nxt, list(rng.integers(0, 3, P).astype(float) + 0.5)))
+            table[(a, b)] = edges
+    for b in range(2):
+        table[(size - 1, b)] = []
+
+    def per_state(state):
+        return table[state]
+
+    by_state = Graph.from_callback(per_state, (0, 0), nr_params=P)
+    by_frontier = Graph.from_frontier(_as_frontier(per_state, P), (0, 0), nr_params=P)
+    _same_graph(by_frontier, by_state)
