@@ -74,8 +74,8 @@ class Model:
             self._fn = self.backend.jax_function(self.structure, self.nr_moments)
         else:
             evaluator = self.backend.jax_evaluator(self.structure, self.nr_moments)
-            # (reward moments and epochs: the engine has first derivatives only)
-            first_only = self.structure.output == "reward_moments" or self.epochs > 1
+            # (epochs: the engine has first derivatives only)
+            first_only = self.epochs > 1
             max_order = 1 if first_only else 2
             self._fn = _make_differentiable(evaluator, max_order)
 

@@ -15,8 +15,9 @@ class RewardMoments:
     ``mean[j] = E[Y_j]`` and ``cross[i, j] = E[Y_i Y_j]`` for ``Y_j = integral of
     rewards[X_t, j] dt`` (a multivariate phase-type distribution). The engine
     factorises the chain once per theta and serves every column from it. Works under
-    ``jax.jit``, ``jax.vmap`` and ``jax.grad`` (exact first derivatives; second
-    derivatives are not available and raise ``NotImplementedError``). A theta at
+    ``jax.jit``, ``jax.vmap``, ``jax.grad`` and ``jax.hessian`` (exact first and second
+    derivatives; with epochs first derivatives only, second ones raise
+    ``NotImplementedError``). A theta at
     which a reachable state can never be absorbed gives NaN. With epochs,
     ``rm(theta (E, P), breaks (E - 1,))``; each finite epoch is crossed by the
     uniformisation series on a 2n-state chain, so very stiff finite epochs (rate x

@@ -7,6 +7,8 @@ simulations, and the reference backend (dense solves, JAX autodiff).
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -99,7 +101,7 @@ def test_every_engine_backend_against_reference(backend, name, structure, theta)
     np.testing.assert_allclose(got[3], ref[3], rtol=1e-10, atol=1e-13 * scale)
 
 
-def test_gradients_jit_vmap_and_no_hessian():
+def test_gradients_jit_vmap_and_hessians():
     graph, rewards = coalescent.kingman_sfs(5)
     rm = ptdcore.reward_moments(graph, rewards)
     # mean_j = 2 / (j c): d/dc = -mean / c; cross ~ 1/c^2: d/dc = -2 cross / c
@@ -110,8 +112,36 @@ def test_gradients_jit_vmap_and_no_hessian():
     np.testing.assert_allclose(g_cross, -2 * rm(c)[1][0, 1] / 1.3, rtol=1e-13)
     batch = jax.jit(jax.vmap(rm))(jnp.array([[1.0], [2.0]]))
     np.testing.assert_allclose(batch[0][1], batch[0][0] / 2, rtol=1e-13)  # means ~ 1/c
+    # d2/dc2 of 2 / (j c) is 4 / (j c^3); of cross ~ 1/c^2 it is 6 cross / c^2
+    h_mean = jax.hessian(lambda th: rm(th)[0][2])(c)
+    np.testing.assert_allclose(h_mean, [[4 / (3 * 1.3**3)]], rtol=1e-13)
+    h_cross = jax.hessian(lambda th: rm(th)[1][0, 1])(c)
+    np.testing.assert_allclose(h_cross, [[6 * rm(c)[1][0, 1] / 1.3**2]], rtol=1e-12)
+    rm_epochs = ptdcore.reward_moments(graph, rewards, epochs=2)
     with pytest.raises(NotImplementedError, match="second derivatives"):
-        jax.hessian(lambda th: rm(th)[0][0])(c)
+        jax.hessian(lambda th: rm_epochs(th, jnp.array([0.5]))[0][0])(jnp.ones((2, 1)))
+
+
+@pytest.mark.filterwarnings("ignore:the 'legacy' backend:DeprecationWarning")
+@pytest.mark.parametrize("backend", ENGINE_BACKENDS)
+@pytest.mark.parametrize("name, structure, theta", list(_models()), ids=lambda x: str(x)[:22])
+def test_engine_hessians_against_reference_autodiff(backend, name, structure, theta):
+    """Exact second derivatives of every mean and cross moment (several parameters,
+    migration cycles) against JAX's own differentiation of the dense reference."""
+    require_backend(backend)
+
+    def flat(rm):
+        return lambda th: jnp.concatenate([rm(th)[0], rm(th)[1].ravel()])
+
+    rewards = np.asarray(structure.rewards).reshape(structure.nr_states, -1)
+    base = dataclasses.replace(structure, output="density", rewards=None)
+    got = jax.hessian(flat(ptdcore.reward_moments(base, rewards, backend=backend)))
+    ref = jax.hessian(flat(ptdcore.reward_moments(base, rewards, backend="reference")))
+    for row in theta:
+        h_ref = np.asarray(ref(jnp.asarray(row)))
+        np.testing.assert_allclose(
+            np.asarray(got(jnp.asarray(row))), h_ref, rtol=1e-9, atol=1e-12 * np.abs(h_ref).max()
+        )
 
 
 def test_closed_class_gives_nan_for_that_row_only():

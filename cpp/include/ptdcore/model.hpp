@@ -171,7 +171,16 @@ class PreparedModel {
       fill_nan(K, moments, dmoments, d2moments);
       return;
     }
-    if (s_.output == static_cast<int>(Output::kRewardMoments) || s_.epochs > 1) {  // first order
+    if (s_.output == static_cast<int>(Output::kRewardMoments) && s_.epochs == 1) {
+      fill_nan(T, pmf, dpmf, d2pmf);
+      const int64_t m = s_.reward_columns();
+      if (K != m + m * m ||
+          compute_reward_moments(topo_, ws.graph, s_.rewards.data(), m, moments, dmoments,
+                                 ws.solver, ws.reward_moments, d2moments) != MomentStatus::kFinite)
+        fill_nan(K, moments, dmoments, d2moments);
+      return;
+    }
+    if (s_.epochs > 1) {  // first order only
       fill_nan(T, pmf, dpmf, d2pmf);
       fill_nan(K, moments, dmoments, d2moments);
       return;

@@ -10,6 +10,8 @@
 // factorisation of M serves all columns, and the cross moments cost O(n m^2).
 // Every quantity is a sum of non-negative terms (entrywise accurate solves).
 // Jacobians by forward mode: M dx_j = -dM_p x_j and da_p M = -a dM_p.
+// Second derivatives (M is linear in theta): M d2x_j = -dM_p dx_jq - dM_q dx_jp
+// and d2a M = -da_p dM_q - da_q dM_p.
 #pragma once
 
 #include <cstdint>
@@ -22,18 +24,80 @@
 namespace ptdcore {
 
 struct RewardMomentBuffers {
-  std::vector<double> X, dX;  // x_j for every column: m x n, m x P x n
-  std::vector<double> a, da;  // alpha U (n), its derivatives (P x n)
-  std::vector<double> r, rhs;
+  std::vector<double> X, dX, d2X;  // x_j for every column: m x n, m x P x n, m x P x P x n
+  std::vector<double> a, da, d2a;  // alpha U (n), its derivatives (P x n, P x P x n)
+  std::vector<double> r, rhs, tmp;
 };
 
+namespace detail {
+
+// Second derivatives of the m means and m^2 cross moments (d2out: (m + m^2) x P x P),
+// from the first-order quantities in buf (X, dX, a, da filled).
+inline void reward_moment_hessians(const NumericGraph& g, const double* rewards, int64_t m,
+                                   double* d2out, const BlockSolver& solver,
+                                   RewardMomentBuffers& buf) {
+  const int64_t n = g.n, P = g.P, PP = P * P;
+  buf.rhs.resize(n);
+  buf.d2X.assign(m * PP * n, 0.0);
+  buf.d2a.assign(PP * n, 0.0);
+  buf.tmp.resize(n);
+  for (int64_t p = 0; p < P; ++p)
+    for (int64_t q = p; q < P; ++q) {
+      for (int64_t j = 0; j < m; ++j) {  // M d2x = -(dM_p dx_q + dM_q dx_p)
+        std::fill(buf.rhs.begin(), buf.rhs.end(), 0.0);
+        add_dM_times(g, p, buf.dX.data() + (j * P + q) * n, buf.rhs.data());
+        add_dM_times(g, q, buf.dX.data() + (j * P + p) * n, buf.rhs.data());
+        for (double& v : buf.rhs) v = -v;
+        double* d2x = buf.d2X.data() + (j * PP + p * P + q) * n;
+        solver.solve(buf.rhs.data(), d2x);
+        std::copy(d2x, d2x + n, buf.d2X.data() + (j * PP + q * P + p) * n);
+      }
+      // d2a M = -(da_p dM_q + da_q dM_p)
+      row_times_dM(g, q, buf.da.data() + p * n, buf.rhs.data());
+      row_times_dM(g, p, buf.da.data() + q * n, buf.tmp.data());
+      for (int64_t i = 0; i < n; ++i) buf.rhs[i] = -(buf.rhs[i] + buf.tmp[i]);
+      double* d2a = buf.d2a.data() + (p * P + q) * n;
+      solver.solve_transposed(buf.rhs.data(), d2a);
+      std::copy(d2a, d2a + n, buf.d2a.data() + (q * P + p) * n);
+    }
+  for (int64_t j = 0; j < m; ++j)
+    for (int64_t pq = 0; pq < PP; ++pq)
+      d2out[j * PP + pq] = dot(g.alpha, buf.d2X.data() + (j * PP + pq) * n);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = i; j < m; ++j)
+      for (int64_t p = 0; p < P; ++p)
+        for (int64_t q = 0; q < P; ++q) {
+          const double* xi = buf.X.data() + i * n;
+          const double* xj = buf.X.data() + j * n;
+          const double* dxip = buf.dX.data() + (i * P + p) * n;
+          const double* dxiq = buf.dX.data() + (i * P + q) * n;
+          const double* dxjp = buf.dX.data() + (j * P + p) * n;
+          const double* dxjq = buf.dX.data() + (j * P + q) * n;
+          const double* d2xi = buf.d2X.data() + (i * PP + p * P + q) * n;
+          const double* d2xj = buf.d2X.data() + (j * PP + p * P + q) * n;
+          const double* dap = buf.da.data() + p * n;
+          const double* daq = buf.da.data() + q * n;
+          const double* d2a = buf.d2a.data() + (p * P + q) * n;
+          double c = 0.0;
+          for (int64_t s = 0; s < n; ++s) {
+            const double ri = rewards[s * m + i], rj = rewards[s * m + j];
+            c += d2a[s] * (ri * xj[s] + rj * xi[s]) + dap[s] * (ri * dxjq[s] + rj * dxiq[s]) +
+                 daq[s] * (ri * dxjp[s] + rj * dxip[s]) + buf.a[s] * (ri * d2xj[s] + rj * d2xi[s]);
+          }
+          d2out[(m + i * m + j) * PP + p * P + q] = d2out[(m + j * m + i) * PP + p * P + q] = c;
+        }
+}
+
+}  // namespace detail
+
 // rewards: n x m row-major. out: mean (m) then cross (m x m row-major);
-// dout: (m + m^2) x P, or nullptr. Returns kInfinite when a state reachable
-// from alpha cannot be absorbed at this theta (outputs then left unset).
+// dout: (m + m^2) x P, or nullptr; d2out: (m + m^2) x P x P, or nullptr (needs
+// dout). Returns kInfinite when a state reachable from alpha cannot be absorbed
+// at this theta (outputs then left unset).
 inline MomentStatus compute_reward_moments(const SccTopology& topo, const NumericGraph& g,
                                            const double* rewards, int64_t m, double* out,
                                            double* dout, BlockSolver& solver,
-                                           RewardMomentBuffers& buf) {
+                                           RewardMomentBuffers& buf, double* d2out = nullptr) {
   const int64_t n = g.n, P = dout ? g.P : 0;
   const MomentStatus status = solver.factorise(topo, g);
   if (status != MomentStatus::kFinite) return status;
@@ -77,6 +141,7 @@ inline MomentStatus compute_reward_moments(const SccTopology& topo, const Numeri
         dout[(m + i * m + j) * P + p] = dout[(m + j * m + i) * P + p] = d;
       }
     }
+  if (dout && d2out) detail::reward_moment_hessians(g, rewards, m, d2out, solver, buf);
   return MomentStatus::kFinite;
 }
 
