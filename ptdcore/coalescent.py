@@ -181,33 +181,6 @@ def structured_sfs(
                                                       symmetric_migration)  # fmt: skip
     n = sum(samples)
 
-    def callback(state: tuple[int, ...]) -> list[tuple[tuple[int, ...], list[float]]]:
-        if sum(state) <= 1:
-            return []
-        out = []
-        for d in range(demes):
-            block = state[d * n : (d + 1) * n]
-            for i in range(n):
-                a = block[i]
-                if a == 0:
-                    continue
-                for j in range(i, n):
-                    pairs = a * (a - 1) // 2 if i == j else a * block[j]
-                    if pairs == 0:
-                        continue
-                    nxt = list(state)
-                    nxt[d * n + i] -= 1
-                    nxt[d * n + j] -= 1
-                    nxt[d * n + i + j + 1] += 1
-                    out.append((tuple(nxt), _coefs(P, coal(d), float(pairs))))
-                for e in range(demes):
-                    if e != d:
-                        nxt = list(state)
-                        nxt[d * n + i] -= 1
-                        nxt[e * n + i] += 1
-                        out.append((tuple(nxt), _coefs(P, mig(d, e), float(a))))
-        return out
-
     initial = [0] * (demes * n)
     for d, a in enumerate(samples):
         initial[d * n] = a
@@ -310,6 +283,7 @@ def _structured_sfs_frontier(
 
     def callback(states: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         a = states.astype(np.int64)
+        alive = a.sum(axis=1) > 1  # a single lineage left is absorption
         sources, targets, params, values, ranks = [], [], [], [], []
 
         def emit(rows, nxt, param, value, rank):
@@ -337,8 +311,7 @@ def _structured_sfs_frontier(
                         nxt[:, d * n + j] -= 1
                         nxt[:, d * n + i + j + 1] += 1
                         emit(rows, nxt, coal(d), pairs[keep], base + j)
-                alive = a[rows_i].sum(axis=1) > 1  # a single lineage left is absorption
-                rows, moving = rows_i[alive], ai[alive]
+                rows, moving = rows_i[alive[rows_i]], ai[alive[rows_i]]
                 for e in range(demes):
                     if e != d and rows.size:
                         nxt = states[rows].copy()
