@@ -62,14 +62,7 @@ def run_bench(n: int, n_obs: int = 100, backends=None) -> int:
         f"built in {build * 1e3:.1f} ms"
     )
     print(f"log-likelihood gradient over {n_obs} observations (median of 5, after jit):\n")
-    single = loglik_gradient_timings(graph, data, 1, backends)
-    batch = loglik_gradient_timings(graph, data, 20, backends)
-    print(f"{'backend':<10} {'1 theta':>12} {'20 thetas':>12} {'20 / 1':>8}")
-    for name in single:
-        ratio = batch[name] / single[name]
-        print(
-            f"{name:<10} {single[name] * 1e3:>9.3f} ms {batch[name] * 1e3:>9.3f} ms {ratio:>8.1f}"
-        )
+    _print_gradient_table(graph, data, backends)
     return 0
 
 
@@ -88,12 +81,17 @@ def run_model_bench(structure: Any, theta: Any, times: np.ndarray, backends=None
         f"log-likelihood gradient over {len(times)} observations at theta = "
         f"{np.asarray(theta).tolist()} (median of 5, after jit):\n"
     )
-    single = loglik_gradient_timings(structure, times, 1, names, theta)
-    batch = loglik_gradient_timings(structure, times, 20, names, theta)
+    _print_gradient_table(structure, times, names, theta)
+    return 0
+
+
+def _print_gradient_table(graph: Any, data: np.ndarray, backends=None, theta: Any = None) -> None:
+    """Per backend: the log-likelihood gradient for 1 and for 20 thetas, and their ratio."""
+    single = loglik_gradient_timings(graph, data, 1, backends, theta)
+    batch = loglik_gradient_timings(graph, data, 20, backends, theta)
     print(f"{'backend':<10} {'1 theta':>12} {'20 thetas':>12} {'20 / 1':>8}")
     for name in single:
         ratio = batch[name] / single[name]
         print(
             f"{name:<10} {single[name] * 1e3:>9.3f} ms {batch[name] * 1e3:>9.3f} ms {ratio:>8.1f}"
         )
-    return 0

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -46,16 +47,24 @@ def _parse_vector(text: str) -> list[float]:
     return [float(x) for x in text.replace(" ", ",").split(",") if x]
 
 
+def _read_model(path: str, command: str) -> Any:
+    """The Structure saved at ``path``, or None after printing why it cannot be read."""
+    from .structure import Structure
+
+    try:
+        return Structure.from_json(Path(path).read_text())
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"ptdcore {command}: cannot read {path}: {exc}", file=sys.stderr)
+        return None
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .structure import Structure
     from .testing.equivalence import compare_backends, format_table
 
-    try:
-        structure = Structure.from_json(Path(args.model).read_text())
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"ptdcore check: cannot read {args.model}: {exc}", file=sys.stderr)
+    structure = _read_model(args.model, "check")
+    if structure is None:
         return 2
     P = structure.nr_params
     if args.theta:
@@ -130,15 +139,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .bench import run_bench, run_model_bench
-    from .structure import Structure
 
     backends = [b for b in args.backends.split(",") if b] if args.backends else None
     if args.model is None:
         return run_bench(args.n, args.observations, backends)
-    try:
-        structure = Structure.from_json(Path(args.model).read_text())
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"ptdcore bench: cannot read {args.model}: {exc}", file=sys.stderr)
+    structure = _read_model(args.model, "bench")
+    if structure is None:
         return 2
     P = structure.nr_params
     theta = np.array(_parse_vector(args.theta)) if args.theta else np.ones(P)
