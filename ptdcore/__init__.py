@@ -67,3 +67,8 @@ def __getattr__(name: str) -> Any:
 
         return getattr(mle, name)
     raise AttributeError(f"module 'ptdcore' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """Every public name, the lazily loaded ones included (for tab completion)."""
+    return sorted(set(globals()) | set(__all__))

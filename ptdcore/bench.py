@@ -23,6 +23,11 @@ def median_seconds(fn: Callable[[], Any], repeats: int = 5) -> float:
     return float(np.median(runs))
 
 
+REFERENCE_BATCH = 1
+"""The pure-JAX ``reference`` backend is timed on this many thetas only: it is the
+oracle, dense and slow by design (100 thetas x 200 times took 49 s)."""
+
+
 def loglik_gradient_timings(
     graph: Any, data: np.ndarray, batch: int, backends=None, theta: Any = None
 ) -> dict[str, float]:
@@ -45,8 +50,38 @@ def loglik_gradient_timings(
             warnings.simplefilter("ignore", DeprecationWarning)  # legacy, timed on purpose
             m = model(graph, nr_moments=2, backend=name)
         fn = jax.jit(jax.vmap(jax.grad(lambda th, m=m: jnp.sum(jnp.log(m(th, times)[0])))))
-        out[name] = median_seconds(lambda fn=fn: fn(thetas))
+        out[name] = median_seconds(lambda fn=fn: fn(thetas), repeats=3 if batch == 1 else 5)
     return out
+
+
+def split_reference(graph: Any, backends=None) -> tuple[list[str], str | None, str]:
+    """The engine backends to time at full batch, and the reference backend (or None)
+    with the line that says how it is timed or why it is left out."""
+    from .registry import list_backends
+
+    names = list(backends or list_backends())
+    if "reference" not in names:
+        return names, None, ""
+    names.remove("reference")
+    from ptdcore_backends.reference import MAX_STATES
+
+    if graph.nr_states > MAX_STATES:
+        return (
+            names,
+            None,
+            (
+                f"reference: left out ({graph.nr_states} states; the dense pure-JAX oracle "
+                f"accepts at most {MAX_STATES})"
+            ),
+        )
+    return (
+        names,
+        "reference",
+        (
+            f"reference: timed on {REFERENCE_BATCH} theta only (the dense pure-JAX oracle of "
+            "ptdcore check, slow by design; never the default)"
+        ),
+    )
 
 
 def run_bench(n: int, n_obs: int = 100, backends=None) -> int:
@@ -68,11 +103,6 @@ def run_bench(n: int, n_obs: int = 100, backends=None) -> int:
 
 def run_model_bench(structure: Any, theta: Any, times: np.ndarray, backends=None) -> int:
     """Print the timing table for the user's model (``ptdcore bench MODEL.json``)."""
-    from .registry import list_backends
-
-    names = backends or [
-        b for b in list_backends() if b != "reference" or structure.nr_states <= 60
-    ]
     print(
         f"model: {structure.nr_states} states, {structure.nr_edges} edges, "
         f"{structure.nr_params} parameters, {'discrete' if structure.discrete else 'continuous'}"
@@ -81,17 +111,25 @@ def run_model_bench(structure: Any, theta: Any, times: np.ndarray, backends=None
         f"log-likelihood gradient over {len(times)} observations at theta = "
         f"{np.asarray(theta).tolist()} (median of 5, after jit):\n"
     )
-    _print_gradient_table(structure, times, names, theta)
+    _print_gradient_table(structure, times, backends, theta)
     return 0
 
 
 def _print_gradient_table(graph: Any, data: np.ndarray, backends=None, theta: Any = None) -> None:
-    """Per backend: the log-likelihood gradient for 1 and for 20 thetas, and their ratio."""
-    single = loglik_gradient_timings(graph, data, 1, backends, theta)
-    batch = loglik_gradient_timings(graph, data, 20, backends, theta)
+    """Per engine backend: the log-likelihood gradient for 1 and for 20 thetas, and their
+    ratio; the reference backend for 1 theta only (or a line saying why it is left out)."""
+    engines, reference, note = split_reference(graph, backends)
+    single = loglik_gradient_timings(graph, data, 1, engines, theta)
+    batch = loglik_gradient_timings(graph, data, 20, engines, theta)
+    if reference:
+        single.update(loglik_gradient_timings(graph, data, REFERENCE_BATCH, [reference], theta))
     print(f"{'backend':<10} {'1 theta':>12} {'20 thetas':>12} {'20 / 1':>8}")
     for name in single:
-        ratio = batch[name] / single[name]
-        print(
-            f"{name:<10} {single[name] * 1e3:>9.3f} ms {batch[name] * 1e3:>9.3f} ms {ratio:>8.1f}"
-        )
+        if name in batch:
+            ratio = batch[name] / single[name]
+            rest = f"{batch[name] * 1e3:>9.3f} ms {ratio:>8.1f}"
+        else:
+            rest = f"{'-':>12} {'-':>8}"
+        print(f"{name:<10} {single[name] * 1e3:>9.3f} ms {rest}")
+    if note:
+        print(note)

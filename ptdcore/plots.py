@@ -37,7 +37,14 @@ def plot_svgd(svgd: SVGD, out_dir: str, prefix: str, true_theta: Any = None) -> 
     fig = _figure(figsize=(4 * d, 3.2))
     axes = fig.subplots(1, d, squeeze=False)
     for j, ax in enumerate(axes[0]):
-        ax.hist(svgd.particles[:, j], bins=30, density=True, color="#4c72b0", alpha=0.8)
+        ax.hist(
+            svgd.particles[:, j],
+            bins=30,
+            density=True,
+            color="#4c72b0",
+            alpha=0.8,
+            label="particles (posterior)",
+        )
         ax.axvline(svgd.theta_mean[j], color="k", lw=1, label="posterior mean")
         if truth is not None:
             ax.axvline(truth[j], color="#c44e52", lw=1.5, ls="--", label="truth")
@@ -53,9 +60,11 @@ def plot_svgd(svgd: SVGD, out_dir: str, prefix: str, true_theta: Any = None) -> 
     hist = svgd.history
     steps = np.linspace(0, svgd.n_iterations, hist.shape[0])
     for j, ax in enumerate(axes[0]):
-        ax.plot(steps, hist[:, :, j], color="#4c72b0", lw=0.5, alpha=0.4)
+        lines = ax.plot(steps, hist[:, :, j], color="#4c72b0", lw=0.5, alpha=0.4)
+        lines[0].set_label("one line per particle")
         if truth is not None:
-            ax.axhline(truth[j], color="#c44e52", lw=1.5, ls="--")
+            ax.axhline(truth[j], color="#c44e52", lw=1.5, ls="--", label="truth")
+        ax.legend(fontsize=8)
         ax.set_yscale("log" if svgd.positive else "linear")
         ax.set_xlabel("iteration")
         ax.set_ylabel(names[j])
@@ -84,9 +93,11 @@ def plot_pairs(svgd: SVGD, path: str, truth: np.ndarray | None = None) -> str:
             if i == j:
                 ax.hist(x[:, j], bins=25, color="#4c72b0", alpha=0.8)
             else:
-                ax.scatter(x[:, j], x[:, i], s=6, color="#4c72b0", alpha=0.6)
+                ax.scatter(x[:, j], x[:, i], s=6, color="#4c72b0", alpha=0.6, label="particles")
                 if truth is not None:
-                    ax.plot(truth[j], truth[i], marker="x", color="#c44e52", ms=8)
+                    ax.plot(truth[j], truth[i], marker="x", color="#c44e52", ms=8, label="truth")
+                if (i, j) == (1, 0):
+                    ax.legend(fontsize=7)
             if i == d - 1:
                 ax.set_xlabel(names[j])
             if j == 0 and i > 0:

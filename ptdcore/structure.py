@@ -25,6 +25,25 @@ _ARRAY_FIELDS = {
     "coef_value": np.float64,
 }
 
+_REQUIRED_FIELDS = ("format", "version", "nr_states", "nr_params", "discrete", *_ARRAY_FIELDS)
+_JSON_FIELDS = (*_REQUIRED_FIELDS, "rewards", "states", "output", "epochs", "content_hash")
+
+
+def _field_array(data: dict[str, Any], name: str, dtype: type) -> np.ndarray:
+    """``data[name]`` as a flat array of ``dtype``, or a ModelError naming the field."""
+    value = data[name]
+    try:
+        arr = np.array(value, dtype=dtype)
+    except (TypeError, ValueError, OverflowError):
+        raise ModelError(
+            f"field {name!r} must be a list of numbers, got {str(value)[:60]}"
+        ) from None
+    if arr.ndim != 1 and name != "rewards":
+        raise ModelError(f"field {name!r} must be a flat list, got shape {arr.shape}")
+    if dtype is np.int64 and not np.array_equal(arr, np.array(value, dtype=float)):
+        raise ModelError(f"field {name!r} must hold whole numbers")
+    return arr
+
 
 def _frozen(values: Any, dtype: type) -> np.ndarray:
     arr = np.array(values, dtype=dtype, copy=True).reshape(-1)
@@ -150,22 +169,55 @@ class Structure:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Structure:
-        """Inverse of :meth:`to_dict`; checks the format name and version."""
+        """Inverse of :meth:`to_dict`; checks the format name, the version and every field.
+
+        Raises :class:`~ptdcore.ModelError` naming the field that is missing, unknown or
+        of the wrong type or shape.
+        """
+        if not isinstance(data, dict):
+            raise ModelError(
+                f"a ptdcore model must be a JSON object (a dict), got {type(data).__name__}"
+            )
         if data.get("format") != FORMAT_NAME:
-            raise ModelError(f"not a ptdcore structure (format = {data.get('format')!r})")
+            raise ModelError(
+                f"not a ptdcore structure: field 'format' is {data.get('format')!r}, "
+                f"expected {FORMAT_NAME!r}"
+            )
         if data.get("version") != FORMAT_VERSION:
             raise ModelError(
                 f"unsupported structure version {data.get('version')!r} "
                 f"(this ptdcore reads version {FORMAT_VERSION})"
             )
+        unknown = sorted(set(data) - set(_JSON_FIELDS))
+        missing = [name for name in _REQUIRED_FIELDS if name not in data]
+        if missing or unknown:
+            parts = [f"lacks the field {name!r}" for name in missing]
+            parts += [f"has an unknown field {name!r}" for name in unknown]
+            raise ModelError(
+                "the model JSON " + "; ".join(parts) + f" (fields: {', '.join(_JSON_FIELDS)})"
+            )
+        for name in ("nr_states", "nr_params", "epochs"):
+            value = data.get(name, 1)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ModelError(f"field {name!r} must be a whole number, got {value!r}")
+        if not isinstance(data["discrete"], bool):
+            raise ModelError(f"field 'discrete' must be true or false, got {data['discrete']!r}")
+        arrays = {}
+        for name, dtype in _ARRAY_FIELDS.items():
+            arrays[name] = _field_array(data, name, dtype)
+        rewards = None if data.get("rewards") is None else _field_array(data, "rewards", float)
         states = data.get("states")
+        try:
+            labels = None if states is None else [tuple(int(x) for x in s) for s in states]
+        except (TypeError, ValueError):
+            raise ModelError("field 'states' must be a list of lists of integers") from None
         structure = cls(
             nr_states=data["nr_states"],
             nr_params=data["nr_params"],
             discrete=data["discrete"],
-            **{name: data[name] for name in _ARRAY_FIELDS},
-            rewards=data.get("rewards"),
-            states=None if states is None else [tuple(s) for s in states],
+            **arrays,
+            rewards=rewards,
+            states=labels,
             output=data.get("output", "density"),
             epochs=data.get("epochs", 1),
         )
@@ -176,8 +228,13 @@ class Structure:
 
     @classmethod
     def from_json(cls, text: str) -> Structure:
-        """Inverse of :meth:`to_json`."""
-        return cls.from_dict(json.loads(text))
+        """Inverse of :meth:`to_json`; a :class:`~ptdcore.ModelError` if ``text`` is not
+        valid JSON or not a valid model (naming the field)."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"not valid JSON: {exc}") from None
+        return cls.from_dict(data)
 
     @property
     def output_code(self) -> int:

@@ -76,3 +76,55 @@ def test_cache_info_and_clear(tmp_path, monkeypatch):
     cleared = env_run("clear")
     assert cleared.returncode == 0 and "cleared" in cleared.stdout
     assert not cache.exists()
+
+
+def test_bench_times_the_reference_on_one_theta_only():
+    proc = run("bench", "-n", "4", "--observations", "10", "--backends", "cffi,reference")
+    assert proc.returncode == 0, proc.stderr
+    assert "reference: timed on 1 theta only" in proc.stdout
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("reference "))
+    assert row.split()[-1] == "-"  # no 20-theta column for the oracle
+
+
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [
+        ("[1, 2]", "got list"),
+        ("null", "got NoneType"),
+        ("{not json", "not valid JSON"),
+        ('{"format": "ptdcore.structure", "version": 1, "nr_sates": 1}', "'nr_states'"),
+        ("TYPO", "unknown field 'nr_sates'"),
+        ("SRC", "field 'src'"),
+        ("SHAPE", "field 'alpha' must be a flat list"),
+    ],
+)
+def test_a_bad_model_file_gives_one_line_naming_the_field(tmp_path, content, named):
+    import json
+
+    from ptdcore import Graph
+
+    good = json.loads(Graph.from_edges([1.0], [(0, -1, 0.0, [1.0])], nr_params=1).to_json())
+    if content == "TYPO":
+        good["nr_sates"] = good.pop("nr_states")
+        content = json.dumps(good)
+    elif content == "SRC":
+        good["src"] = ["zero"]
+        content = json.dumps(good)
+    elif content == "SHAPE":
+        good["alpha"] = [[1.0]]
+        content = json.dumps(good)
+    path = tmp_path / "model.json"
+    path.write_text(content)
+    for command in ("check", "bench"):
+        proc = run(command, str(path))
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert named in proc.stderr and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_dir_lists_the_lazily_loaded_names():
+    import ptdcore
+
+    names = dir(ptdcore)
+    for name in ("model", "Model", "SVGD", "fit_mle", "reward_moments", "RewardMoments"):
+        assert name in names

@@ -31,6 +31,24 @@ from .dense import make_function
 
 MAX_STATES = 300
 """Models with more states are refused (dense n x n exponentials per time)."""
+MEMORY_BUDGET_BYTES = 512 * 2**20
+"""A batch of theta rows is evaluated in chunks whose working set stays under this."""
+
+
+def bytes_per_row(structure: Structure, nr_times: int, jacobian: bool) -> int:
+    """Working memory of one theta row: a few dense matrices per live time chunk and per
+    tangent (forward mode), the moment solves, and the outputs."""
+    from .dense import time_chunk
+
+    n = structure.nr_states + 1
+    tangents = 1 + (structure.nr_params if jacobian else 0)
+    live_times = min(max(nr_times, 1), time_chunk(n))
+    return 8 * tangents * (4 * n * n * (live_times + 2) + nr_times)
+
+
+def rows_per_chunk(structure: Structure, nr_times: int, jacobian: bool) -> int:
+    """How many theta rows one call evaluates at once within :data:`MEMORY_BUDGET_BYTES`."""
+    return max(1, MEMORY_BUDGET_BYTES // bytes_per_row(structure, nr_times, jacobian))
 
 
 def _check_size(structure: Structure) -> None:
@@ -98,12 +116,21 @@ class ReferenceBackend(Backend):
 
         theta, times, K = check_inputs(structure, theta, times, nr_moments)
         _check_size(structure)
+        fn = _compiled(structure, K, bool(jacobian))
+        step = rows_per_chunk(structure, len(times), bool(jacobian))
         with jax.enable_x64(True):
-            out = _compiled(structure, K, bool(jacobian))(theta, times)
-            return as_result(np.asarray(a, dtype=np.float64) for a in out)
+            parts = [
+                [np.asarray(a, dtype=np.float64) for a in fn(theta[i : i + step], times)]
+                for i in range(0, max(len(theta), 1), step)
+            ]
+        return as_result(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
 
     def jax_function(self, structure: Structure, nr_moments: int) -> Any:
-        """``f(theta (P,), times (T,)) -> (pmf, moments)``, differentiated by JAX itself."""
+        """``f(theta (P,), times (T,)) -> (pmf, moments)``, differentiated by JAX itself.
+
+        Times are evaluated in chunks (:func:`.dense.map_over_times`), so the memory of
+        a value or a gradient per theta does not grow with the number of times; under
+        ``vmap`` it grows with the number of thetas times the states squared."""
         _check_size(structure)
         return make_function(structure, nr_moments)
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .dense import expm, matrix_power
+from .dense import expm, map_over_times, matrix_power
 
 if TYPE_CHECKING:
     from ptdcore.structure import Structure
@@ -174,7 +174,7 @@ def make_epoch_function(structure: Structure, nr_moments: int, matrices: Any) ->
                 value = jnp.where(tt == 0, 1.0 - alpha0.sum(), value)
             return jnp.where(ok, value, jnp.nan)
 
-        pmf = jax.vmap(one)(times) if times.shape[0] else jnp.zeros(0)
+        pmf = map_over_times(one, times, n + 1)
         if output == "reward_moments":
             durations = [safe_breaks[e] - starts[e] for e in range(E - 1)]
             moments = reward_moments(Ms, durations)
