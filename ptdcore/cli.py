@@ -47,6 +47,21 @@ def _parse_vector(text: str) -> list[float]:
     return [float(x) for x in text.replace(" ", ",").split(",") if x]
 
 
+def _parse_times(text: str, discrete: bool, command: str) -> Any:
+    """The --times values, checked as the model checks them; None after printing why not."""
+    import numpy as np
+
+    from .jax_model import _check_concrete_times
+
+    try:
+        times = np.array(_parse_vector(text))
+        _check_concrete_times(times, discrete)
+    except ValueError as exc:
+        print(f"ptdcore {command}: --times {text!r}: {exc}", file=sys.stderr)
+        return None
+    return times
+
+
 def _read_model(path: str, command: str) -> Any:
     """The Structure saved at ``path``, or None after printing why it cannot be read."""
     from .structure import Structure
@@ -79,7 +94,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
         )
         return 2
     if args.times:
-        times = np.array(_parse_vector(args.times))
+        times = _parse_times(args.times, structure.discrete, "check")
+        if times is None:
+            return 2
     else:
         times = np.arange(0.0, 21.0) if structure.discrete else np.linspace(0.0, 5.0, 11)
     backends = [b for b in args.backends.split(",") if b] if args.backends else None
@@ -123,7 +140,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     from ptdcore_backends.legacy.compiler import cache_dir
 
     path = cache_dir()
-    entries = sorted(path.glob("*")) if path.is_dir() else []
+    entries = sorted(path.glob("*.so")) if path.is_dir() else []
     size = sum(p.stat().st_size for p in entries if p.is_file())
     if args.action == "clear":
         if path.is_dir():
@@ -152,7 +169,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print(f"ptdcore bench: --theta needs {P} values, got {theta.size}", file=sys.stderr)
         return 2
     if args.times:
-        times = np.array(_parse_vector(args.times))
+        times = _parse_times(args.times, structure.discrete, "bench")
+        if times is None:
+            return 2
     elif structure.discrete:
         times = np.arange(1.0, args.observations + 1.0) % 20 + 1
     else:

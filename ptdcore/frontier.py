@@ -93,12 +93,23 @@ def _parse_output(
     return source.astype(np.int64), targets, constant, coefs
 
 
+def too_many_states(max_states: int, found: int, expanded: int) -> ModelError:
+    """The error for a state space that outgrew ``max_states``."""
+    return ModelError(
+        f"the state space grew past max_states={max_states:,}: {found:,} states found, "
+        f"{expanded:,} of them expanded; if the model is meant to be this large pass a "
+        "larger max_states=, else the callback's states never end (a counter that is "
+        "never bounded?)"
+    )
+
+
 def expand(
     callback: FrontierCallback,
     initial_state: Any,
     nr_params: int,
     dtype: Any = np.int32,
     seed: int = 0,
+    max_states: int | None = None,
 ) -> dict[str, Any]:
     """Expand from ``initial_state``; the arrays of a Structure plus the transient states.
 
@@ -108,7 +119,7 @@ def expand(
     """
     for attempt in range(_MAX_ATTEMPTS):
         try:
-            return _expand(callback, initial_state, nr_params, dtype, seed + attempt)
+            return _expand(callback, initial_state, nr_params, dtype, seed + attempt, max_states)
         except _HashCollision:
             continue
     raise ModelError(
@@ -118,7 +129,12 @@ def expand(
 
 
 def _expand(
-    callback: FrontierCallback, initial_state: Any, nr_params: int, dtype: Any, seed: int
+    callback: FrontierCallback,
+    initial_state: Any,
+    nr_params: int,
+    dtype: Any,
+    seed: int,
+    max_states: int | None,
 ) -> dict[str, Any]:
     start = np.asarray(initial_state, dtype=dtype).reshape(1, -1)
     width = start.shape[1]
@@ -161,6 +177,8 @@ def _expand(
         order = new[np.argsort(first[new], kind="stable")]  # new ids by first appearance
         ids[order] = states.size + np.arange(order.size)
         states.extend(representative[order])
+        if max_states is not None and states.size > max_states:
+            raise too_many_states(max_states, states.size, states.size - order.size)
         dst = ids[inverse]
         merged_keys = np.concatenate([known_keys, uniq[order]])
         merged_ids = np.concatenate([known_ids, ids[order]])

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelError
+from .frontier import too_many_states
 from .structure import Structure
 
 Weight = Any  # float | Sequence[float] | tuple[float, Sequence[float]]
@@ -17,6 +18,17 @@ Callback = Callable[[tuple[int, ...]], Iterable[tuple[Sequence[int], Weight]]]
 
 # Entries of from_matrices below this fraction of the row's magnitude are rounding noise.
 _MATRIX_ROUNDING = 1e-13
+
+
+MAX_STATES = 2_000_000
+"""Default cap on the states a callback may generate (:meth:`Graph.from_callback`,
+:meth:`Graph.from_frontier`): about 2 GB of Python state labels for ``from_callback``.
+Pass ``max_states=`` to build larger spaces."""
+
+
+def _check_max_states(max_states: int) -> None:
+    if isinstance(max_states, bool) or int(max_states) != max_states or max_states < 1:
+        raise ModelError(f"max_states must be a whole number >= 1, got {max_states!r}")
 
 
 def _parse_weight(weight: Weight, nr_params: int, where: str) -> tuple[float, list[float]]:
@@ -103,6 +115,7 @@ class Graph:
         *,
         discrete: bool = False,
         rewards: Callable[[tuple[int, ...]], float] | None = None,
+        max_states: int = MAX_STATES,
     ) -> Graph:
         """Expand the state space breadth first from ``initial_state``.
 
@@ -120,7 +133,12 @@ class Graph:
             Weights are one-step probabilities instead of rates.
         rewards
             Optional ``rewards(state) -> float >= 0``.
+        max_states
+            Stop with a :class:`~ptdcore.ModelError` once more states than this are found
+            (default :data:`MAX_STATES`): a callback whose states never end would
+            otherwise run until memory runs out.
         """
+        _check_max_states(max_states)
         start = tuple(int(x) for x in initial_state)
         transitions: dict[tuple[int, ...], list[tuple[tuple[int, ...], float, list[float]]]] = {}
         order: list[tuple[int, ...]] = []
@@ -143,6 +161,8 @@ class Graph:
                 if nxt not in seen:
                     seen.add(nxt)
                     queue.append(nxt)
+                    if len(seen) > max_states:
+                        raise too_many_states(max_states, len(seen), len(transitions) + 1)
             transitions[state] = out
             if out:
                 order.append(state)
@@ -178,6 +198,7 @@ class Graph:
         *,
         discrete: bool = False,
         dtype: Any = np.int32,
+        max_states: int = MAX_STATES,
     ) -> Graph:
         """Expand the state space breadth first, one whole frontier per callback call.
 
@@ -202,10 +223,14 @@ class Graph:
             Weights are one-step probabilities instead of rates.
         dtype
             Integer type that stores the states (a narrower one saves memory).
+        max_states
+            Stop with a :class:`~ptdcore.ModelError` once more states than this are found
+            (default :data:`MAX_STATES`).
         """
         from .frontier import expand
 
-        arrays = expand(callback, initial_state, nr_params, dtype=dtype)
+        _check_max_states(max_states)
+        arrays = expand(callback, initial_state, nr_params, dtype=dtype, max_states=max_states)
         states = arrays.pop("states")
         return cls(
             Structure(

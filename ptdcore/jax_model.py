@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .registry import get_backend
+from .results import check_outputs
 from .structure import HasStructure, Structure, as_structure
 
 if TYPE_CHECKING:
@@ -107,8 +108,16 @@ class Model:
         if eager:
             # No jit, vmap or grad around the call: the backend directly, the same
             # engine without tracing and compiling an XLA program.
-            out = self.backend.compute_pmf_and_moments(
-                self.structure, theta[None, :], times, self.nr_moments
+            out = check_outputs(
+                self.backend.name,
+                self.backend.compute_pmf_and_moments(
+                    self.structure, theta[None, :], times, self.nr_moments
+                ),
+                1,
+                times.shape[0],
+                self.nr_moments,
+                self.structure.nr_params,
+                jacobian=False,
             )
             return jax.device_put(out[0][0]), jax.device_put(out[1][0])
         return self._fn(theta, times)
@@ -232,11 +241,25 @@ class Model:
         draws = prepare(self.structure).sample(theta, count, int(seed))
         return draws.reshape(shape)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by structure and settings (for multiprocessing and joblib); the backend
+        by its registered name, so the receiving process uses its own."""
+        return (Model, (self.structure, self.nr_moments, backend_reference(self.backend)))
+
     def __repr__(self) -> str:
         return (
             f"ptdcore.Model(nr_states={self.structure.nr_states}, nr_params={self.nr_params}, "
             f"nr_moments={self.nr_moments}, epochs={self.epochs}, backend={self.backend.name!r})"
         )
+
+
+def backend_reference(backend: Any) -> Any:
+    """What pickles for ``backend``: its name when the registry knows it by that name,
+    else the backend itself."""
+    from .registry import backend_info
+
+    names = {info.name: info.backend_class for info in backend_info()}
+    return backend.name if names.get(backend.name) is type(backend) else backend
 
 
 def _traced(x: Any) -> bool:

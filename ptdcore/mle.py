@@ -5,6 +5,13 @@ trust-region Newton method (``trust-exact``) with the model's exact gradient and
 Hessian, on ``log(theta)`` for positive parameters. Standard errors come from the
 observed information, the exact Hessian of the log-likelihood at the estimate on the
 natural scale: ``cov = inv(-H)``, ``se = sqrt(diag(cov))``.
+
+A positive parameter whose estimate runs into its bound 0 (the likelihood still increases
+toward it: the score on the natural scale is negative and worth more than
+:data:`BOUND_SCORE` log-likelihood units over one marginal standard deviation) is
+reported in ``at_bound``; its standard error and covariance entries are NaN (the Wald
+theory does not hold there), the others come from the information of the free parameters
+alone, and a warning names it.
 """
 
 from __future__ import annotations
@@ -14,6 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+BOUND_SCORE = 1e-3
+"""Log-likelihood gain over one marginal standard deviation toward 0 above which a
+positive parameter counts as at its bound (an interior optimum has score 0)."""
 
 
 @dataclass(frozen=True)
@@ -34,14 +45,19 @@ class MLEResult:
     iterations: int
     message: str
     param_names: list[str] = field(default_factory=list)
+    at_bound: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """Per parameter: the estimate lies on its bound (0 for a positive parameter); its
+    standard error is NaN."""
 
     def summary(self) -> str:
         """A short table: estimate, standard error and a 95 % Wald interval per parameter."""
         width = max(6, *(len(n) for n in self.param_names))
         lines = [f"{'param':>{width}} {'estimate':>12} {'se':>12} {'95% Wald':>27}"]
-        for name, t, s in zip(self.param_names, self.theta, self.se, strict=True):
+        bound = self.at_bound if self.at_bound.size else np.zeros(len(self.theta), dtype=bool)
+        for name, t, s, b in zip(self.param_names, self.theta, self.se, bound, strict=True):
             lo, hi = t - 1.96 * s, t + 1.96 * s
-            lines.append(f"{name:>{width}} {t:>12.6g} {s:>12.4g} [{lo:>11.5g}, {hi:>11.5g}]")
+            interval = f"{'at its bound: no interval':>27}" if b else f"[{lo:>11.5g}, {hi:>11.5g}]"
+            lines.append(f"{name:>{width}} {t:>12.6g} {s:>12.4g} {interval}")
         lines.append(f"log-likelihood {self.loglik:.6f}; converged: {self.converged}")
         return "\n".join(lines)
 
@@ -128,12 +144,25 @@ def fit_mle(
     )
     theta = np.exp(result.x) if positive else np.asarray(result.x)
     H = np.asarray(jax.hessian(loglik)(jnp.asarray(theta)))  # natural scale
+    score = np.asarray(jax.grad(loglik)(jnp.asarray(theta)))
+    at_bound = _at_lower_bound(score, H) if positive else np.zeros(P, dtype=bool)
+    free = np.flatnonzero(~at_bound)
     cov = np.full((P, P), np.nan)
     se = np.full(P, np.nan)
+    if at_bound.any():
+        warnings.warn(
+            "estimate at its bound 0: "
+            + ", ".join(f"{names[j]} = {theta[j]:.3g}" for j in np.flatnonzero(at_bound))
+            + " (the likelihood still increases toward 0); their standard errors are NaN and "
+            "the others are conditional on them",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     try:
-        np.linalg.cholesky(-H)  # positive definite information
-        cov = np.linalg.inv(-H)
-        se = np.sqrt(np.diag(cov))
+        info = -H[np.ix_(free, free)]
+        np.linalg.cholesky(info)  # positive definite information
+        cov[np.ix_(free, free)] = np.linalg.inv(info)
+        se[free] = np.sqrt(np.diag(cov)[free])
     except np.linalg.LinAlgError:
         warnings.warn(
             "the observed information -H is not positive definite at the estimate: standard "
@@ -152,4 +181,14 @@ def fit_mle(
         iterations=int(result.nit),
         message=str(result.message),
         param_names=names,
+        at_bound=at_bound,
     )
+
+
+def _at_lower_bound(score: np.ndarray, H: np.ndarray) -> np.ndarray:
+    """Parameters whose likelihood still rises toward 0: negative natural-scale score worth
+    more than :data:`BOUND_SCORE` over one marginal standard deviation ``1/sqrt(-H_jj)``."""
+    curvature = -np.diag(H)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sd = np.where(curvature > 0, 1.0 / np.sqrt(np.abs(curvature)), np.inf)
+    return (score < 0) & (-score * sd > BOUND_SCORE)

@@ -13,8 +13,15 @@ two plugins provide a backend of the same name, the first in that order wins
 which one was kept.
 
 Selection (:func:`get_backend`): the ``name`` argument, else the
-``PTDCORE_BACKEND`` environment variable, else the available backend with the
-highest ``priority`` (the fastest).
+``PTDCORE_BACKEND`` environment variable, else the available *built-in* backend (one
+shipped with ptdcore) with the highest ``priority`` (the fastest). A third-party backend
+is used only when named: one that declares a higher priority than the built-in default
+does not take over, and a ``RuntimeWarning`` says so once; only when no built-in backend
+can run is a third-party one the default, with a warning naming it.
+
+A plugin can fail in any way, ``sys.exit`` included: every exception but
+``KeyboardInterrupt`` raised while loading or asking a plugin becomes a warning naming
+the plugin.
 """
 
 from __future__ import annotations
@@ -49,6 +56,14 @@ class BackendInfo:
     priority: int
     plugin: str
     backend_class: type[Backend]
+    builtin: bool = False
+    """Shipped with ptdcore (registered by ptdcore's own distribution)."""
+
+
+def _reraise_interrupt(exc: BaseException) -> None:
+    """Plugins may raise anything (``SystemExit`` too); only an interrupt goes through."""
+    if isinstance(exc, KeyboardInterrupt):
+        raise exc
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
@@ -64,16 +79,18 @@ def _entry_points() -> list[metadata.EntryPoint]:
     return sorted(eps, key=key)
 
 
-def _load_plugins() -> list[tuple[str, Any]]:
-    """(plugin name, module) for each entry point that imports."""
+def _load_plugins() -> list[tuple[str, Any, bool]]:
+    """(plugin name, module, built-in) for each entry point that imports."""
     disabled = {s.strip() for s in os.environ.get(ENV_DISABLED, "").split(",") if s.strip()}
     plugins = []
     for ep in _entry_points():
         if ep.name in disabled:
             continue
+        builtin = ep.dist is not None and ep.dist.name == _OWN_DISTRIBUTION
         try:
-            plugins.append((ep.name, ep.load()))
-        except Exception as exc:  # a broken plugin must never break ptdcore
+            plugins.append((ep.name, ep.load(), builtin))
+        except BaseException as exc:  # a broken plugin must never break (or end) ptdcore
+            _reraise_interrupt(exc)
             warnings.warn(
                 f"ptdcore plugin {ep.name!r} ({ep.value}) failed to load and is skipped: "
                 f"{type(exc).__name__}: {exc}",
@@ -83,7 +100,7 @@ def _load_plugins() -> list[tuple[str, Any]]:
     return plugins
 
 
-def _collect(plugins: list[tuple[str, Any]]) -> dict[str, BackendInfo]:
+def _collect(plugins: list[tuple[str, Any, bool]]) -> dict[str, BackendInfo]:
     import pluggy
 
     from . import hookspecs
@@ -91,11 +108,13 @@ def _collect(plugins: list[tuple[str, Any]]) -> dict[str, BackendInfo]:
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
     order = {}
-    for plugin_name, module in plugins:
+    builtins = {name for name, _, builtin in plugins if builtin}
+    for plugin_name, module, _ in plugins:
         try:
             manager.register(module, name=plugin_name)
             manager.check_pending()
-        except Exception as exc:
+        except BaseException as exc:
+            _reraise_interrupt(exc)
             if manager.is_registered(module):
                 manager.unregister(module)
             warnings.warn(
@@ -115,7 +134,8 @@ def _collect(plugins: list[tuple[str, Any]]) -> dict[str, BackendInfo]:
         plugin_name = impl.plugin_name
         try:
             classes = impl.function()
-        except Exception as exc:
+        except BaseException as exc:
+            _reraise_interrupt(exc)
             warnings.warn(
                 f"ptdcore plugin {plugin_name!r} failed to register backends and is skipped: "
                 f"{type(exc).__name__}: {exc}",
@@ -150,14 +170,15 @@ def _collect(plugins: list[tuple[str, Any]]) -> dict[str, BackendInfo]:
                     stacklevel=3,
                 )
                 continue
-            found[cls.name] = _describe(cls, plugin_name)
+            found[cls.name] = _describe(cls, plugin_name, plugin_name in builtins)
     return found
 
 
-def _describe(cls: type[Backend], plugin: str) -> BackendInfo:
+def _describe(cls: type[Backend], plugin: str, builtin: bool) -> BackendInfo:
     try:
         ok, reason = cls.available()
-    except Exception as exc:
+    except BaseException as exc:
+        _reraise_interrupt(exc)
         ok, reason = False, f"availability check failed: {type(exc).__name__}: {exc}"
     return BackendInfo(
         name=cls.name,
@@ -168,6 +189,7 @@ def _describe(cls: type[Backend], plugin: str) -> BackendInfo:
         priority=cls.priority,
         plugin=plugin,
         backend_class=cls,
+        builtin=builtin,
     )
 
 
@@ -189,6 +211,7 @@ def refresh_backends() -> None:
     with _lock:
         _discover.cache_clear()
         _instance.cache_clear()
+        _warned.clear()
 
 
 def backend_info() -> list[BackendInfo]:
@@ -204,6 +227,44 @@ def list_backends() -> list[str]:
 @cache
 def _instance(name: str) -> Backend:
     return _registry()[name].backend_class()
+
+
+def default_backend_name() -> str:
+    """The backend used when none is named: the fastest available built-in backend.
+
+    A third-party backend that declares a higher priority is not chosen (a warning says so,
+    once per discovery); with no built-in backend available, the fastest third-party one
+    is chosen, with a warning naming it."""
+    infos = [i for i in backend_info() if i.available]
+    if not infos:
+        raise ValueError(_unavailable_message("<default>", "no backend named"))
+    builtins = [i for i in infos if i.builtin]
+    chosen = builtins[0] if builtins else infos[0]
+    if not builtins:
+        _warn_once(
+            f"no built-in ptdcore backend can run here; using the third-party backend "
+            f"{chosen.name!r} from plugin {chosen.plugin!r} as the default"
+        )
+    for info in infos:
+        if not info.builtin and info.priority > chosen.priority and info is not chosen:
+            _warn_once(
+                f"backend {info.name!r} from the third-party plugin {info.plugin!r} declares "
+                f"priority {info.priority}, above the default {chosen.name!r}; a third-party "
+                f"backend is used only when named (backend={info.name!r} or "
+                f"{ENV_BACKEND}={info.name})"
+            )
+    return chosen.name
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    with _lock:
+        if message in _warned:
+            return
+        _warned.add(message)
+    warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
 def _unavailable_message(requested: str, origin: str) -> str:
@@ -243,10 +304,7 @@ def get_backend(name: str | Backend | type[Backend] | None = None) -> Backend:
         name = os.environ.get(ENV_BACKEND) or None
         origin = f"{ENV_BACKEND} environment variable"
     if name is None:
-        names = list_backends()
-        if not names:
-            raise ValueError(_unavailable_message("<default>", "no backend named"))
-        return _instance(names[0])
+        return _instance(default_backend_name())
     registry = _registry()
     if name not in registry:
         known = ", ".join(sorted(registry)) or "none"

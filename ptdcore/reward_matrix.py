@@ -30,7 +30,9 @@ class RewardMoments:
         from .jax_model import Model
         from .structure import as_structure
 
-        structure = as_structure(graph).with_reward_matrix(rewards)
+        structure = as_structure(graph)
+        if rewards is not None or structure.output != "reward_moments":
+            structure = structure.with_reward_matrix(rewards)
         if epochs != 1:
             structure = structure.with_epochs(epochs)
         self.epochs = structure.epochs
@@ -51,6 +53,12 @@ class RewardMoments:
         m = self.nr_columns
         _, moments = self._model(theta, jnp.zeros(0), breaks)
         return moments[:m], moments[m:].reshape(m, m)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by structure (its reward matrix and epochs included) and backend name."""
+        from .jax_model import backend_reference
+
+        return (RewardMoments, (self.structure, None, backend_reference(self.backend)))
 
     def __repr__(self) -> str:
         return (

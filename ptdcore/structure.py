@@ -45,6 +45,10 @@ def _field_array(data: dict[str, Any], name: str, dtype: type) -> np.ndarray:
     return arr
 
 
+def _from_fields(fields: dict[str, Any]) -> Structure:
+    return Structure(**fields)
+
+
 def _frozen(values: Any, dtype: type) -> np.ndarray:
     arr = np.array(values, dtype=dtype, copy=True).reshape(-1)
     arr.setflags(write=False)
@@ -134,6 +138,12 @@ class Structure:
 
     def __hash__(self) -> int:
         return hash(self.content_hash)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by the fields: unpickling runs the constructor (validation, read-only
+        arrays) again."""
+        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return (_from_fields, (fields,))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Structure):

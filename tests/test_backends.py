@@ -212,6 +212,23 @@ def test_legacy_corrupt_cache_entry_is_rebuilt(legacy_cache):
     assert lib.read_bytes()[:4] == b"\x7fELF"
 
 
+def test_legacy_truncated_cache_entry_is_rebuilt_not_loaded(legacy_cache):
+    """A library cut short on disk (a full disk, a killed copy) used to kill the process with
+    SIGBUS inside the loader; it must be detected by its record and rebuilt. Each run is a
+    subprocess, so a crash fails this test instead of ending the test session."""
+    run_legacy(legacy_cache, [34])
+    (lib,) = legacy_cache.glob("model-*.so")
+    data = lib.read_bytes()
+    with open(lib, "r+b") as f:  # truncate in place, as a failed write leaves it
+        f.truncate(len(data) // 2)
+    assert run_legacy(legacy_cache, [34]) == [expected_pmf(34)]
+    assert lib.read_bytes() == data or lib.stat().st_size > len(data) // 2
+    record = lib.with_name(lib.name + ".sha256")
+    record.unlink()  # a library without its record (an older cache) is rebuilt too
+    assert run_legacy(legacy_cache, [34]) == [expected_pmf(34)]
+    assert record.is_file()
+
+
 def test_legacy_foreign_cache_entry_is_rebuilt(legacy_cache):
     run_legacy(legacy_cache, [31])
     (lib_a,) = legacy_cache.glob("model-*.so")

@@ -53,3 +53,27 @@ def test_two_parameters_and_clear_errors():
         ptdcore.fit_mle(g, data, [1.0, -2.0])
     with pytest.raises(ValueError, match=r"data\[0\] = 0\.0 has zero"):
         ptdcore.fit_mle(g, np.r_[0.0, data], [1.0, 2.0])
+
+
+def test_an_estimate_at_the_bound_says_so_and_has_no_standard_error():
+    """A rate whose MLE is 0 (exponential data, a model with an optional extra phase):
+    at_bound, NaN standard error, a warning; the other rate's standard error is the
+    exponential's closed form b / sqrt(n) (the model with the bounded rate at 0)."""
+    import warnings
+
+    from ptdcore import Graph
+
+    edges = [(0, 1, 0.0, [1.0, 0.0]), (0, -1, 0.0, [0.0, 1.0]), (1, -1, 2.0, None)]
+    graph = Graph.from_edges([1.0, 0.0], edges, nr_params=2)
+    data = np.random.default_rng(1).exponential(1.0, 300)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = ptdcore.fit_mle(graph, data, [0.5, 0.5], param_names=["extra", "exit"])
+    assert result.at_bound.tolist() == [True, False]
+    assert result.theta[0] < 1e-8 and np.isnan(result.se[0]) and np.isnan(result.cov[0]).all()
+    np.testing.assert_allclose(result.theta[1], 1 / data.mean(), rtol=1e-6)
+    np.testing.assert_allclose(result.se[1], result.theta[1] / np.sqrt(data.size), rtol=1e-6)
+    assert any("extra" in str(w.message) and "bound" in str(w.message) for w in caught)
+    assert "at its bound" in result.summary()
+    interior = ptdcore.fit_mle(graph, np.random.default_rng(0).exponential(1.0, 300), [0.5, 0.5])
+    assert not interior.at_bound.any() and np.isfinite(interior.se).all()

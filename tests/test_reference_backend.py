@@ -199,3 +199,15 @@ def test_a_batch_of_rows_is_evaluated_within_the_memory_budget(reference, monkey
         jac = jax.jacfwd(hypo_pdf)(jnp.asarray(theta), jnp.asarray(times))
         np.testing.assert_allclose(out.dpmf[row], jac, rtol=1e-10, atol=1e-14)
         np.testing.assert_allclose(out.moments[row], [1 / theta[0] + 1 / theta[1]], rtol=1e-13)
+
+
+def test_high_moments_are_representable_past_the_factorial_overflow(reference):
+    """E[T^k] of an exponential with rate 2 is k!/2^k: finite at k = 171 (4.1e257) although
+    171! overflows; 25 moments used to raise an OverflowError."""
+    import mpmath
+
+    exponential = Graph.from_edges([1.0], [(0, -1, 0.0, [1.0])], nr_params=1)
+    out = reference.compute_pmf_and_moments(exponential.structure(), [[2.0]], [1.0], 171)
+    for k in (1, 25, 100, 170, 171):
+        want = float(mpmath.factorial(k) / mpmath.mpf(2) ** k)
+        np.testing.assert_allclose(out.moments[0, k - 1], want, rtol=1e-12)

@@ -49,6 +49,17 @@ BROKEN = {
             return [NotABackend, 42]
         """
     ),
+    "exits_on_import": "import sys\nsys.exit(3)\n",
+    "exits_in_hook": textwrap.dedent(
+        """
+        import sys
+        import ptdcore
+
+        @ptdcore.hookimpl
+        def ptdcore_register_backends():
+            sys.exit(4)
+        """
+    ),
     "duplicates_pybind11": textwrap.dedent(
         """
         import ptdcore
@@ -65,6 +76,25 @@ BROKEN = {
         """
     ),
 }
+
+EXITS_IN_AVAILABLE = textwrap.dedent(
+    """
+        import sys
+        import ptdcore
+
+        class Quitter(ptdcore.Backend):
+            name = "quitter"
+            @classmethod
+            def available(cls):
+                sys.exit(5)
+            def compute_pmf_and_moments(self, *args, **kwargs):
+                raise NotImplementedError
+
+        @ptdcore.hookimpl
+        def ptdcore_register_backends():
+            return [Quitter]
+        """
+)
 
 PROBE = textwrap.dedent(
     """
@@ -127,3 +157,81 @@ def test_all_broken_plugins_at_once(tmp_path):
         assert any(repr(name) in w for w in result["warnings"]), (name, result["warnings"])
     assert {"pybind11", "cffi", "reference"} <= set(result["names"])
     assert "lonely" not in result["names"] and "imposter" not in result["names"]
+
+
+TAKEOVER = textwrap.dedent(
+    """
+    import numpy as np
+    import ptdcore
+
+    class Wrong(ptdcore.Backend):
+        name = "wrong"
+        priority = 10_000
+        description = "fast and wrong"
+        def compute_pmf_and_moments(self, structure, theta, times, nr_moments, *, jacobian=False):
+            return 1.0, 2.0  # scalars: the wrong shapes (and wrong numbers)
+
+    @ptdcore.hookimpl
+    def ptdcore_register_backends():
+        return [Wrong]
+    """
+)
+
+
+def run_python(tmp_path, code):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(tmp_path) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("PTDCORE_BACKEND", None)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def test_a_plugin_that_exits_does_not_end_the_command_line(tmp_path):
+    """sys.exit in a plugin's import, hook or availability check used to end the process."""
+    for name in ("exits_on_import", "exits_in_hook"):
+        install(tmp_path, name, BROKEN[name])
+    install(tmp_path, "exits_in_available", EXITS_IN_AVAILABLE)
+    code = "from ptdcore.cli import main; raise SystemExit(main(['backends']))"
+    proc = run_python(tmp_path, code)
+    assert proc.returncode == 0, proc.stderr
+    assert "pybind11" in proc.stdout
+    for name in ("exits_on_import", "exits_in_hook"):
+        assert repr(name) in proc.stderr, (name, proc.stderr)
+    (quitter,) = [line for line in proc.stdout.splitlines() if line.startswith("quitter")]
+    assert "unavailable: availability check failed: SystemExit: 5" in quitter
+
+
+def test_a_high_priority_plugin_does_not_become_the_default(tmp_path):
+    install(tmp_path, "takeover", TAKEOVER)
+    code = textwrap.dedent(
+        """
+        import json, warnings
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            import jax, jax.numpy as jnp
+            jax.config.update("jax_enable_x64", True)
+            import ptdcore
+            from ptdcore.coalescent import kingman_graph
+            default = ptdcore.get_backend().name
+            m = ptdcore.model(kingman_graph(4))
+            value = float(m(jnp.array([1.0]), jnp.array([1.0]))[0][0])
+            try:  # named on purpose: the eager path checks the shapes it gets back
+                ptdcore.model(kingman_graph(4), backend="wrong")(jnp.array([1.0]),
+                                                                 jnp.array([1.0]))
+                eager_error = None
+            except ptdcore.BackendError as exc:
+                eager_error = str(exc)
+        print(json.dumps({"default": default, "model_backend": m.backend.name, "value": value,
+                          "eager_error": eager_error,
+                          "warnings": [str(w.message) for w in caught
+                                       if issubclass(w.category, RuntimeWarning)]}))
+        """
+    )
+    proc = run_python(tmp_path, code)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["default"] == result["model_backend"] != "wrong"
+    assert 0 < result["value"] < 1
+    assert any("'wrong'" in w and "only when named" in w for w in result["warnings"])
+    assert "backend 'wrong' returned" in result["eager_error"]

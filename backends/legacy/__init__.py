@@ -44,8 +44,10 @@ def _bind(lib: Any) -> Any:
 
 
 def _try_load(path: Path, key: str) -> Any | None:
-    """The library at ``path`` if it loads and carries ``key``; None otherwise."""
-    if not path.is_file():
+    """The library at ``path`` if it is the file that was built (size and SHA-256 as
+    recorded beside it at build time: a truncated library would crash the loader with
+    SIGBUS), loads and carries ``key``; None otherwise."""
+    if not path.is_file() or not compiler.matches_record(path):
         return None
     try:
         lib = _bind(ctypes.PyDLL(str(path)))
@@ -73,6 +75,7 @@ def load_model(structure: Structure) -> Any:
                 f"model-{key[:32]}-{np.random.default_rng().integers(1 << 62):x}.so"
             )
             compiler.compile_library(source, fresh, cxx)
+            compiler.write_record(fresh, path)
             lib = _try_load(fresh, key)
             if lib is None:
                 raise BackendError(f"backend 'legacy': the library built at {fresh} does not load")

@@ -4,7 +4,10 @@ Cache entries are keyed by the structure's content hash, the compiler (path and
 ``--version``), the flags, the engine headers and the generator version. Writes are
 atomic (compile to a unique temporary file, then ``os.replace``), so processes
 compiling the same model at once (``pytest -n auto``) never see a partial file.
-A library whose embedded key does not match, or that fails to load, is rebuilt.
+Beside each library a record (``.so.sha256``) holds its size and SHA-256, written at
+build time; a library that does not match its record (truncated, overwritten) is never
+handed to the loader, which would crash on it, but rebuilt. A library whose embedded key
+does not match, or that fails to load, is rebuilt too.
 """
 
 from __future__ import annotations
@@ -83,6 +86,34 @@ def cache_key(structure_hash: str, compiler: str, generator_version: str) -> str
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()
+
+
+def record_path(library: Path) -> Path:
+    """Where the size and SHA-256 of ``library`` are recorded."""
+    return library.with_name(library.name + ".sha256")
+
+
+def _fingerprint(library: Path) -> str:
+    data = library.read_bytes()
+    return f"{len(data)} {hashlib.sha256(data).hexdigest()}"
+
+
+def write_record(built: Path, library: Path) -> None:
+    """Record the fingerprint of ``built`` (about to become ``library``), atomically."""
+    record = record_path(library)
+    tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
+    tmp.write_text(_fingerprint(built))
+    os.replace(tmp, record)
+
+
+def matches_record(library: Path) -> bool:
+    """Whether ``library`` has a record and its size and SHA-256 match it."""
+    try:
+        recorded = record_path(library).read_text().strip()
+        size = int(recorded.split()[0])
+        return library.stat().st_size == size and _fingerprint(library) == recorded
+    except (OSError, ValueError, IndexError):
+        return False
 
 
 def compile_library(source: str, target: Path, compiler: str) -> None:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ptdcore.errors import ModelError
+
 from .dense import expm, map_over_times, matrix_power
 
 if TYPE_CHECKING:
@@ -27,6 +29,10 @@ DISCRETE_HORIZON = 3000
 """Steps summed for the moments of discrete models with epochs (tests use fast chains)."""
 
 
+MAX_EPOCH_MOMENT = 170
+"""Highest moment over epochs (170! is the largest factorial in float64)."""
+
+
 def make_epoch_function(structure: Structure, nr_moments: int, matrices: Any) -> Any:
     """``f(row (E P + E - 1,), times (T,)) -> (pmf, moments)`` for an epoch structure."""
     import jax
@@ -35,6 +41,11 @@ def make_epoch_function(structure: Structure, nr_moments: int, matrices: Any) ->
     E, P, n, K = structure.epochs, structure.base_params, structure.nr_states, nr_moments
     discrete, output = structure.discrete, structure.output
     alpha0 = np.asarray(structure.alpha)
+    if K > MAX_EPOCH_MOMENT:
+        raise ModelError(
+            f"the reference backend computes moments over epochs up to order "
+            f"{MAX_EPOCH_MOMENT} (binomial sums of factorials), got nr_moments={K}"
+        )
 
     @jax.custom_jvp
     def whole_steps(b: Any) -> Any:  # discrete breaks: no derivative
@@ -80,21 +91,21 @@ def make_epoch_function(structure: Structure, nr_moments: int, matrices: Any) ->
             big = big.at[(i - 1) * n : i * n, i * n : (i + 1) * n].set(jnp.eye(n))
         X = expm(big * D)
         # V_i = int_0^D (D - u)^i e^{Su} du = i! X[0, i + 1]
-        v = [math.factorial(i) * (pi @ X[:n, (i + 1) * n : (i + 2) * n] @ exit_w)
+        v = [float(math.factorial(i)) * (pi @ X[:n, (i + 1) * n : (i + 2) * n] @ exit_w)
              for i in range(K + 1)]  # fmt: skip
         end = a + D
         return jnp.stack([
-            sum(math.comb(k, i) * end ** (k - i) * (-1) ** i * v[i] for i in range(k + 1))
+            sum(float(math.comb(k, i)) * end ** (k - i) * (-1) ** i * v[i] for i in range(k + 1))
             for k in range(1, K + 1)
         ])  # fmt: skip
 
     def last_epoch_moments(M: Any, pi: Any, a: Any) -> Any:
         r, J = pi, [pi.sum()]
         for j in range(1, K + 1):
-            r = jnp.linalg.solve(-M.T, r)
-            J.append(math.factorial(j) * r.sum())
+            r = j * jnp.linalg.solve(-M.T, r)  # j! pi U^j: the factorial taken step by step
+            J.append(r.sum())
         return jnp.stack([
-            sum(math.comb(k, j) * a ** (k - j) * J[j] for j in range(k + 1))
+            sum(float(math.comb(k, j)) * a ** (k - j) * J[j] for j in range(k + 1))
             for k in range(1, K + 1)
         ])  # fmt: skip
 
@@ -131,7 +142,8 @@ def make_epoch_function(structure: Structure, nr_moments: int, matrices: Any) ->
             A = jnp.kron(jnp.eye(K), M) + jnp.kron(jnp.eye(K, k=1), jnp.diag(r))
             integral, z = chain_integral(A, z, D[e] if e + 1 < len(Ms) else None)
             moments = moments + jnp.stack([
-                math.factorial(k) * (integral[(k - 1) * n : k * n] @ r) for k in range(1, K + 1)
+                float(math.factorial(k)) * (integral[(k - 1) * n : k * n] @ r)
+                for k in range(1, K + 1)
             ])  # fmt: skip
         return moments
 
