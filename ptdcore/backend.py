@@ -168,19 +168,35 @@ class NativeBackend(Backend):
     """Base of the backends that run the C++ engine: validate, prepare, fill, wrap.
 
     :meth:`compute_pmf_and_moments` checks the arguments once, gets the prepared model
-    from a per-class cache (built by :meth:`prepare` on first use of a structure, the
-    ``cache_size`` most recent kept), allocates the outputs and lets :meth:`fill` write
-    them. A subclass implements only :meth:`prepare` and :meth:`fill`; a failure in
+    from a per-class cache (built by :meth:`prepare` on first use of a structure; the
+    most recent kept, at most ``cache_size`` of them and at most ``cache_bytes`` by
+    :meth:`prepared_bytes`, so that memory stays bounded however many models a program
+    makes), allocates the outputs and lets :meth:`fill` write them. A subclass
+    implements only :meth:`prepare` and :meth:`fill`; a failure in
     either becomes a :class:`~ptdcore.errors.BackendError` naming the backend (a
     :class:`~ptdcore.errors.ModelError` when the engine rejects the model).
     """
 
     cache_size: ClassVar[int] = 64
+    cache_bytes: ClassVar[int] = 256 * 2**20
+    """Estimated engine memory (:meth:`prepared_bytes`) the cache may hold; the most
+    recent model is always kept."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._prepared: OrderedDict[Structure, Any] = OrderedDict()
+        cls._prepared: OrderedDict[Structure, tuple[Any, int]] = OrderedDict()
         cls._prepared_lock = threading.Lock()
+
+    @staticmethod
+    def prepared_bytes(structure: Structure) -> int:
+        """Estimated memory of the engine's prepared model: three times the structure's
+        arrays (its own copy, the topology and levels; measured 2.4 times on a
+        37,337-state coalescent)."""
+        arrays = ("alpha", "src", "dst", "constant", "coef_ptr", "coef_index", "coef_value")
+        size = sum(getattr(structure, name).nbytes for name in arrays)
+        if structure.rewards is not None:
+            size += structure.rewards.nbytes
+        return 3 * size
 
     @abc.abstractmethod
     def prepare(self, structure: Structure) -> Any:
@@ -205,7 +221,7 @@ class NativeBackend(Backend):
         with cls._prepared_lock:
             if structure in cls._prepared:
                 cls._prepared.move_to_end(structure)
-                return cls._prepared[structure]
+                return cls._prepared[structure][0]
         try:  # outside the lock: preparing a large model takes a while
             model = self.prepare(structure)
         except (ModelError, BackendError):
@@ -217,9 +233,13 @@ class NativeBackend(Backend):
                 f"backend {self.name!r} cannot prepare the model: {type(exc).__name__}: {exc}"
             ) from exc
         with cls._prepared_lock:
-            model = cls._prepared.setdefault(structure, model)
-            while len(cls._prepared) > self.cache_size:
-                cls._prepared.popitem(last=False)
+            model = cls._prepared.setdefault(structure, (model, self.prepared_bytes(structure)))[0]
+            cls._prepared.move_to_end(structure)
+            held = sum(size for _, size in cls._prepared.values())
+            while len(cls._prepared) > 1 and (
+                len(cls._prepared) > self.cache_size or held > self.cache_bytes
+            ):
+                held -= cls._prepared.popitem(last=False)[1][1]
         return model
 
     def compute_pmf_and_moments(  # type: ignore[override]

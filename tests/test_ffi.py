@@ -75,14 +75,90 @@ def test_handler_error_becomes_python_exception(monkeypatch):
 
     good = kingman_graph(4).structure()
     other = kingman_graph(5).structure()
-    good_id = ffi_mod.model_id(good)
+    handle = ffi_mod.FfiBackend().prepared(good)
     # Forge a call whose content hash does not match the registered id.
-    monkeypatch.setattr(ffi_mod, "model_id", lambda s: good_id)
     with pytest.raises(Exception, match="does not match the structure's content hash"):
-        jax.block_until_ready(ffi_mod.ffi_evaluate(other, 1, jnp.ones((1, 1)), jnp.ones(2), False))
+        jax.block_until_ready(
+            ffi_mod.ffi_evaluate(other, 1, jnp.ones((1, 1)), jnp.ones(2), False, handle)
+        )
 
 
 def test_wrong_theta_shape_raises_when_traced():
     m = ptdcore.model(kingman_graph(4), 1, backend="ffi")
     with pytest.raises(ValueError, match=r"theta must have shape \(1,\)"):
         jax.jit(m)(jnp.ones(2), jnp.ones(3))
+
+
+def distinct_models(count, n=6):
+    """``count`` different structures (the same chain, constants nudged)."""
+    import dataclasses
+
+    base = kingman_graph(n).structure()
+    return [
+        dataclasses.replace(base, constant=base.constant + 1e-12 * (i + 1)) for i in range(count)
+    ]
+
+
+def jitted_density(model):
+    return jax.jit(lambda th: model(th, jnp.array([0.5]))[0])
+
+
+def test_prepared_models_live_as_long_as_their_model_and_the_cache_is_bounded(monkeypatch):
+    """The registry used to keep every model for the life of the process (100 deleted
+    models of 37,337 states held 4.7 GB). Now: a model's engine memory lives while the
+    ptdcore model does (or while it is among the cache's most recent), no longer."""
+    import gc
+
+    import ptdcore_backends.ffi as ffi_mod
+    from ptdcore_backends.ffi import _ffi
+
+    ffi_mod.FfiBackend.clear_prepared()
+    monkeypatch.setattr(ffi_mod.FfiBackend, "cache_size", 3)
+    gc.collect()
+    before = _ffi.live_models()
+    kept = ptdcore.model(distinct_models(1)[0], 1, backend="ffi")
+    fn = jitted_density(kept)
+    value = float(fn(jnp.array([1.0]))[0])
+    for s in distinct_models(20)[1:]:
+        m = ptdcore.model(s, 1, backend="ffi")
+        m(jnp.array([1.0]), jnp.array([0.5]))
+        del m
+    gc.collect()
+    assert _ffi.live_models() - before <= 3 + 1  # the cache's three, and the kept model
+    # the kept model was evicted from the cache long ago, yet its jitted function works
+    assert float(fn(jnp.array([1.0]))[0]) == value
+    del kept, fn
+    ffi_mod.FfiBackend.clear_prepared()
+    gc.collect()
+    assert _ffi.live_models() == before
+
+
+def test_a_call_with_a_released_model_id_says_so():
+    import gc
+
+    import ptdcore_backends.ffi as ffi_mod
+
+    (structure,) = distinct_models(1, n=5)
+    handle = ffi_mod.FfiBackend().prepare(structure)  # not cached: only this handle owns it
+    model_id = handle.id
+    del handle
+    gc.collect()
+    from ptdcore_backends.ffi import _ffi
+
+    outputs = [np.empty((1, 1)), np.empty((1, 1))]
+    with pytest.raises(ValueError, match=f"model id {model_id} was released"):
+        _ffi.evaluate_into(
+            model_id, structure.content_hash, np.ones((1, 1)), np.ones(1), 1, outputs
+        )
+
+
+def test_the_cache_is_bounded_in_bytes_too(monkeypatch):
+    backend = ptdcore.get_backend("pybind11")
+    cls = type(backend)
+    cls.clear_prepared()
+    structures = distinct_models(6)
+    monkeypatch.setattr(cls, "cache_bytes", 2 * cls.prepared_bytes(structures[0]) + 1)
+    for s in structures:
+        backend.compute_pmf_and_moments(s, [[1.0]], [0.5], 1)
+    assert len(cls._prepared) == 2
+    cls.clear_prepared()

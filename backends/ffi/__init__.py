@@ -4,9 +4,12 @@ Outside JAX transformations (``compute_pmf_and_moments`` and eager calls of the
 model) the same registered model is evaluated directly by the extension, which
 avoids compiling an XLA program for a single call.
 
-Each structure is registered once with the extension, which keeps it alive and
-returns an id; the id and the content hash travel as attributes of the custom
-call, and the handler checks that they match. ``vmap`` (``broadcast_all``) hands
+Each structure is registered with the extension, which returns a handle that owns
+the prepared model; the handle's id and the content hash travel as attributes of
+the custom call, and the handler checks that they match. The model lives while a
+handle does: the ptdcore model that uses it (its jitted functions close over the
+handle) or the backend's cache of recent models, bounded in count and bytes. A
+deleted model's memory is returned. ``vmap`` (``broadcast_all``) hands
 the handler the whole batch, which it evaluates on XLA's intra-op thread pool.
 """
 
@@ -42,11 +45,16 @@ def _register_targets() -> None:
 
 def model_id(structure: Structure) -> int:
     """The extension's id for ``structure`` (registered on first use)."""
-    return FfiBackend().prepared(structure)[0]
+    return FfiBackend().prepared(structure).id
 
 
-def ffi_evaluate(structure: Structure, nr_moments: int, theta: Any, times: Any, order: int) -> Any:
-    """The custom call on theta (..., P) and times (..., T) (leading axes equal, or times 1-D)."""
+def ffi_evaluate(
+    structure: Structure, nr_moments: int, theta: Any, times: Any, order: int, handle: Any = None
+) -> Any:
+    """The custom call on theta (..., P) and times (..., T) (leading axes equal, or times 1-D).
+
+    ``handle`` (the model's owner, from :meth:`FfiBackend.prepared`) names the model; by
+    default the backend's cache provides it."""
     import jax
     import jax.numpy as jnp
 
@@ -67,7 +75,7 @@ def ffi_evaluate(structure: Structure, nr_moments: int, theta: Any, times: Any, 
     return call(
         jnp.asarray(theta, jnp.float64),
         jnp.asarray(times, jnp.float64),
-        model_id=np.int64(model_id(structure)),
+        model_id=np.int64((handle or FfiBackend().prepared(structure)).id),
         content_hash=structure.content_hash,
         nr_moments=np.int64(K),
     )
@@ -82,7 +90,6 @@ class FfiBackend(NativeBackend):
     capabilities = Capabilities(
         jit_native=True, releases_gil=True, parallel_batch=True, second_derivatives=True
     )
-    cache_size = 1 << 30  # the extension keeps every registered model: so do we
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -92,25 +99,27 @@ class FfiBackend(NativeBackend):
             return False, "the compiled FFI module _ffi was not built"
         return True, ""
 
-    def prepare(self, structure: Structure) -> tuple[int, str]:
-        """The extension's id for the structure, and the content hash the calls carry."""
+    def prepare(self, structure: Structure) -> Any:
+        """The extension's handle for the structure (its id and content hash)."""
         from . import _ffi
 
-        return _ffi.register_model(structure), structure.content_hash
+        return _ffi.register_model(structure)
 
     def fill(
-        self, prepared: tuple[int, str], theta: np.ndarray, times: np.ndarray, nr_moments: int,
+        self, prepared: Any, theta: np.ndarray, times: np.ndarray, nr_moments: int,
         outputs: tuple[np.ndarray, ...],
     ) -> None:  # fmt: skip
         from . import _ffi
 
-        _ffi.evaluate_into(*prepared, theta, times, nr_moments, outputs)
+        _ffi.evaluate_into(prepared.id, prepared.content_hash, theta, times, nr_moments, outputs)
 
     def jax_evaluator(self, structure: Structure, nr_moments: int) -> Any:
-        model_id(structure)  # register now: errors surface at model creation
+        # Registered now (errors surface at model creation) and owned by the evaluator:
+        # the model lives as long as the ptdcore model and its jitted functions.
+        handle = self.prepared(structure)
 
         def evaluate(theta: Any, times: Any, order: int) -> tuple[Any, ...]:
-            return ffi_evaluate(structure, nr_moments, theta, times, order)
+            return ffi_evaluate(structure, nr_moments, theta, times, order, handle)
 
         return evaluate
 

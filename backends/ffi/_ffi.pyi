@@ -14,8 +14,19 @@ def registrations() -> dict[str, Any]:
 def registrations_cuda() -> dict[str, Any]:
     """CUDA handler capsules (empty unless built with -DPTDCORE_BUILD_CUDA=ON)."""
 
-def register_model(structure: Structure) -> int:
-    """Register a structure; the same id for the same content hash."""
+class ModelHandle:
+    """Owner of a registered model: calls with its id work while a handle lives."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def content_hash(self) -> str: ...
+
+def register_model(structure: Structure) -> ModelHandle:
+    """Register a structure; the same id for the same content hash while it is owned."""
+
+def live_models() -> int:
+    """How many registered models are still owned."""
 
 def evaluate_into(
     model_id: int,

@@ -31,7 +31,12 @@ inline int64_t leading_size(ffi::Span<const int64_t> dims) {
 inline ffi::Error plan_call(int64_t model_id, std::string_view content_hash, int64_t nr_moments,
                             ffi::Span<const int64_t> tdims, ffi::Span<const int64_t> sdims,
                             int64_t pmf_size, int64_t moments_size, CallPlan& plan) {
-  const RegisteredModel found = find_model(model_id);
+  bool released = false;
+  const RegisteredModel found = find_model(model_id, &released);
+  if (released)
+    return ffi::Error::InvalidArgument(
+        "ptdcore ffi: model id " + std::to_string(model_id) +
+        " was released (the ptdcore model it belonged to was deleted); build the model again");
   if (!found.model) return ffi::Error::InvalidArgument("ptdcore ffi: unknown model id");
   if (found.content_hash != content_hash)
     return ffi::Error::InvalidArgument(

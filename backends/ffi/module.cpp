@@ -23,17 +23,27 @@ namespace {
 
 using ptdcore_bindings::DoubleArray;
 
+// An owner of one registered model: while a handle lives, calls with its id work.
+struct ModelHandle {
+  ptdcore_ffi::RegisteredModel registered;
+};
+
 // The structure's content hash keys the registry (the same id for the same model).
-int64_t register_model(py::handle structure) {
-  return ptdcore_ffi::register_model(structure.attr("content_hash").cast<std::string>(),
-                                     ptdcore_bindings::structure_from_python(structure));
+ModelHandle register_model(py::handle structure) {
+  return ModelHandle{
+      ptdcore_ffi::register_model(structure.attr("content_hash").cast<std::string>(),
+                                  ptdcore_bindings::structure_from_python(structure))};
 }
 
 // The same engine outside XLA, for eager calls and the numpy protocol: theta
 // (B, P), times (T,); rows in parallel, GIL released around the work.
 void evaluate_into(int64_t model_id, const std::string& content_hash, const DoubleArray& theta,
                    const DoubleArray& times, int64_t nr_moments, const py::sequence& outputs) {
-  const ptdcore_ffi::RegisteredModel found = ptdcore_ffi::find_model(model_id);
+  bool released = false;
+  const ptdcore_ffi::RegisteredModel found = ptdcore_ffi::find_model(model_id, &released);
+  if (released)
+    throw py::value_error("ptdcore ffi: model id " + std::to_string(model_id) +
+                          " was released (the ptdcore model it belonged to was deleted)");
   if (!found.model || found.content_hash != content_hash)
     throw py::value_error("ptdcore ffi: unknown model id or content hash");
   ptdcore_bindings::evaluate_into(*found.model, theta, times, nr_moments, outputs, 0);
@@ -64,6 +74,14 @@ PYBIND11_MODULE(_ffi, m) {
   m.def("evaluate_into", &evaluate_into, py::arg("model_id"), py::arg("content_hash"),
         py::arg("theta"), py::arg("times"), py::arg("nr_moments"), py::arg("outputs"),
         "Evaluate a registered model outside XLA into 2, 4 or 6 preallocated arrays.");
+  py::class_<ModelHandle>(m, "ModelHandle",
+                          "Owner of a registered model: it lives while a handle does.")
+      .def_property_readonly("id", [](const ModelHandle& h) { return h.registered.id; })
+      .def_property_readonly("content_hash",
+                             [](const ModelHandle& h) { return h.registered.content_hash; });
   m.def("register_model", &register_model, py::arg("structure"),
-        "Register a ptdcore.Structure; returns its id (the same id for the same content hash).");
+        "Register a ptdcore.Structure; returns a handle that owns it (the same id for the same "
+        "content hash while the model is owned).");
+  m.def("live_models", &ptdcore_ffi::live_models,
+        "How many registered models are still owned (memory benchmarks and tests).");
 }
