@@ -126,14 +126,18 @@ def build_step(
     """A pure one-step function ``step(state) -> (state, info)``.
 
     With a ``mesh`` (``ptdcore.svgd_sharding.particle_mesh``) the log densities and
-    their gradients are computed on each device for its own particles only.
+    their gradients are computed on each device for its own particles only, then
+    gathered; the rest of the step runs on the whole, replicated arrays, so the result
+    does not depend on the number of devices or processes.
     """
-    from .svgd_sharding import AXIS, local_map
+    from .svgd_sharding import AXIS, local_map, particle_block, replicated
+
+    def in_blocks(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        block = particle_block(x.shape[0] * (1 if mesh is None else mesh.size))
+        return jax.lax.map(jax.value_and_grad(log_density), x, batch_size=block)
 
     value_and_grad = local_map(
-        jax.vmap(jax.value_and_grad(log_density)),
-        mesh,
-        (jax.sharding.PartitionSpec(AXIS), jax.sharding.PartitionSpec(AXIS, None)),
+        in_blocks, mesh, (jax.sharding.PartitionSpec(AXIS), jax.sharding.PartitionSpec(AXIS, None))
     )
 
     def step(state: SVGDState) -> tuple[SVGDState, StepInfo]:
@@ -150,6 +154,8 @@ def build_step(
         scale = jnp.linalg.norm(drive, axis=-1) + jnp.linalg.norm(repulsion, axis=-1)
         updates, opt_state = optimizer.update(-phi, state.opt_state, x)
         new_x = optax.apply_updates(x, updates)
+        if mesh is not None:  # the particles stay whole on every device
+            new_x = jax.lax.with_sharding_constraint(new_x, replicated(mesh))
         info = StepInfo(
             bandwidth=h,
             phi_norm=jnp.mean(phi_norms),

@@ -43,11 +43,11 @@ def _bind(lib: Any) -> Any:
     return lib
 
 
-def _try_load(path: Path, key: str) -> Any | None:
+def _try_load(path: Path, key: str, verified: bool = False) -> Any | None:
     """The library at ``path`` if it is the file that was built (size and SHA-256 as
-    recorded beside it at build time: a truncated library would crash the loader with
-    SIGBUS), loads and carries ``key``; None otherwise."""
-    if not path.is_file() or not compiler.matches_record(path):
+    recorded at build time, unless ``verified``: a truncated library would crash the
+    loader with SIGBUS), loads and carries ``key``; None otherwise."""
+    if not path.is_file() or not (verified or compiler.matches_record(path)):
         return None
     try:
         lib = _bind(ctypes.PyDLL(str(path)))
@@ -75,11 +75,12 @@ def load_model(structure: Structure) -> Any:
                 f"model-{key[:32]}-{np.random.default_rng().integers(1 << 62):x}.so"
             )
             compiler.compile_library(source, fresh, cxx)
-            compiler.write_record(fresh, path)
-            lib = _try_load(fresh, key)
+            built = compiler.fingerprint(fresh)
+            lib = _try_load(fresh, key, verified=True)  # just built by this process
             if lib is None:
                 raise BackendError(f"backend 'legacy': the library built at {fresh} does not load")
             fresh.replace(path)
+            compiler.write_record(path, built)
         return lib
 
 

@@ -93,16 +93,18 @@ def record_path(library: Path) -> Path:
     return library.with_name(library.name + ".sha256")
 
 
-def _fingerprint(library: Path) -> str:
+def fingerprint(library: Path) -> str:
+    """Size and SHA-256 of a library file."""
     data = library.read_bytes()
     return f"{len(data)} {hashlib.sha256(data).hexdigest()}"
 
 
-def write_record(built: Path, library: Path) -> None:
-    """Record the fingerprint of ``built`` (about to become ``library``), atomically."""
+def write_record(library: Path, fingerprint_text: str) -> None:
+    """Record the fingerprint of the file now at ``library``, atomically. (Two processes
+    building at once may leave the other's record: the next load then rebuilds.)"""
     record = record_path(library)
     tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
-    tmp.write_text(_fingerprint(built))
+    tmp.write_text(fingerprint_text)
     os.replace(tmp, record)
 
 
@@ -111,7 +113,7 @@ def matches_record(library: Path) -> bool:
     try:
         recorded = record_path(library).read_text().strip()
         size = int(recorded.split()[0])
-        return library.stat().st_size == size and _fingerprint(library) == recorded
+        return library.stat().st_size == size and fingerprint(library) == recorded
     except (OSError, ValueError, IndexError):
         return False
 
