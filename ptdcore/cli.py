@@ -85,8 +85,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if args.theta:
         thetas = np.array([_parse_vector(t) for t in args.theta])
     else:
-        base = [0.2, 0.5] if structure.discrete else [0.5, 1.0, 2.0]
-        thetas = np.array([[b] * P for b in base])
+        thetas = default_thetas(P, structure.discrete)
     if thetas.shape[1] != P:
         print(
             f"ptdcore check: --theta needs {P} values per vector, got {thetas.shape[1]}",
@@ -102,8 +101,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
     backends = [b for b in args.backends.split(",") if b] if args.backends else None
     try:
         comparisons = compare_backends(
-            structure, thetas, times, args.nr_moments, backends, args.rtol
-        )
+            structure, thetas, times, args.nr_moments, backends, args.rtol,
+            certified=args.certified,
+        )  # fmt: skip
     except ValueError as exc:
         print(f"ptdcore check: {exc}", file=sys.stderr)
         return 2
@@ -129,8 +129,25 @@ def _cmd_check(args: argparse.Namespace) -> int:
             "reference (model too large for it)"
         )
         return 0
-    print("\nall backends agree, with each other and with the independent reference")
+    certified = " and with the certified ball-arithmetic values" if args.certified else ""
+    print(f"\nall backends agree, with each other and with the independent reference{certified}")
     return 0
+
+
+def default_thetas(nr_params: int, discrete: bool) -> Any:
+    """The grid of ``ptdcore check``: every parameter at a few common values, then each
+    parameter in turn at 0, the boundary of the parameter space (the others at the
+    middle value), where states drop out and one-sided derivatives are due."""
+    import numpy as np
+
+    base = [0.2, 0.5] if discrete else [0.5, 1.0, 2.0]
+    rows = [[b] * nr_params for b in base]
+    middle = base[len(base) // 2]
+    for p in range(nr_params if nr_params > 1 else 0):
+        row = [middle] * nr_params
+        row[p] = 0.0
+        rows.append(row)
+    return np.array(rows)
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
@@ -202,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--nr-moments", type=int, default=2, help="moments compared (default: 2)")
     check.add_argument(
         "--rtol", type=float, default=1e-12, help="relative tolerance (default: 1e-12)"
+    )
+    check.add_argument(
+        "--certified",
+        action="store_true",
+        help="also compare with certified ball arithmetic (python-flint; up to 40 states)",
     )
     check.set_defaults(func=_cmd_check)
     cache = sub.add_parser("cache", help="show or clear the legacy backend's compile cache")

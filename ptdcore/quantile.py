@@ -11,6 +11,10 @@
   number of steps, piecewise constant in theta (derivative zero).
 - ``q <= P(T = 0) = 1 - sum(alpha)`` (the atom of a defective alpha) gives 0;
   ``q`` outside ``[0, 1)`` raises ``ValueError`` (traced ``q`` gives NaN there).
+- a theta at which mass can be trapped (``E[T] = inf``): the bracket doubles from 1
+  until the cdf reaches ``q`` or stops growing; a level at or above the mass that can
+  ever be absorbed (the cdf's limit) gives ``inf``, every level below it its finite
+  quantile.
 """
 
 from __future__ import annotations
@@ -30,17 +34,28 @@ def make_quantile(cdf: Any, pdf: Any, mean: Any, discrete: bool) -> Any:
     import jax.numpy as jnp
 
     def bracket(theta: Any, q: Any) -> tuple[Any, Any]:
-        start = jnp.maximum(mean(theta), 1.0 if discrete else 1e-300)
+        """(0, hi) with cdf(hi) >= q, or hi = inf when no time reaches q."""
+        m = mean(theta)
+        trapped = ~jnp.isfinite(m)
+        start = jnp.where(trapped, 1.0, jnp.maximum(m, 1.0 if discrete else 1e-300))
 
         def cond(c: Any) -> Any:
             hi, i = c
-            return (cdf(theta, hi) < q) & (i < MAX_DOUBLINGS) & jnp.isfinite(hi)
+            value = cdf(theta, hi)
+            # trapped mass: double until the cdf stops growing, at its limit (the mass
+            # that can ever be absorbed); a level at or above it is never reached
+            go_on = jnp.where(trapped, cdf(theta, 2.0 * hi) > value, value < q)
+            return go_on & (i < MAX_DOUBLINGS) & jnp.isfinite(hi)
 
         hi, _ = jax.lax.while_loop(cond, lambda c: (c[0] * 2.0, c[1] + 1), (start, 0))
-        return jnp.zeros_like(hi), hi
+        limit = cdf(theta, hi)
+        reached = jnp.where(trapped, q < limit, limit >= q)
+        return jnp.zeros_like(hi), jnp.where(reached, hi, jnp.inf)
 
     def solve_discrete(theta: Any, q: Any) -> Any:
         lo, hi = bracket(theta, q)  # cdf(hi) >= q; find the smallest whole n with it
+        reached = jnp.isfinite(hi)
+        hi = jnp.where(reached, hi, 1.0)
 
         def cond(c: Any) -> Any:
             lo, hi = c
@@ -53,10 +68,12 @@ def make_quantile(cdf: Any, pdf: Any, mean: Any, discrete: bool) -> Any:
             return jnp.where(ok, lo, mid), jnp.where(ok, mid, hi)
 
         lo, hi = jax.lax.while_loop(cond, body, (lo - 1.0, jnp.floor(hi)))
-        return hi
+        return jnp.where(reached, hi, jnp.inf)
 
     def solve_continuous(theta: Any, q: Any) -> Any:
         lo, hi = bracket(theta, q)
+        reached = jnp.isfinite(hi)
+        hi = jnp.where(reached, hi, 1.0)
         tiny = jnp.finfo(jnp.float64).tiny
 
         def cond(c: Any) -> Any:
@@ -75,7 +92,7 @@ def make_quantile(cdf: Any, pdf: Any, mean: Any, discrete: bool) -> Any:
 
         t0 = 0.5 * (lo + hi)
         _, _, t, _, _ = jax.lax.while_loop(cond, body, (lo, hi, t0, cdf(theta, t0) - q, 0))
-        return t
+        return jnp.where(reached, t, jnp.inf)
 
     @jax.custom_jvp
     def quantile(theta: Any, q: Any) -> Any:
@@ -98,7 +115,7 @@ def make_quantile(cdf: Any, pdf: Any, mean: Any, discrete: bool) -> Any:
         _, dcdf = jax.jvp(lambda th: cdf(th, t), (theta,), (dtheta,))
         density = pdf(theta, t)
         dt = (jnp.asarray(dq, dtype=jnp.float64) - dcdf) / density
-        return t, jnp.where(t > 0, dt, 0.0)
+        return t, jnp.where(t > 0, jnp.where(jnp.isfinite(t), dt, jnp.nan), 0.0)
 
     return quantile
 

@@ -154,3 +154,23 @@ def test_discrete_defective_alpha_gives_mass_at_zero():
     pmf, mom = engine_eval(g, np.zeros((1, 0)), [0, 1, 2], 1)
     assert_rel_close(pmf[0], [0.4, 0.3, 0.15], 1e-15)
     assert_rel_close(mom[0], [0.6 * 2.0], 1e-15)
+
+
+@pytest.mark.parametrize("name", ["ffi", "pybind11", "cffi", "legacy"])
+def test_moments_past_the_factorial_overflow(name):
+    """E[T^k] = k!/2^k for an exponential of rate 2: 4.1e257 at k = 171, where k! alone
+    overflows (every engine backend returned inf); its derivative -k E[T^k]/2 too."""
+    import mpmath
+    from conftest import require_backend
+
+    import ptdcore
+
+    backend = ptdcore.get_backend(require_backend(name))
+    exponential = Graph.from_edges([1.0], [(0, -1, 0.0, [1.0])], nr_params=1)
+    out = backend.compute_pmf_and_moments(
+        exponential.structure(), [[2.0]], [1.0], 175, jacobian=True
+    )
+    for k in (20, 170, 171, 175):
+        want = float(mpmath.factorial(k) / mpmath.mpf(2) ** k)
+        assert abs(out.moments[0, k - 1] / want - 1) < 1e-12
+        assert abs(out.dmoments[0, k - 1, 0] / (-k * want / 2) - 1) < 1e-12

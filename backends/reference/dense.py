@@ -118,6 +118,7 @@ def stirling2(K: int) -> np.ndarray:
 
 def make_function(structure: Structure, nr_moments: int) -> Any:
     """``f(theta (P,), times (T,)) -> (pmf (T,), moments (K,))`` in pure JAX."""
+    import jax
     import jax.numpy as jnp
 
     n, K = structure.nr_states, nr_moments
@@ -148,9 +149,33 @@ def make_function(structure: Structure, nr_moments: int) -> Any:
             M = M - jnp.diag(out)
         return M, exit_w, valid
 
-    def moments_of(M: Any, alpha: Any) -> Any:
+    def never_absorbed(M: Any, exit_w: Any, alpha: Any) -> Any:
+        """Whether a state that mass can reach (through positive weights) cannot reach
+        absorption: then T is infinite with positive probability."""
+        adjacency = jax.lax.stop_gradient((M > 0) & ~jnp.eye(n, dtype=bool)).astype(M.dtype)
+
+        def widen(_: Any, sets: tuple[Any, Any]) -> tuple[Any, Any]:
+            reached, leaves = sets
+            reached = jnp.minimum(reached + reached @ adjacency, 1.0)
+            leaves = jnp.minimum(leaves + adjacency @ leaves, 1.0)
+            return reached, leaves
+
+        start = (jax.lax.stop_gradient(alpha > 0).astype(M.dtype),
+                 jax.lax.stop_gradient(exit_w > 0).astype(M.dtype))  # fmt: skip
+        reached, leaves = jax.lax.fori_loop(0, n, widen, start)
+        return jnp.any((reached > 0) & (leaves == 0))
+
+    def moments_of(M: Any, alpha: Any, exit_w: Any) -> Any:
         if K == 0:
             return jnp.zeros(0)
+        # E[T^k] = inf where mass can be trapped (as the engine says); NaN for Y (rewards),
+        # which may stay finite there
+        trapped = never_absorbed(M, exit_w, alpha)
+        infinite = jnp.where(trapped, jnp.inf if rewards is None else jnp.nan, 1.0)
+        safe = jnp.where(trapped, -jnp.eye(n), M)  # no singular solve, even unselected
+        return infinite * jnp.where(trapped, 1.0, finite_moments_of(safe, alpha))
+
+    def finite_moments_of(M: Any, alpha: Any) -> Any:
         A = jnp.eye(n) - M if discrete else -M  # I - T, or -S
         r = jnp.ones(n) if rewards is None else jnp.asarray(rewards)
         x = jnp.ones(n)
@@ -259,7 +284,7 @@ def make_function(structure: Structure, nr_moments: int) -> Any:
             moments = reward_moments_of(M, alpha)
         else:
             pmf = (mass if discrete else density)(M, exit_w, alpha, times)
-            moments = moments_of(M, alpha)
+            moments = moments_of(M, alpha, exit_w)
         # invalid theta: NaN values and NaN derivatives (a product, not jnp.where,
         # whose derivative would be a silent zero)
         mask = jnp.where(valid, 1.0, jnp.nan)

@@ -33,6 +33,11 @@ OUTPUTS = ("pmf", "moments", "dpmf", "dmoments")
 FLOOR_FRACTION = 1e-12
 REFERENCE = "reference"
 """The independent backend every other backend is compared with."""
+CERTIFIED = "certified"
+"""The name of the certified (ball-arithmetic) reference in comparisons."""
+CONTRACT_BOUNDS = {"pmf": 1e-12, "moments": 1e-13, "dpmf": 1e-10, "dmoments": 1e-10}
+"""The contract's accuracy bounds, used against the certified reference (a backend's
+declared ``rtol`` where it is looser, for values)."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,7 @@ def compare_backends(
     backends: Sequence[str | Backend] | None = None,
     rtol: float = 1e-12,
     reference: bool = True,
+    certified: bool = False,
 ) -> list[Comparison]:
     """Every pair of backends on every output, and each against the reference.
 
@@ -159,6 +165,11 @@ def compare_backends(
         declared tolerances (:class:`ptdcore.Capabilities` ``rtol`` and ``atol``).
         A model too large for the reference is compared among the others only,
         with a :class:`Comparison` whose ``problem`` starts with "skipped".
+    certified
+        Also compare every backend with the certified ball-arithmetic reference
+        (:mod:`ptdcore.testing.certified`, needs python-flint): a backend's error is
+        how far it lies outside the certified ball, judged against the contract's bounds
+        (:data:`CONTRACT_BOUNDS`).
     """
     chosen = [get_backend(b).name for b in (backends if backends is not None else list_backends())]
     if reference and REFERENCE not in chosen:
@@ -199,7 +210,39 @@ def compare_backends(
                 first, second, label, float(rel[idx]), tuple(int(i) for i in idx),
                 float(a[idx]), float(b[idx]), pair_rtol, floor,
             ))  # fmt: skip
+    if certified:
+        comparisons += _against_certified(model, thetas, times, nr_moments, results)
     return comparisons
+
+
+def _against_certified(
+    model: Any, thetas: Any, times: Any, nr_moments: int, results: dict[str, tuple]
+) -> list[Comparison]:
+    """Each backend's outputs against the certified balls (see :func:`compare_backends`)."""
+    from .certified import certified_values, excess_over_ball
+
+    try:
+        balls = certified_values(_as_structure(model), thetas, times, nr_moments)
+    except (ImportError, ValueError, NotImplementedError) as exc:
+        return [Comparison(CERTIFIED, "-", "all", np.inf, (), np.nan, np.nan, 0.0,
+                           problem=f"skipped: {exc}")]  # fmt: skip
+    out = []
+    for name, arrays in results.items():
+        declared = get_backend(name).capabilities.rtol
+        for k, label in enumerate(OUTPUTS):
+            tol = max(CONTRACT_BOUNDS[label], declared if k < 2 else 0.0)
+            mid, rad = balls.mid[k], balls.rad[k]
+            rel = excess_over_ball(arrays[k], mid, rad, FLOOR_FRACTION)
+            if not np.isfinite(mid).any():
+                out.append(Comparison(name, CERTIFIED, label, 0.0, (), np.nan, np.nan, tol,
+                                      problem="skipped: nothing certified"))  # fmt: skip
+                continue
+            idx = np.unravel_index(int(np.nanargmax(rel)), rel.shape)
+            out.append(Comparison(
+                name, CERTIFIED, label, float(rel[idx]), tuple(int(i) for i in idx),
+                float(arrays[k][idx]), float(mid[idx]), tol,
+            ))  # fmt: skip
+    return out
 
 
 def assert_backends_equivalent(
@@ -227,7 +270,7 @@ def assert_backends_equivalent(
         model_or_structure, thetas, times, nr_moments, backends, rtol, reference
     )
     failures = [c for c in comparisons if not c.passed and not c.problem.startswith("skipped")]
-    if failures:
+    if failures:  # (certified comparisons are made by compare_backends(certified=True))
         raise AssertionError(
             "backends disagree:\n" + "\n".join("  " + c.describe() for c in failures)
         )
@@ -246,9 +289,15 @@ def format_table(comparisons: Sequence[Comparison]) -> str:
     header = f"{'backends':<24}" + "".join(f"{o:>12}" for o in OUTPUTS) + f"{'rtol':>10}  result"
     lines = [header, "-" * len(header)]
     for (first, second), row in pairs.items():
-        ok = all(c.passed for c in row.values())
+        ok = all(c.passed or c.problem.startswith("skipped") for c in row.values())
         cells = "".join(
-            (f"{'non-finite':>12}" if row[o].problem else f"{row[o].max_rel_diff:>12.2e}")
+            (
+                f"{'-':>12}"
+                if row[o].problem.startswith("skipped")
+                else f"{'non-finite':>12}"
+                if row[o].problem
+                else f"{row[o].max_rel_diff:>12.2e}"
+            )
             if o in row
             else f"{'-':>12}"
             for o in OUTPUTS

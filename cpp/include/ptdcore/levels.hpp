@@ -108,7 +108,15 @@ inline LevelStructure detect_levels(const Structure& s, const SccTopology& topo,
 // P(phase m at t) = p_m(t) M_m is the mass of level m at t, so the density,
 // the survival function and the distribution function are those of the
 // original model. Gradients are carried along when g has them.
-inline void lump_levels(const LevelStructure& L, const SccTopology& topo, const NumericGraph& g,
+//
+// Returns false (h is then not to be used) when gradients are asked for at a
+// theta on the boundary of the parameter space where the lumped chain has no
+// derivative to give: a level that no mass reaches at this theta (its exit
+// share is 0/0), or a level that mass reaches but cannot leave while levels
+// follow it (its onward share is 0/0). A zero weight is valid input and its
+// derivative is the one-sided one into the valid domain: the caller then
+// differentiates the full chain, where every state and edge is kept.
+inline bool lump_levels(const LevelStructure& L, const SccTopology& topo, const NumericGraph& g,
                         NumericGraph& h) {
   const int64_t D = L.nr_levels, P = g.P, n = g.n;
   const bool jac = g.with_grad;
@@ -148,6 +156,9 @@ inline void lump_levels(const LevelStructure& L, const SccTopology& topo, const 
       }
     }
   }
+  if (jac)
+    for (int64_t m = 0; m < D; ++m)
+      if (!(M[m] > 0.0) || (m + 1 < D && !(g.out[L.representative[m]] > 0.0))) return false;
   h.alpha[0] = M[0];
   if (jac && D > 0) {
     h.dalpha.assign(D * P, 0.0);
@@ -177,6 +188,7 @@ inline void lump_levels(const LevelStructure& L, const SccTopology& topo, const 
       }
     }
   }
+  return true;
 }
 
 }  // namespace ptdcore

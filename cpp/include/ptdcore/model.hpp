@@ -135,8 +135,7 @@ class PreparedModel {
         return;
       }
       h = &ws.transformed;
-    } else if (levels_.usable) {
-      lump_levels(levels_, topo_, ws.graph, ws.transformed);
+    } else if (levels_.usable && lump_levels(levels_, topo_, ws.graph, ws.transformed)) {
       h = &ws.transformed;
     }
     const double atom = atom_of(*h, false, ws.datom);

@@ -12,6 +12,7 @@
 // (dM_p x)_i = dout_{i,p} x_i - sum_{e: i->j} g_{e,p} x_j.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -67,6 +68,22 @@ inline void M_times(const NumericGraph& g, const double* x, double* y) {
   for (int64_t i = 0; i < g.n; ++i) y[i] = g.out[i] * x[i];
   for (int64_t e = 0; e < g.nr_edges(); ++e) y[g.src[e]] -= g.w[e] * x[g.dst[e]];
 }
+
+// k! as a mantissa in [0.5, 1) and a binary exponent: k! * x is returned for any x
+// whose product is representable, although k! itself overflows from k = 171.
+class ScaledFactorial {
+ public:
+  void times(int64_t k) {
+    int e = 0;
+    mantissa_ = std::frexp(mantissa_ * static_cast<double>(k), &e);
+    exponent_ += e;
+  }
+  double of(double x) const { return std::ldexp(mantissa_ * x, exponent_); }
+
+ private:
+  double mantissa_ = 0.5;
+  int exponent_ = 1;
+};
 
 inline double dot(const std::vector<double>& a, const double* b) {
   double s = 0.0;
@@ -127,15 +144,16 @@ inline MomentStatus compute_moments(const SccTopology& topo, const NumericGraph&
       }
   }
   std::vector<double> raw(K), draw(jac ? K * P : 0), d2raw(hess ? K * P * P : 0);
-  double factorial = 1.0;
+  detail::ScaledFactorial factorial;
   for (int64_t k = 1; k <= K; ++k) {
-    factorial *= static_cast<double>(k);
+    factorial.times(k);
     if (!discrete) {
-      raw[k - 1] = factorial * detail::dot(g.alpha, x.data() + k * n);
+      raw[k - 1] = factorial.of(detail::dot(g.alpha, x.data() + k * n));
       for (int64_t p = 0; p < P && jac; ++p)
-        draw[(k - 1) * P + p] = factorial * detail::dot(g.alpha, DX(k, p));
+        draw[(k - 1) * P + p] = factorial.of(detail::dot(g.alpha, DX(k, p)));
       for (int64_t pq = 0; pq < P * P && hess; ++pq)
-        d2raw[(k - 1) * P * P + pq] = factorial * detail::dot(g.alpha, D2X(k, pq / P, pq % P));
+        d2raw[(k - 1) * P * P + pq] =
+            factorial.of(detail::dot(g.alpha, D2X(k, pq / P, pq % P)));
       continue;
     }
     // Factorial moment k: apply T = I - M (k - 1) times to y_k = x_k.
@@ -167,11 +185,11 @@ inline MomentStatus compute_moments(const SccTopology& topo, const NumericGraph&
       detail::M_times(g, z.data(), tmp.data());
       for (int64_t i = 0; i < n; ++i) z[i] -= tmp[i];
     }
-    raw[k - 1] = factorial * detail::dot(g.alpha, z.data());
+    raw[k - 1] = factorial.of(detail::dot(g.alpha, z.data()));
     for (int64_t p = 0; p < P && jac; ++p)
-      draw[(k - 1) * P + p] = factorial * detail::dot(g.alpha, dz.data() + p * n);
+      draw[(k - 1) * P + p] = factorial.of(detail::dot(g.alpha, dz.data() + p * n));
     for (int64_t pq = 0; pq < P * P && hess; ++pq)
-      d2raw[(k - 1) * P * P + pq] = factorial * detail::dot(g.alpha, d2z.data() + pq * n);
+      d2raw[(k - 1) * P * P + pq] = factorial.of(detail::dot(g.alpha, d2z.data() + pq * n));
   }
   if (!discrete) {
     std::copy(raw.begin(), raw.end(), moments);
