@@ -174,3 +174,23 @@ def test_moments_past_the_factorial_overflow(name):
         want = float(mpmath.factorial(k) / mpmath.mpf(2) ** k)
         assert abs(out.moments[0, k - 1] / want - 1) < 1e-12
         assert abs(out.dmoments[0, k - 1, 0] / (-k * want / 2) - 1) < 1e-12
+
+
+@pytest.mark.parametrize("name", ["ffi", "pybind11", "cffi", "legacy"])
+def test_values_at_very_large_times(name):
+    """A fast phase (rate 1) then a slow one (rate 1e-20): at t = 1e20 the density is
+    b exp(-b t) a / (a - b) ~ 3.7e-21, representable (it was NaN past lambda t ~ 1e18);
+    Kingman's density at 1e17 underflows to 0 (was NaN)."""
+    from conftest import require_backend
+
+    import ptdcore
+
+    backend = ptdcore.get_backend(require_backend(name))
+    a, b = 1.0, 1e-20
+    stiff = Graph.from_edges([1.0, 0.0], [(0, 1, 0.0, [1.0]), (1, -1, b, None)], nr_params=1)
+    times = np.array([1e19, 1e20, 3e20])
+    out = backend.compute_pmf_and_moments(stiff.structure(), [[a]], times, 0, jacobian=True)
+    want = a * b / (a - b) * (np.exp(-b * times) - np.exp(-a * times))
+    assert_rel_close(out.pmf[0], want, 1e-12)
+    kingman = backend.compute_pmf_and_moments(kingman_graph(6).structure(), [[1.0]], [1e17], 0)
+    assert kingman.pmf[0, 0] == 0.0

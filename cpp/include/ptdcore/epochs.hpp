@@ -81,6 +81,26 @@ inline double binomial(int64_t k, int64_t j) {
   return b;
 }
 
+// Appends N accumulator states to `aug` (its first N states feed them at rate
+// 1, state i into accumulator i; they have no out-weight and no exit), so that
+// the accumulators hold int_0^t of the first N states' mass.
+inline void add_accumulators(NumericGraph& aug, int64_t N) {
+  const int64_t P = aug.P;
+  for (int64_t i = 0; i < N; ++i) {
+    aug.src.push_back(i);
+    aug.dst.push_back(N + i);
+    aug.w.push_back(1.0);
+    if (aug.with_grad) aug.g.insert(aug.g.end(), P, 0.0);
+  }
+  aug.n = 2 * N;
+  aug.out.resize(2 * N, 0.0);
+  aug.exit.resize(2 * N, 0.0);
+  if (aug.with_grad) {
+    aug.dout.resize(2 * N * P, 0.0);
+    aug.dexit.resize(2 * N * P, 0.0);
+  }
+}
+
 }  // namespace detail
 
 // Adds epoch e's part of E[T^k], k = 1..K, to moments (and dmoments, K x P)
@@ -251,6 +271,16 @@ inline bool epoch_graphs(const Structure& s, const double* row, bool jac, EpochB
 // = E Pb + E - 1. Invalid rows (a weight negative or not finite in some epoch,
 // breaks not finite, not positive and increasing, or not whole steps for a
 // discrete model) give NaN.
+inline void evaluate_epoch_reward_power_moments(const Structure& s, const SccTopology& topo,
+                                                const double* row, int64_t K, double* out,
+                                                double* dout, EpochBuffers& buf,
+                                                SeriesBuffers& series, BlockSolver& solver,
+                                                const double* rewards, double infinite_value);
+
+// A finite epoch whose largest out-rate times duration is at most this is
+// integrated by the series (accumulators) for the moments, not by solves.
+inline constexpr double kEpochSeriesMaxRateTime = 1000.0;
+
 inline void evaluate_epochs(const Structure& s, const SccTopology& topo, const double* row,
                             const double* times, int64_t T, int64_t K, double* pmf,
                             double* moments, double* dpmf, double* dmoments, EpochBuffers& buf,
@@ -290,6 +320,9 @@ inline void evaluate_epochs(const Structure& s, const SccTopology& topo, const d
   }
   bool moments_ok = true;
   bool moments_infinite = false;
+  // Continuous moments come from the block chain of T = int 1 dt (below, after
+  // the density): each finite epoch integrated where no cancellation can occur.
+  const bool moments_by_chain = K > 0 && !discrete;
   buf.pi.assign(s.alpha.begin(), s.alpha.end());
   buf.dpi.assign(jac ? n * P : 0, 0.0);
   double alpha_total = 0.0;
@@ -358,7 +391,7 @@ inline void evaluate_epochs(const Structure& s, const SccTopology& topo, const d
       } else {
         add_discrete_epoch_moments(a, K, jac ? P : 0, buf.J, buf.dJ.data(), moments, dmoments);
       }
-    } else if (K > 0 && moments_ok && !moments_infinite) {
+    } else if (K > 0 && !moments_by_chain && moments_ok && !moments_infinite) {
       if (!epoch_integrals(topo, g, buf.pi.data(), jac ? buf.dpi.data() : nullptr,
                            last ? nullptr : buf.next.data(),
                            last || !jac ? nullptr : buf.dnext.data(), D, last, K, solver, buf)) {
@@ -394,7 +427,14 @@ inline void evaluate_epochs(const Structure& s, const SccTopology& topo, const d
     buf.pi.swap(buf.next);
     buf.dpi.swap(buf.dnext);
   }
-  if (K > 0 && (!moments_ok || moments_infinite)) {
+  if (moments_by_chain) {
+    // E[T^k] as the moments of T = int 1 dt: a class closed in a finite epoch
+    // only needs no solve there, and a short epoch no difference of nearly
+    // equal terms (see evaluate_epoch_reward_power_moments).
+    const std::vector<double> ones(n, 1.0);
+    evaluate_epoch_reward_power_moments(s, topo, row, K, moments, dmoments, buf, series, solver,
+                                        ones.data(), std::numeric_limits<double>::infinity());
+  } else if (K > 0 && (!moments_ok || moments_infinite)) {
     fill_nan(K, moments, dmoments);
     if (moments_infinite && moments_ok)
       std::fill(moments, moments + K, std::numeric_limits<double>::infinity());
@@ -589,15 +629,23 @@ inline void evaluate_epoch_reward_moments(const Structure& s, const SccTopology&
 // so E[Y^k] = k! sum_epochs w_{k-1} . r (transposed solves; the last epoch has
 // z(b) = 0). Break columns as in evaluate_epoch_reward_moments. Time-valued
 // outputs (the density of Y) are not computed here (NaN).
+//
+// A finite epoch whose generator cannot be factorised (a class that is closed
+// in that epoch only) is integrated without a solve: accumulator blocks W_l,
+// fed at rate 1 from the blocks z_l and never left, ride along in the series,
+// so that W(D) = int z dt. Only a closed class in the open-ended last epoch
+// makes the moments infinite (then `infinite_value`: inf for T, NaN for a
+// reward that may stay finite). `rewards`: one value per state.
 inline void evaluate_epoch_reward_power_moments(const Structure& s, const SccTopology& topo,
                                                 const double* row, int64_t K, double* out,
                                                 double* dout, EpochBuffers& buf,
-                                                SeriesBuffers& series, BlockSolver& solver) {
+                                                SeriesBuffers& series, BlockSolver& solver,
+                                                const double* rewards, double infinite_value) {
   const int64_t E = s.epochs, Pb = s.base_params(), P = s.nr_params, n = s.nr_states;
   const bool jac = dout != nullptr;
   const int64_t Pj = jac ? P : 0;
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  const double* r = s.rewards.data();
+  const double* r = rewards;
   auto fail = [&]() {
     std::fill(out, out + K, nan);
     if (jac) std::fill(dout, dout + K * P, nan);
@@ -615,21 +663,53 @@ inline void evaluate_epoch_reward_power_moments(const Structure& s, const SccTop
   double factorial = 1.0;
   std::vector<double> fact(K + 1, 1.0);
   for (int64_t k = 1; k <= K; ++k) fact[k] = factorial *= static_cast<double>(k);
+  std::vector<double> full, dfull;  // [z, W] of the accumulator fallback
   for (int64_t e = 0; e < E; ++e) {
     NumericGraph& g = buf.graphs[e];
     const bool last = e + 1 == E;
+    const bool solvable = solver.factorise(topo, g) == MomentStatus::kFinite;
+    if (!solvable && last) {  // mass trapped for ever: infinite (T) or not computed (Y)
+      fail();
+      std::fill(out, out + K, infinite_value);
+      return;
+    }
+    const double D = last ? 0.0 : breaks[e] - (e ? breaks[e - 1] : 0.0);
+    // The solves' integral (z(a) - z(b)) (-A)^{-1} is a difference of nearly
+    // equal terms when little happens in the epoch (E[T^4] lost 9 digits on a
+    // short, slow epoch); the series' accumulators add non-negative terms only.
+    // The solves are kept where the series would be long.
+    const bool integrate =
+        !last && (!solvable || max_out_rate(g) * D <= kEpochSeriesMaxRateTime);
     if (!last) {
-      const double D = breaks[e] - (e ? breaks[e - 1] : 0.0);
       reward_chain(g, r, 1, K, aug);
-      aug.alpha = z;
-      aug.dalpha = dz;
-      series_state(aug, false, D, zend.data(), jac ? dzend.data() : nullptr, series);
+      if (!integrate) {
+        aug.alpha = z;
+        aug.dalpha = dz;
+        series_state(aug, false, D, zend.data(), jac ? dzend.data() : nullptr, series);
+      } else {
+        detail::add_accumulators(aug, N);
+        aug.alpha.assign(2 * N, 0.0);
+        std::copy(z.begin(), z.end(), aug.alpha.begin());
+        aug.dalpha.assign(jac ? 2 * N * P : 0, 0.0);
+        if (jac) std::copy(dz.begin(), dz.end(), aug.dalpha.begin());
+        full.resize(2 * N);
+        dfull.resize(jac ? 2 * N * P : 0);
+        series_state(aug, false, D, full.data(), jac ? dfull.data() : nullptr, series);
+        std::copy(full.begin(), full.begin() + N, zend.begin());
+        std::copy(full.begin() + N, full.end(), w.begin());  // W_l = int z_l dt
+        if (jac) {
+          std::copy(dfull.begin(), dfull.begin() + N * P, dzend.begin());
+          for (int64_t l = 0; l < K; ++l)  // (state, parameter) rows to parameter-major
+            for (int64_t p = 0; p < P; ++p)
+              for (int64_t i = 0; i < n; ++i)
+                dw[(l * P + p) * n + i] = dfull[(N + l * n + i) * P + p];
+        }
+      }
     } else {
       std::fill(zend.begin(), zend.end(), 0.0);
       std::fill(dzend.begin(), dzend.end(), 0.0);
     }
-    if (solver.factorise(topo, g) != MomentStatus::kFinite) return fail();
-    for (int64_t l = 0; l < K; ++l) {
+    for (int64_t l = 0; l < K && !integrate; ++l) {
       for (int64_t i = 0; i < n; ++i)
         rhs[i] = z[l * n + i] - zend[l * n + i] + (l ? w[(l - 1) * n + i] * r[i] : 0.0);
       solver.solve_transposed(rhs.data(), w.data() + l * n);

@@ -105,7 +105,8 @@ class PreparedModel {
     if (s_.epochs > 1 && s_.has_rewards()) {  // moments of Y only
       fill_nan(T, pmf, dpmf, nullptr);
       evaluate_epoch_reward_power_moments(s_, topo_, theta, K, moments, dmoments, ws.epochs,
-                                          ws.series, ws.solver);
+                                          ws.series, ws.solver, s_.rewards.data(),
+                                          std::numeric_limits<double>::quiet_NaN());
       return;
     }
     if (s_.epochs > 1) {

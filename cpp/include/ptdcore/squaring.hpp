@@ -68,8 +68,11 @@ namespace ptdcore {
 inline constexpr double kSquaringBaseStep = 0.25;
 // Series terms of the base step: Pois(19; 1/4) < 1e-28.
 inline constexpr int64_t kSquaringBaseTerms = 18;
-// Step counts above this give NaN (lambda t beyond ~1e18).
-inline constexpr double kSquaringMaxSteps = 4.0e18;
+// Step counts above this give NaN (lambda t beyond ~2e28). Step counts are
+// doubles: past 2^53 their lowest binary digits fall below the resolution of
+// t itself (an error of a few ulps of t, relative 1e-16 in time), and the
+// ladder takes the digits that remain.
+inline constexpr double kSquaringMaxSteps = 0x1p96;
 
 struct SquaringBuffers {
   std::vector<double> B, dB;           // n x n, P x n x n (row-major per parameter)
@@ -192,6 +195,16 @@ inline void fix_complements(double* E, double* dE, const double* l, const double
       }
     }
   }
+}
+
+// Whether the step count `remaining` (a whole number, as a double) has binary
+// digit k set, taken from the top: then 2^k is subtracted. Past 2^53 the digits
+// below the double's resolution read as set: a few ulps of extra steps.
+inline bool take_binary_digit(double& remaining, int64_t k) {
+  const double digit = std::ldexp(1.0, static_cast<int>(k));
+  if (remaining < digit) return false;
+  remaining -= digit;
+  return true;
 }
 
 }  // namespace detail
@@ -450,18 +463,18 @@ inline void squaring_density(const NumericGraph& g, bool discrete, double lambda
             [&](int64_t a, int64_t b) { return times[a] < times[b]; });
   // The ladder needs levels up to the largest step difference between
   // consecutive valid times, as the loop below takes them.
-  uint64_t max_diff = 0;
+  double max_diff = 0.0;
   {
-    uint64_t prev = 0;
+    double prev = 0.0;
     for (int64_t idx = 0; idx < T; ++idx) {
       const int64_t q = buf.order[idx];
       const double steps = steps_of(times[q]);
       if (steps < 0.0 || (discrete && what == Output::kDensity && times[q] == 0.0)) continue;
-      max_diff = std::max(max_diff, static_cast<uint64_t>(steps) - prev);
-      prev = static_cast<uint64_t>(steps);
+      max_diff = std::max(max_diff, steps - prev);
+      prev = steps;
     }
   }
-  const int64_t L = max_diff >= 1 ? squaring_levels(static_cast<double>(max_diff)) - 1 : 0;
+  const int64_t L = max_diff >= 1.0 ? squaring_levels(max_diff) - 1 : 0;
   build_ladder(g, discrete, lambda, L, buf);
   // Remainder columns u_k = B^k w, w = s (density, cdf) or 1 (sf).
   int64_t K = 0;
@@ -510,9 +523,9 @@ inline void squaring_density(const NumericGraph& g, bool discrete, double lambda
       continue;
     }
     // Advance by the binary digits of the step difference (from the top).
-    const uint64_t diff = static_cast<uint64_t>(steps) - static_cast<uint64_t>(at);
+    double diff = steps - at;
     for (int64_t k = L; k >= 0; --k) {
-      if (!(diff >> k & 1)) continue;
+      if (!detail::take_binary_digit(diff, k)) continue;
       if (cdf) {
         const double* l = buf.lv.data() + k * n;
         const double* dl = buf.dlv.data() + k * P * n;
@@ -543,7 +556,7 @@ inline void squaring_density(const NumericGraph& g, bool discrete, double lambda
     // computed only as far as they can matter (the stopping rule of
     // poisson.hpp, with v . u_k <= sum(v) max(u) bounding later terms). The
     // weights are Pois(k; m), or P(N_m > k) / lambda for the cdf.
-    const double m = std::max(0.0, lambda * (times[q] - steps * h0));
+    const double m = std::clamp(lambda * (times[q] - steps * h0), 0.0, kSquaringBaseStep);
     double vsum = 0.0;
     for (int64_t i = 0; i < n; ++i) vsum += buf.v[i];
     const double bound = vsum * umax;
@@ -611,19 +624,20 @@ inline void ladder_state(const NumericGraph& g, bool discrete, double lambda, do
     if (sdv) std::fill(sdv, sdv + n * P, std::numeric_limits<double>::quiet_NaN());
     return;
   }
-  const uint64_t J = static_cast<uint64_t>(steps);
-  const int64_t L = J >= 1 ? squaring_levels(steps) - 1 : 0;
+  const int64_t L = steps >= 1.0 ? squaring_levels(steps) - 1 : 0;
   build_ladder(g, discrete, lambda, L, buf);
   start_vector(g, P, buf);
+  double remaining = steps;
   for (int64_t k = L; k >= 0; --k)
-    if (J >> k & 1) ladder_step(buf, buf.E.data() + k * nn, buf.dE.data() + k * P * nn, n, P);
+    if (detail::take_binary_digit(remaining, k))
+      ladder_step(buf, buf.E.data() + k * nn, buf.dE.data() + k * P * nn, n, P);
   std::fill(sv, sv + n, 0.0);
   std::vector<double> dy(P * n, 0.0);
   if (discrete) {
     std::copy(buf.v.begin(), buf.v.end(), sv);
     dy = buf.dv;
   } else {  // remainder m = lambda (t - J h0) < 1/4: all K terms (each non-negative)
-    const double m = std::max(0.0, lambda * (t - steps * h0));
+    const double m = std::clamp(lambda * (t - steps * h0), 0.0, kSquaringBaseStep);
     const int64_t K = poisson_right_end(kSquaringBaseStep);
     double w = std::exp(-m);
     for (int64_t k = 0; k <= K; ++k) {
