@@ -41,15 +41,25 @@ def make_quantile(cdf: Any, pdf: Any, mean: Any, discrete: bool) -> Any:
 
         def cond(c: Any) -> Any:
             hi, i = c
-            value = cdf(theta, hi)
-            # trapped mass: double until the cdf stops growing, at its limit (the mass
-            # that can ever be absorbed); a level at or above it is never reached
-            go_on = jnp.where(trapped, cdf(theta, 2.0 * hi) > value, value < q)
-            return go_on & (i < MAX_DOUBLINGS) & jnp.isfinite(hi)
+            return ~trapped & (cdf(theta, hi) < q) & (i < MAX_DOUBLINGS) & jnp.isfinite(hi)
 
         hi, _ = jax.lax.while_loop(cond, lambda c: (c[0] * 2.0, c[1] + 1), (start, 0))
-        limit = cdf(theta, hi)
-        reached = jnp.where(trapped, q < limit, limit >= q)
+
+        # trapped mass: double until the cdf stops growing, at its limit (the mass that
+        # can ever be absorbed); a level at or above it is never reached. (No cdf is
+        # evaluated here for a theta without trapped mass.)
+        def grows(c: Any) -> Any:
+            hi, _, grew, i = c
+            return trapped & grew & (i < MAX_DOUBLINGS) & jnp.isfinite(hi)
+
+        def double(c: Any) -> Any:
+            hi, value, _, i = c
+            at = jnp.where(value < 0.0, hi, 2.0 * hi)  # (value -1: not evaluated yet)
+            following = cdf(theta, at)
+            return at, following, following > value, i + 1
+
+        hi, limit, _, _ = jax.lax.while_loop(grows, double, (hi, -1.0, True, 0))
+        reached = jnp.where(trapped, q < limit, jnp.isfinite(hi))
         return jnp.zeros_like(hi), jnp.where(reached, hi, jnp.inf)
 
     def solve_discrete(theta: Any, q: Any) -> Any:

@@ -49,6 +49,9 @@ struct EpochBuffers {
   std::vector<double> local, values, dvalues;
   std::vector<int64_t> which;
   std::vector<double> q, dq, rhs, drhs, J, dJ;  // moment recursion
+  // Of the last epoch_integrals: the magnitudes of the terms each J_j is a sum
+  // or difference of (J_j itself where no cancellation can occur).
+  std::vector<double> Jmag;
 };
 
 // The state vector at local time t of g (started from g.alpha, g.dalpha).
@@ -163,6 +166,13 @@ inline bool epoch_integrals(const SccTopology& topo, const NumericGraph& g, cons
   buf.J[0] = total(pi) - total(next);
   for (int64_t p = 0; p < P; ++p)
     for (int64_t i = 0; i < n; ++i) buf.dJ[p] += dpi[i * g.P + p] - dnext[i * g.P + p];
+  // The magnitudes the terms carry: the same recursion on |rhs| (U = (-S)^{-1}
+  // is non-negative, so |q_j| <= qmag_j, and qmag_j bounds what rounding in
+  // earlier differences can have left in q_j).
+  buf.Jmag.assign(K + 1, 0.0);
+  buf.Jmag[0] = total(pi) + total(next);
+  std::vector<double> rhs_mag(n), qmag(n);
+  for (int64_t i = 0; i < n; ++i) rhs_mag[i] = std::fabs(pi[i]) + std::fabs(next[i]);
   // q_0 = (pi - pi') U
   for (int64_t i = 0; i < n; ++i) buf.rhs[i] = pi[i] - next[i];
   for (int64_t p = 0; p < P; ++p)
@@ -172,6 +182,11 @@ inline bool epoch_integrals(const SccTopology& topo, const NumericGraph& g, cons
     solve_step();  // q_{j-1}
     const double Dj = std::pow(D, static_cast<double>(j));
     buf.J[j] = -Dj * next_total + static_cast<double>(j) * total(buf.q.data());
+    solver.solve_transposed(rhs_mag.data(), qmag.data());
+    for (int64_t i = 0; i < n; ++i) {
+      rhs_mag[i] = Dj * std::fabs(next[i]) + static_cast<double>(j) * std::fabs(qmag[i]);
+      buf.Jmag[j] += rhs_mag[i];
+    }
     for (int64_t p = 0; p < P; ++p) {
       double dnt = 0.0;
       for (int64_t i = 0; i < n; ++i) dnt += dnext[i * g.P + p];
@@ -280,6 +295,10 @@ inline void evaluate_epoch_reward_power_moments(const Structure& s, const SccTop
 // A finite epoch whose largest out-rate times duration is at most this is
 // integrated by the series (accumulators) for the moments, not by solves.
 inline constexpr double kEpochSeriesMaxRateTime = 1000.0;
+// Moments over epochs leave the solves for the block chain when the terms
+// behind a moment exceed it by more than this factor (then rounding could
+// cost it more than the contract's 1e-13).
+inline constexpr double kEpochMaxCancellation = 256.0;
 
 inline void evaluate_epochs(const Structure& s, const SccTopology& topo, const double* row,
                             const double* times, int64_t T, int64_t K, double* pmf,
@@ -320,9 +339,12 @@ inline void evaluate_epochs(const Structure& s, const SccTopology& topo, const d
   }
   bool moments_ok = true;
   bool moments_infinite = false;
-  // Continuous moments come from the block chain of T = int 1 dt (below, after
-  // the density): each finite epoch integrated where no cancellation can occur.
-  const bool moments_by_chain = K > 0 && !discrete;
+  // Continuous moments: solves per epoch; where a finite epoch's integrals are
+  // differences of nearly equal terms (a short epoch in which little happens)
+  // or its generator is singular, from the block chain of T = int 1 dt instead
+  // (below, after the density), which integrates such epochs without either.
+  bool moments_by_chain = false;
+  std::vector<double> rounding(K, 0.0);  // sum of the magnitudes behind each moment
   buf.pi.assign(s.alpha.begin(), s.alpha.end());
   buf.dpi.assign(jac ? n * P : 0, 0.0);
   double alpha_total = 0.0;
@@ -398,8 +420,10 @@ inline void evaluate_epochs(const Structure& s, const SccTopology& topo, const d
         if (last)
           moments_infinite = true;  // never absorbed from a reachable state
         else
-          moments_ok = false;  // a closed class within a finite epoch: not computed
+          moments_ok = false;  // a closed class within a finite epoch: by the chain
       } else {
+        if (!last)  // what rounding can do to the sum: the terms' magnitudes
+          add_epoch_moments(a, K, 0, buf.Jmag, nullptr, rounding.data(), nullptr);
         add_epoch_moments(a, K, jac ? P : 0, buf.J, buf.dJ.data(), moments, dmoments);
         if (jac) {  // the break columns: the epoch's shift, its end
           double end_flux = 0.0;
@@ -427,7 +451,9 @@ inline void evaluate_epochs(const Structure& s, const SccTopology& topo, const d
     buf.pi.swap(buf.next);
     buf.dpi.swap(buf.dnext);
   }
-  if (moments_by_chain) {
+  for (int64_t k = 0; k < K && !discrete && moments_ok && !moments_infinite; ++k)
+    if (rounding[k] > kEpochMaxCancellation * std::fabs(moments[k])) moments_by_chain = true;
+  if (K > 0 && !discrete && (moments_by_chain || !moments_ok)) {
     // E[T^k] as the moments of T = int 1 dt: a class closed in a finite epoch
     // only needs no solve there, and a short epoch no difference of nearly
     // equal terms (see evaluate_epoch_reward_power_moments).
