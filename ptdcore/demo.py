@@ -21,7 +21,7 @@ TRUE_THETA = 1.5
 
 def run_demo(quick: bool = False, out: str = "ptdcore-demo") -> int:
     """Run the demo; returns a process exit code."""
-    from .bench import REFERENCE_BATCH, loglik_gradient_timings, split_reference
+    from .bench import timings_with_reference
     from .coalescent import kingman_graph, simulate_tmrca
     from .registry import get_backend
     from .svgd import SVGD
@@ -90,14 +90,7 @@ def run_demo(quick: bool = False, out: str = "ptdcore-demo") -> int:
     )
 
     print(f"timing: one log-likelihood gradient for {n_particles} particles x {n_obs} observations")
-    engines, reference, note = split_reference(graph)
-    timings = [
-        (name, n_particles, seconds)
-        for name, seconds in loglik_gradient_timings(graph, data, n_particles, engines).items()
-    ]
-    if reference:
-        seconds = loglik_gradient_timings(graph, data, REFERENCE_BATCH, [reference])[reference]
-        timings.append((reference, REFERENCE_BATCH, seconds))
+    timings, note = timings_with_reference(graph, data, n_particles)
     for name, batch, seconds in timings:
         alone = "" if batch == n_particles else f"  ({batch} particle only)"
         print(f"  {name:<10} {1e3 * seconds:9.2f} ms{alone}")
