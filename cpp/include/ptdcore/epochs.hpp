@@ -343,7 +343,6 @@ inline void evaluate_epochs(const Structure& s, const SccTopology& topo, const d
   // differences of nearly equal terms (a short epoch in which little happens)
   // or its generator is singular, from the block chain of T = int 1 dt instead
   // (below, after the density), which integrates such epochs without either.
-  bool moments_by_chain = false;
   std::vector<double> rounding(K, 0.0);  // sum of the magnitudes behind each moment
   buf.pi.assign(s.alpha.begin(), s.alpha.end());
   buf.dpi.assign(jac ? n * P : 0, 0.0);
@@ -413,7 +412,7 @@ inline void evaluate_epochs(const Structure& s, const SccTopology& topo, const d
       } else {
         add_discrete_epoch_moments(a, K, jac ? P : 0, buf.J, buf.dJ.data(), moments, dmoments);
       }
-    } else if (K > 0 && !moments_by_chain && moments_ok && !moments_infinite) {
+    } else if (K > 0 && moments_ok && !moments_infinite) {
       if (!epoch_integrals(topo, g, buf.pi.data(), jac ? buf.dpi.data() : nullptr,
                            last ? nullptr : buf.next.data(),
                            last || !jac ? nullptr : buf.dnext.data(), D, last, K, solver, buf)) {
@@ -451,9 +450,10 @@ inline void evaluate_epochs(const Structure& s, const SccTopology& topo, const d
     buf.pi.swap(buf.next);
     buf.dpi.swap(buf.dnext);
   }
-  for (int64_t k = 0; k < K && !discrete && moments_ok && !moments_infinite; ++k)
-    if (rounding[k] > kEpochMaxCancellation * std::fabs(moments[k])) moments_by_chain = true;
-  if (K > 0 && !discrete && (moments_by_chain || !moments_ok)) {
+  bool by_chain = !moments_ok;  // (a finite epoch's generator was singular)
+  for (int64_t k = 0; k < K && moments_ok && !moments_infinite; ++k)
+    by_chain = by_chain || rounding[k] > kEpochMaxCancellation * std::fabs(moments[k]);
+  if (K > 0 && !discrete && by_chain) {
     // E[T^k] as the moments of T = int 1 dt: a class closed in a finite epoch
     // only needs no solve there, and a short epoch no difference of nearly
     // equal terms (see evaluate_epoch_reward_power_moments).
