@@ -119,3 +119,17 @@ def test_check_grid_has_boundary_thetas_and_a_certified_mode(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "theta: 0.5,0.5; 1,1; 2,2; 0,1; 1,0" in proc.stdout
     assert "ffi / certified" in proc.stdout and "cffi / certified" in proc.stdout
+
+
+def test_values_the_certified_reference_cannot_certify_are_reported():
+    """Moments at theta = (1.3, 0) are infinite (mass trapped): the solve cannot be
+    certified, so those entries are not compared, and the table says how many."""
+    from ptdcore.testing.equivalence import format_table
+
+    comparisons = compare_backends(
+        ISSUE_MODEL, [[1.3, 0.0], [1.0, 1.0]], [1.0], 2, ["ffi"], reference=False,
+        certified=True,
+    )  # fmt: skip
+    moments = next(c for c in comparisons if c.second == CERTIFIED and c.output == "moments")
+    assert moments.uncertified == 2 and moments.passed
+    assert "moments: 2 values not certified" in format_table(comparisons)

@@ -28,6 +28,7 @@ are counted, never silently compared. python-flint is an optional dependency
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import comb
 from typing import Any
 
 import numpy as np
@@ -102,6 +103,15 @@ def certified_values(
     return CertifiedValues(mid, rad)
 
 
+def _submatrix(flint: Any, M: Any, row: int, col: int, rows: int, cols: int) -> Any:
+    """The ``rows`` x ``cols`` block of the ball matrix ``M`` at (``row``, ``col``)."""
+    out = flint.arb_mat(rows, cols)
+    for i in range(rows):
+        for j in range(cols):
+            out[i, j] = M[row + i, col + j]
+    return out
+
+
 def _store(ball: Any, mid: np.ndarray, rad: np.ndarray, index: tuple[int, ...]) -> None:
     if ball is None or not ball.is_finite():
         return
@@ -116,7 +126,7 @@ class _Chain:
 
     def __init__(self, flint: Any, s: Structure, theta: np.ndarray) -> None:
         arb, arb_mat = flint.arb, flint.arb_mat
-        self.arb, self.arb_mat = arb, arb_mat
+        self.flint, self.arb, self.arb_mat = flint, arb, arb_mat
         n, P = s.nr_states, s.nr_params
         self.n, self.P, self.discrete = n, P, s.discrete
         coef = s.coefficient_matrix()
@@ -158,7 +168,7 @@ class _Chain:
         self.ones = arb_mat([[1.0] for _ in range(n)])
         self.output = s.output
 
-    def _block(self, A: Any, dA: Any) -> Any:
+    def _van_loan(self, A: Any, dA: Any) -> Any:
         """[[A, dA], [0, A]]."""
         m = A.nrows()
         big = self.arb_mat(2 * m, 2 * m)
@@ -169,17 +179,9 @@ class _Chain:
                 big[i, m + j] = dA[i, j]
         return big
 
-    @staticmethod
-    def _corner(big: Any, m: int) -> tuple[Any, Any]:
+    def _corner(self, big: Any, m: int) -> tuple[Any, Any]:
         """(upper-left block, upper-right block) of a 2m x 2m matrix."""
-        flint = _flint()
-        left = flint.arb_mat(m, m)
-        right = flint.arb_mat(m, m)
-        for i in range(m):
-            for j in range(m):
-                left[i, j] = big[i, j]
-                right[i, j] = big[i, m + j]
-        return left, right
+        return _submatrix(self.flint, big, 0, 0, m, m), _submatrix(self.flint, big, 0, m, m, m)
 
     def _augmented(self) -> tuple[Any, list[Any]]:
         """[[S, s], [0, 0]] (discrete: [[T, t], [0, 1]]) and its derivatives."""
@@ -203,7 +205,7 @@ class _Chain:
         if self.discrete:
             steps = int(t)
             m = A.nrows()
-            big = self._block(A, dA)
+            big = self._van_loan(A, dA)
             power = self.arb_mat(2 * m, 2 * m)
             for i in range(2 * m):
                 power[i, i] = 1
@@ -215,7 +217,7 @@ class _Chain:
                 steps >>= 1
             return self._corner(power, m)
         tt = self.arb(t)
-        return self._corner(self._block(A * tt, dA * tt).exp(), A.nrows())
+        return self._corner(self._van_loan(A * tt, dA * tt).exp(), A.nrows())
 
     def functional(self, t: float) -> tuple[Any, list[Any]]:
         """The model's output (density/pmf, cdf or sf) at t, and its theta gradient."""
@@ -323,21 +325,14 @@ def certified_epoch_moments(
                 for i in range(K + 1):
                     if i:
                         factorial *= i
-                    block = arb_mat(n, n)
-                    for r in range(n):
-                        for c in range(n):
-                            block[r, c] = X[r, (i + 1) * n + c]
+                    block = _submatrix(flint, X, 0, (i + 1) * n, n, n)
                     v.append(factorial * (pi * block * chain.exit)[0, 0])
                 end = start + D
                 for k in range(1, K + 1):
                     for i in range(k + 1):
                         sign = -1 if i % 2 else 1
-                        total[k - 1] += sign * _binomial(k, i) * end ** (k - i) * v[i]
-                E = arb_mat(n, n)
-                for r in range(n):
-                    for c in range(n):
-                        E[r, c] = X[r, c]
-                pi = pi * E
+                        total[k - 1] += sign * comb(k, i) * end ** (k - i) * v[i]
+                pi = pi * _submatrix(flint, X, 0, 0, n, n)
                 start = end
             else:
                 A = -chain.S
@@ -351,16 +346,10 @@ def certified_epoch_moments(
                     return np.full(K, np.inf), np.zeros(K)
                 for k in range(1, K + 1):
                     for j in range(k + 1):
-                        total[k - 1] += _binomial(k, j) * start ** (k - j) * J[j]
+                        total[k - 1] += comb(k, j) * start ** (k - j) * J[j]
         return (
             np.array([float(t.mid()) for t in total]),
             np.array([float(t.rad()) for t in total]),
         )
     finally:
         flint.ctx.prec = old
-
-
-def _binomial(k: int, j: int) -> int:
-    from math import comb
-
-    return comb(k, j)

@@ -55,6 +55,9 @@ class Comparison:
     floor: float = FLOOR_FRACTION
     problem: str = ""
     """Set when nothing could be compared (a backend raised, every value non-finite)."""
+    uncertified: int = 0
+    """Against the certified reference: values it could not certify (a singular solve, a
+    ball too wide), which were not compared (reported, never counted as agreement)."""
 
     @property
     def passed(self) -> bool:
@@ -67,6 +70,7 @@ class Comparison:
             f"{self.first} vs {self.second}: {self.output}{list(self.index)} differs by "
             f"{self.max_rel_diff:.3e} relative ({self.first_value!r} vs {self.second_value!r}; "
             f"rtol={self.rtol:g})"
+            + (f"; {self.uncertified} values not certified" if self.uncertified else "")
         )
 
 
@@ -241,6 +245,7 @@ def _against_certified(
             out.append(Comparison(
                 name, CERTIFIED, label, float(rel[idx]), tuple(int(i) for i in idx),
                 float(arrays[k][idx]), float(mid[idx]), tol,
+                uncertified=int(np.isnan(mid).sum()),
             ))  # fmt: skip
     return out
 
@@ -306,4 +311,10 @@ def format_table(comparisons: Sequence[Comparison]) -> str:
         lines.append(f"{first + ' / ' + second:<24}{cells}{tol:>10.0e}  {'pass' if ok else 'FAIL'}")
     for c in notes:
         lines.append(f"{c.first}: {c.problem}")
+    for c in comparisons:
+        if c.uncertified:
+            lines.append(
+                f"{c.first} / {c.second}: {c.output}: {c.uncertified} values not certified "
+                "(a singular solve or a ball too wide), not compared with it"
+            )
     return "\n".join(lines)
