@@ -33,8 +33,9 @@ def make_quantile(cdf: Any, pdf: Any, mean: Any, discrete: bool) -> Any:
     import jax
     import jax.numpy as jnp
 
-    def bracket(theta: Any, q: Any) -> tuple[Any, Any]:
-        """(0, hi) with cdf(hi) >= q, or hi = inf when no time reaches q."""
+    def bracket(theta: Any, q: Any) -> tuple[Any, Any, Any]:
+        """(0, hi, reached): cdf(hi) >= q where ``reached``; where no time reaches q,
+        reached is False (and hi a placeholder, 1)."""
         m = mean(theta)
         trapped = ~jnp.isfinite(m)
         start = jnp.where(trapped, 1.0, jnp.maximum(m, 1.0 if discrete else 1e-300))
@@ -60,12 +61,10 @@ def make_quantile(cdf: Any, pdf: Any, mean: Any, discrete: bool) -> Any:
 
         hi, limit, _, _ = jax.lax.while_loop(grows, double, (hi, -1.0, True, 0))
         reached = jnp.where(trapped, q < limit, jnp.isfinite(hi))
-        return jnp.zeros_like(hi), jnp.where(reached, hi, jnp.inf)
+        return jnp.zeros_like(hi), jnp.where(reached, hi, 1.0), reached
 
     def solve_discrete(theta: Any, q: Any) -> Any:
-        lo, hi = bracket(theta, q)  # cdf(hi) >= q; find the smallest whole n with it
-        reached = jnp.isfinite(hi)
-        hi = jnp.where(reached, hi, 1.0)
+        lo, hi, reached = bracket(theta, q)  # cdf(hi) >= q; the smallest whole n with it
 
         def cond(c: Any) -> Any:
             lo, hi = c
@@ -81,9 +80,7 @@ def make_quantile(cdf: Any, pdf: Any, mean: Any, discrete: bool) -> Any:
         return jnp.where(reached, hi, jnp.inf)
 
     def solve_continuous(theta: Any, q: Any) -> Any:
-        lo, hi = bracket(theta, q)
-        reached = jnp.isfinite(hi)
-        hi = jnp.where(reached, hi, 1.0)
+        lo, hi, reached = bracket(theta, q)
         tiny = jnp.finfo(jnp.float64).tiny
 
         def cond(c: Any) -> Any:

@@ -43,11 +43,6 @@ def _register_targets() -> None:
         jax.ffi.register_ffi_target(name, capsule, platform="CUDA")
 
 
-def model_id(structure: Structure) -> int:
-    """The extension's id for ``structure`` (registered on first use)."""
-    return FfiBackend().prepared(structure).id
-
-
 def ffi_evaluate(
     structure: Structure, nr_moments: int, theta: Any, times: Any, order: int, handle: Any = None
 ) -> Any:
