@@ -290,7 +290,8 @@ inline void evaluate_epoch_reward_power_moments(const Structure& s, const SccTop
                                                 const double* row, int64_t K, double* out,
                                                 double* dout, EpochBuffers& buf,
                                                 SeriesBuffers& series, BlockSolver& solver,
-                                                const double* rewards, double infinite_value);
+                                                const double* rewards, double infinite_value,
+                                                bool integrate_short_epochs);
 
 // A finite epoch whose largest out-rate times duration is at most this is
 // integrated by the series (accumulators) for the moments, not by solves.
@@ -459,7 +460,8 @@ inline void evaluate_epochs(const Structure& s, const SccTopology& topo, const d
     // equal terms (see evaluate_epoch_reward_power_moments).
     const std::vector<double> ones(n, 1.0);
     evaluate_epoch_reward_power_moments(s, topo, row, K, moments, dmoments, buf, series, solver,
-                                        ones.data(), std::numeric_limits<double>::infinity());
+                                        ones.data(), std::numeric_limits<double>::infinity(),
+                                        true);
   } else if (K > 0 && (!moments_ok || moments_infinite)) {
     fill_nan(K, moments, dmoments);
     if (moments_infinite && moments_ok)
@@ -661,12 +663,16 @@ inline void evaluate_epoch_reward_moments(const Structure& s, const SccTopology&
 // fed at rate 1 from the blocks z_l and never left, ride along in the series,
 // so that W(D) = int z dt. Only a closed class in the open-ended last epoch
 // makes the moments infinite (then `infinite_value`: inf for T, NaN for a
-// reward that may stay finite). `rewards`: one value per state.
+// reward that may stay finite). `rewards`: one value per state. With
+// `integrate_short_epochs` (the route evaluate_epochs takes when its solves
+// would lose digits) every finite epoch with lambda D <= kEpochSeriesMaxRateTime
+// is integrated this way too.
 inline void evaluate_epoch_reward_power_moments(const Structure& s, const SccTopology& topo,
                                                 const double* row, int64_t K, double* out,
                                                 double* dout, EpochBuffers& buf,
                                                 SeriesBuffers& series, BlockSolver& solver,
-                                                const double* rewards, double infinite_value) {
+                                                const double* rewards, double infinite_value,
+                                                bool integrate_short_epochs) {
   const int64_t E = s.epochs, Pb = s.base_params(), P = s.nr_params, n = s.nr_states;
   const bool jac = dout != nullptr;
   const int64_t Pj = jac ? P : 0;
@@ -703,9 +709,11 @@ inline void evaluate_epoch_reward_power_moments(const Structure& s, const SccTop
     // The solves' integral (z(a) - z(b)) (-A)^{-1} is a difference of nearly
     // equal terms when little happens in the epoch (E[T^4] lost 9 digits on a
     // short, slow epoch); the series' accumulators add non-negative terms only.
-    // The solves are kept where the series would be long.
+    // Asked for, short epochs take them; the solves stay where the series would
+    // be long.
     const bool integrate =
-        !last && (!solvable || max_out_rate(g) * D <= kEpochSeriesMaxRateTime);
+        !last && (!solvable || (integrate_short_epochs &&
+                                max_out_rate(g) * D <= kEpochSeriesMaxRateTime));
     if (!last) {
       reward_chain(g, r, 1, K, aug);
       if (!integrate) {

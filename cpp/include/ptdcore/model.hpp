@@ -106,7 +106,7 @@ class PreparedModel {
       fill_nan(T, pmf, dpmf, nullptr);
       evaluate_epoch_reward_power_moments(s_, topo_, theta, K, moments, dmoments, ws.epochs,
                                           ws.series, ws.solver, s_.rewards.data(),
-                                          std::numeric_limits<double>::quiet_NaN());
+                                          std::numeric_limits<double>::quiet_NaN(), false);
       return;
     }
     if (s_.epochs > 1) {
