@@ -50,7 +50,7 @@ inline ptdcore::Structure structure_from_python(py::handle structure) {
       structure.attr("discrete").cast<bool>(), alpha.data(), E, src.data(), dst.data(),
       constant.data(), coef_ptr.data(), coef_index.data(), coef_value.data(),
       has_rewards ? rewards.data() : nullptr, has_rewards ? rewards.size() : 0,
-      structure.attr("output_code").cast<int>(), structure.attr("epochs").cast<int64_t>());
+      structure.attr("reward_matrix").cast<bool>(), structure.attr("epochs").cast<int64_t>());
 }
 
 }  // namespace ptdcore_bindings

@@ -24,6 +24,7 @@ from .results import (
     empty_outputs,
     output_shapes,
 )
+from .validation import OUTPUTS, output_code
 
 __all__ = [
     "Backend",
@@ -36,7 +37,9 @@ __all__ = [
     "check_inputs",
     "check_outputs",
     "empty_outputs",
+    "output_code",
     "output_shapes",
+    "OUTPUTS",
 ]
 
 if TYPE_CHECKING:
@@ -62,6 +65,8 @@ class Capabilities(NamedTuple):
     differentiable: bool = False
     """Pure JAX: the model differentiates it with JAX itself (any order) instead of
     through the backend's Jacobians; such a backend implements ``jax_function``."""
+    sampling: bool = False
+    """Implements :meth:`Backend.sample` (exact draws of T)."""
     rtol: float = 1e-12
     """Relative accuracy it promises for pmf, moments and Jacobians, plus ..."""
     atol: float = 1e-15
@@ -74,10 +79,12 @@ class Backend(abc.ABC):
     """A way of running the ptdcore engine.
 
     Subclasses set ``name`` (and optionally ``description``, ``priority``,
-    ``capabilities``) and implement :meth:`compute_pmf_and_moments`. Register
-    them through the ``ptdcore_register_backends`` hook (see
-    :mod:`ptdcore.hookspecs`); ptdcore's JAX model and equivalence suite then
-    work with them unchanged.
+    ``capabilities``, ``deprecated``) and implement :meth:`compute_pmf_and_moments`.
+    The other services (:meth:`jax_evaluator`, :meth:`jax_function`, :meth:`sample`,
+    :meth:`cache_info`, :meth:`clear_cache`) have defaults: a backend overrides those it
+    offers and says so in its :class:`Capabilities`. Register backends through the
+    ``ptdcore_register_backends`` hook (see :mod:`ptdcore.hookspecs`); ptdcore's JAX
+    model and equivalence suite then work with them unchanged.
     """
 
     name: ClassVar[str] = ""
@@ -85,6 +92,9 @@ class Backend(abc.ABC):
     priority: ClassVar[int] = 0
     """Higher is preferred when no backend is named (the fastest gets the highest)."""
     capabilities: ClassVar[Capabilities] = Capabilities()
+    deprecated: ClassVar[str] = ""
+    """Non-empty: selecting this backend for a model warns (``DeprecationWarning``) with
+    this text."""
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -129,11 +139,13 @@ class Backend(abc.ABC):
         nr_moments: int,
         *,
         jacobian: bool = False,
-    ) -> PmfMoments | PmfMomentsJacobian:
+        hessian: bool = False,
+        output: str = "density",
+    ) -> PmfMoments | PmfMomentsJacobian | PmfMomentsHessian:
         """Evaluate a batch.
 
-        Backends whose capabilities set ``second_derivatives`` also take ``hessian=True``
-        and then add ``d2pmf`` of shape (B, T, P, P) and ``d2moments`` of shape (B, K, P, P).
+        ptdcore passes ``hessian`` and ``output`` only when they differ from their
+        defaults, so a backend that offers neither may leave them out of its signature.
 
         Parameters
         ----------
@@ -147,18 +159,48 @@ class Backend(abc.ABC):
             ``K``: moments ``E[T], ..., E[T^K]``.
         jacobian
             Also return ``dpmf (B, T, P)`` and ``dmoments (B, K, P)``.
+        hessian
+            Also return ``d2pmf (B, T, P, P)`` and ``d2moments (B, K, P, P)`` (with
+            ``jacobian``); for backends whose capabilities set ``second_derivatives``.
+        output
+            What ``pmf`` holds at the times: "density" (probability mass for discrete
+            models), "cdf" or "sf" (:data:`OUTPUTS`).
         """
 
-    def jax_evaluator(self, structure: Structure, nr_moments: int) -> Callable[..., Any]:
-        """A JAX-traceable ``f(theta (P,), times (T,), order) -> tuple of arrays``: the pmf and
-        moments, with their Jacobians for ``order >= 1`` and Hessians for ``order == 2``.
+    def jax_evaluator(
+        self, structure: Structure, nr_moments: int, output: str = "density"
+    ) -> Callable[..., Any]:
+        """A JAX-traceable ``f(theta (P,), times (T,), order) -> tuple of arrays``: ``output``
+        at the times and the moments, with their Jacobians for ``order >= 1`` and Hessians
+        for ``order == 2``.
 
         The default reaches :meth:`compute_pmf_and_moments` through the shared
         batching ``pure_callback`` adapter; jit-native backends override it.
         """
         from .callback_adapter import callback_evaluator
 
-        return callback_evaluator(self, structure, nr_moments)
+        return callback_evaluator(self, structure, nr_moments, output)
+
+    def jax_function(
+        self, structure: Structure, nr_moments: int, output: str = "density"
+    ) -> Callable[..., Any]:
+        """For ``capabilities.differentiable`` backends: a pure-JAX ``f(theta (P,), times
+        (T,)) -> (pmf, moments)`` that JAX differentiates itself."""
+        raise NotImplementedError(f"backend {self.name!r} is not a pure-JAX backend")
+
+    def sample(self, structure: Structure, theta: np.ndarray, count: int, seed: int) -> np.ndarray:
+        """``count`` exact draws of T (of Y with rewards) at the parameter row ``theta``,
+        reproducible from ``seed``; for backends whose capabilities set ``sampling``."""
+        raise NotImplementedError(f"backend {self.name!r} does not sample")
+
+    def cache_info(self) -> str | None:
+        """A line describing the backend's persistent cache (files on disk), or None when
+        it keeps none (``ptdcore cache``)."""
+        return None
+
+    def clear_cache(self) -> str | None:
+        """Empty the persistent cache; a line saying what was removed, or None."""
+        return None
 
     def __repr__(self) -> str:
         return f"<ptdcore backend {self.name!r}: {self.description}>"
@@ -205,9 +247,25 @@ class NativeBackend(Backend):
     @abc.abstractmethod
     def fill(
         self, prepared: Any, theta: np.ndarray, times: np.ndarray, nr_moments: int,
-        outputs: tuple[np.ndarray, ...],
+        outputs: tuple[np.ndarray, ...], output: int = 0,
     ) -> None:  # fmt: skip
-        """Write pmf, moments (and Jacobians, Hessians: 2, 4 or 6 ``outputs``) for the batch."""
+        """Write pmf, moments (and Jacobians, Hessians: 2, 4 or 6 ``outputs``) for the batch;
+        ``output`` is the engine's code of what pmf holds (:func:`output_code`)."""
+
+    def sample(self, structure: Structure, theta: np.ndarray, count: int, seed: int) -> np.ndarray:
+        """Draws from the cached prepared model (:meth:`sample_prepared`)."""
+        if not self.capabilities.sampling:
+            return super().sample(structure, theta, count, seed)
+        theta = np.ascontiguousarray(theta, dtype=np.float64)
+        if theta.shape != (structure.nr_params,):
+            raise ValueError(
+                f"theta must have shape ({structure.nr_params},), got shape {theta.shape}"
+            )
+        return self.sample_prepared(self.prepared(structure), theta, int(count), int(seed))
+
+    def sample_prepared(self, prepared: Any, theta: np.ndarray, count: int, seed: int) -> Any:
+        """Draws with the engine's sampler (backends whose capabilities set ``sampling``)."""
+        raise NotImplementedError(f"backend {self.name!r} does not sample")
 
     @classmethod
     def clear_prepared(cls) -> None:
@@ -251,13 +309,15 @@ class NativeBackend(Backend):
         *,
         jacobian: bool = False,
         hessian: bool = False,
+        output: str = "density",
     ) -> PmfMoments | PmfMomentsJacobian | PmfMomentsHessian:
         theta, times, K = check_inputs(structure, theta, times, nr_moments)
+        code = output_code(output)
         model = self.prepared(structure)
         outputs = empty_outputs(theta.shape[0], times.shape[0], K, structure.nr_params,
                                 jacobian, hessian)  # fmt: skip
         try:
-            self.fill(model, theta, times, K, outputs)
+            self.fill(model, theta, times, K, outputs, code)
         except (ModelError, BackendError):
             raise
         except Exception as exc:

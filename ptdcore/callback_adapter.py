@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .structure import Structure
 
 
-class Backend(Protocol):
+class Evaluating(Protocol):
     """What the adapter needs of a :class:`ptdcore.Backend` (not imported: backend.py
     imports this module)."""
 
@@ -34,13 +34,46 @@ class Backend(Protocol):
     ) -> Any: ...
 
 
+def call_backend(
+    backend: Evaluating,
+    structure: Structure,
+    theta: np.ndarray,
+    times: np.ndarray,
+    nr_moments: int,
+    order: int = 0,
+    output: str = "density",
+) -> tuple[np.ndarray, ...]:
+    """One checked backend call: ``output`` at the times, the moments, and derivatives up
+    to ``order``. ``hessian`` and ``output`` are passed only when they are not the
+    defaults, so backends that offer neither need not accept them."""
+    kwargs: dict[str, Any] = {"jacobian": order >= 1}
+    if order >= 2:
+        kwargs["hessian"] = True
+    if output != "density":
+        kwargs["output"] = output
+    try:
+        result = backend.compute_pmf_and_moments(structure, theta, times, nr_moments, **kwargs)
+    except TypeError as exc:
+        if "output" in kwargs and "output" in str(exc):
+            raise NotImplementedError(
+                f"backend {backend.name!r} does not evaluate output={output!r} (its "
+                "compute_pmf_and_moments takes no output argument)"
+            ) from exc
+        raise
+    return check_outputs(
+        backend.name, result, theta.shape[0], times.shape[0], nr_moments, structure.nr_params,
+        order >= 1, order >= 2,
+    )  # fmt: skip
+
+
 def batched_host_call(
-    backend: Backend,
+    backend: Evaluating,
     structure: Structure,
     nr_moments: int,
     theta: np.ndarray,
     times: np.ndarray,
     order: int,
+    output: str = "density",
 ) -> tuple[np.ndarray, ...]:
     """Evaluate theta (*bt, P) at times (*bs, T) with one backend call.
 
@@ -56,15 +89,7 @@ def batched_host_call(
     times_rows = times.reshape(math.prod(times.shape[:-1]), T)
 
     def call(th: np.ndarray, tm: np.ndarray) -> tuple[np.ndarray, ...]:
-        if order >= 2:
-            result = backend.compute_pmf_and_moments(
-                structure, th, tm, K, jacobian=True, hessian=True
-            )
-        else:
-            result = backend.compute_pmf_and_moments(structure, th, tm, K, jacobian=order >= 1)
-        return check_outputs(
-            backend.name, result, th.shape[0], tm.shape[0], K, P, order >= 1, order >= 2
-        )
+        return call_backend(backend, structure, th, tm, K, order, output)
 
     if times_rows.shape[0] == 1:
         out = call(theta_rows, times_rows[0])
@@ -98,9 +123,9 @@ def batched_host_call(
 
 
 def callback_evaluator(
-    backend: Backend, structure: Structure, nr_moments: int
+    backend: Evaluating, structure: Structure, nr_moments: int, output: str = "density"
 ) -> Callable[..., Any]:
-    """``f(theta (P,), times (T,), jacobian) -> arrays`` through ``jax.pure_callback``."""
+    """``f(theta (P,), times (T,), order) -> arrays`` through ``jax.pure_callback``."""
     import jax
     import jax.numpy as jnp
 
@@ -119,7 +144,7 @@ def callback_evaluator(
         result_shapes = tuple(jax.ShapeDtypeStruct(s, jnp.float64) for s in shapes)
 
         def host(th: np.ndarray, tm: np.ndarray) -> tuple[np.ndarray, ...]:
-            out = batched_host_call(backend, structure, K, th, tm, order)
+            out = batched_host_call(backend, structure, K, th, tm, order, output)
             return tuple(np.ascontiguousarray(a) for a in out)
 
         return jax.pure_callback(host, result_shapes, theta, times, vmap_method="expand_dims")

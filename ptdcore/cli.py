@@ -151,21 +151,17 @@ def default_thetas(nr_params: int, discrete: bool) -> Any:
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    """Show or clear the legacy backend's compile cache."""
-    import shutil
+    """Show or clear the backends' persistent caches (``Backend.cache_info`` and
+    ``Backend.clear_cache``; today only the legacy backend keeps one)."""
+    from .registry import get_backend, list_backends
 
-    from ptdcore_backends.legacy.compiler import cache_dir
-
-    path = cache_dir()
-    entries = sorted(path.glob("*.so")) if path.is_dir() else []
-    size = sum(p.stat().st_size for p in entries if p.is_file())
-    if args.action == "clear":
-        if path.is_dir():
-            shutil.rmtree(path)
-        print(f"cleared {path} ({len(entries)} entries, {size / 1e6:.1f} MB)")
-        return 0
-    print(f"legacy compile cache: {path}")
-    print(f"{len(entries)} entries, {size / 1e6:.1f} MB (PTDCORE_CACHE_DIR moves it)")
+    lines = []
+    for name in list_backends():
+        backend = get_backend(name)
+        line = backend.clear_cache() if args.action == "clear" else backend.cache_info()
+        if line:
+            lines.append(line)
+    print("\n".join(lines) if lines else "no backend keeps a persistent cache")
     return 0
 
 

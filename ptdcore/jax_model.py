@@ -7,25 +7,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .callback_adapter import call_backend
 from .registry import get_backend
-from .results import check_outputs
 from .structure import HasStructure, Structure, as_structure
 
 if TYPE_CHECKING:
     from .backend import Backend
 
 
-def warn_if_legacy(backend: Backend) -> None:
-    """Selecting the legacy backend for computation is deprecated."""
-    if backend.name == "legacy":
-        warnings.warn(
-            "the 'legacy' backend (run-time compiled C via ctypes) is kept for migration "
-            "testing only: leave out backend= to get the fastest backend, with the same "
-            "results to 1e-12. `ptdcore check MODEL.json` compares every backend on your "
-            "model, and `ptdcore cache clear` removes the compiled libraries.",
-            DeprecationWarning,
-            stacklevel=3,
-        )
+def warn_if_deprecated(backend: Backend) -> None:
+    """Selecting a deprecated backend (``Backend.deprecated``) for computation warns."""
+    if backend.deprecated:
+        warnings.warn(backend.deprecated, DeprecationWarning, stacklevel=3)
 
 
 class Model:
@@ -52,7 +45,7 @@ class Model:
         *,
         epochs: int = 1,
         _derived: bool = False,
-    ) -> None:
+    ) -> None:  # (_derived: made by ptdcore for this model, the user was warned already)
         from .float64 import require_float64
 
         require_float64("ptdcore.model")
@@ -68,17 +61,26 @@ class Model:
             raise ValueError(f"nr_moments must be a whole number >= 0, got {nr_moments!r}")
         self.nr_moments = int(nr_moments)
         self.backend = get_backend(backend)
-        if not _derived:  # (cdf, sf, quantile: the user was warned for the model itself)
-            warn_if_legacy(self.backend)
+        if not _derived:
+            warn_if_deprecated(self.backend)
         self.discrete = self.structure.discrete
-        if self.backend.capabilities.differentiable:  # pure JAX: JAX differentiates it
-            self._fn = self.backend.jax_function(self.structure, self.nr_moments)
-        else:
-            evaluator = self.backend.jax_evaluator(self.structure, self.nr_moments)
-            # (epochs: the engine has first derivatives only)
-            first_only = self.epochs > 1
-            max_order = 1 if first_only else 2
-            self._fn = _make_differentiable(evaluator, max_order)
+        self._functions: dict[str, Any] = {}
+        self._fn = self._function("density")
+
+    def _function(self, output: str) -> Any:
+        """``f(row, times) -> (output at the times, moments)``, differentiable, made once per
+        output: one structure and one prepared model serve the density, cdf and sf (the
+        cdf and sf carry no moments)."""
+        if output not in self._functions:
+            K = self.nr_moments if output == "density" else 0
+            if self.backend.capabilities.differentiable:  # pure JAX: JAX differentiates it
+                fn = self.backend.jax_function(self.structure, K, output)
+            else:
+                evaluator = self.backend.jax_evaluator(self.structure, K, output)
+                # (epochs: the engine has first derivatives only)
+                fn = _make_differentiable(evaluator, 1 if self.epochs > 1 else 2)
+            self._functions[output] = fn
+        return self._functions[output]
 
     @property
     def nr_params(self) -> int:
@@ -86,6 +88,9 @@ class Model:
         return self.structure.base_params
 
     def __call__(self, theta: Any, times: Any, breaks: Any = None) -> tuple[Any, Any]:
+        return self._evaluate("density", theta, times, breaks)
+
+    def _evaluate(self, output: str, theta: Any, times: Any, breaks: Any) -> tuple[Any, Any]:
         import jax
         import jax.numpy as jnp
 
@@ -108,19 +113,10 @@ class Model:
         if eager:
             # No jit, vmap or grad around the call: the backend directly, the same
             # engine without tracing and compiling an XLA program.
-            out = check_outputs(
-                self.backend.name,
-                self.backend.compute_pmf_and_moments(
-                    self.structure, theta[None, :], times, self.nr_moments
-                ),
-                1,
-                times.shape[0],
-                self.nr_moments,
-                self.structure.nr_params,
-                jacobian=False,
-            )
+            K = self.nr_moments if output == "density" else 0
+            out = call_backend(self.backend, self.structure, theta[None, :], times, K, 0, output)
             return jax.device_put(out[0][0]), jax.device_put(out[1][0])
-        return self._fn(theta, times)
+        return self._function(output)(theta, times)
 
     def _row(self, xp: Any, theta: Any, breaks: Any) -> Any:
         """The engine's parameter row: theta (P,), or theta (E, P) and breaks (E - 1,)
@@ -155,24 +151,15 @@ class Model:
         return xp.concatenate([theta.reshape(-1), breaks])
 
     # -- distribution functions (contract section 7) ------------------------------------
-    def _output_model(self, output: str) -> Model:
-        """The same model evaluating ``output`` ("cdf" or "sf") at the times (cached)."""
-        cache = self.__dict__.setdefault("_outputs", {})
-        if output not in cache:
-            cache[output] = Model(
-                self.structure.with_output(output), 0, self.backend, _derived=True
-            )
-        return cache[output]
-
     def cdf(self, theta: Any, times: Any, breaks: Any = None) -> Any:
         """``P(T <= t)`` at ``times`` (discrete: ``P(N <= n)``); relatively accurate in the
         left tail. Same shapes and transforms as the pmf (``breaks`` with epochs)."""
-        return self._output_model("cdf")(theta, times, breaks)[0]
+        return self._evaluate("cdf", theta, times, breaks)[0]
 
     def sf(self, theta: Any, times: Any, breaks: Any = None) -> Any:
         """``P(T > t)``, computed directly (not ``1 - cdf``): relatively accurate far into
         the right tail. Same shapes and transforms as the pmf (``breaks`` with epochs)."""
-        return self._output_model("sf")(theta, times, breaks)[0]
+        return self._evaluate("sf", theta, times, breaks)[0]
 
     def quantile(self, theta: Any, q: Any, breaks: Any = None) -> Any:
         """The smallest ``t`` with ``cdf(t) >= q``, for levels ``q`` in ``[0, 1)`` (any shape).
@@ -189,21 +176,21 @@ class Model:
 
         check_levels(q)
         if "_quantile" not in self.__dict__:
-            cdf = self._output_model("cdf")
+            cdf = self._function("cdf")
             # density and mean: this model when it returns moments, else one that does
             pdf = (
-                self
+                self._fn
                 if self.nr_moments >= 1
-                else Model(self.structure, 1, self.backend, _derived=True)
+                else Model(self.structure, 1, self.backend, _derived=True)._fn
             )
 
-            def scalar(m: Model, k: int) -> Any:  # (on the engine's row: traced here)
-                return lambda row, t: m._fn(row, jnp.reshape(t, (1,)))[k][0]
+            def scalar(fn: Any) -> Any:  # (on the engine's row: traced here)
+                return lambda row, t: fn(row, jnp.reshape(t, (1,)))[0][0]
 
             def mean(row: Any) -> Any:
-                return pdf._fn(row, jnp.zeros((1,)))[1][0]
+                return pdf(row, jnp.zeros((1,)))[1][0]
 
-            self._quantile = make_quantile(scalar(cdf, 0), scalar(pdf, 0), mean, self.discrete)
+            self._quantile = make_quantile(scalar(cdf), scalar(pdf), mean, self.discrete)
         q = jnp.asarray(q, dtype=jnp.float64)
         row = self._row(jnp, theta, breaks)
         flat = jax.vmap(self._quantile, in_axes=(None, 0))(row, q.reshape(-1))
@@ -215,14 +202,14 @@ class Model:
         """Exact draws of ``T`` (of ``Y`` with rewards) at ``theta``, as a numpy array.
 
         Simulated by the engine's embedded jump chain (no time grid), in C++ threads;
-        the same ``seed`` gives the same draws whatever the thread count. ``size`` is an
+        the same ``seed`` gives the same draws whatever the thread count. The model's
+        backend draws them when it samples (``capabilities.sampling``), else the
+        first available backend that does. ``size`` is an
         int or a shape (None: one draw, returned with shape ``()``); ``seed`` None draws
         fresh entropy. A theta at which the chain cannot be absorbed gives ``inf`` draws
         from the states concerned; an invalid theta gives NaN. With epochs, ``theta`` is
         ``(E, P)`` and ``breaks`` ``(E - 1,)``.
         """
-        from ptdcore_backends.pybind11 import prepare
-
         if self.epochs > 1 and self.structure.rewards is not None:
             raise NotImplementedError("sampling Y (rewards) over epochs is not available")
         theta = self._row(np, theta, breaks)
@@ -238,8 +225,8 @@ class Model:
         elif isinstance(seed, bool) or int(seed) != seed or not 0 <= seed < 2**64:
             raise ValueError(f"seed must be a whole number in [0, 2**64), got {seed!r}")
         count = int(np.prod(shape)) if shape else 1
-        draws = prepare(self.structure).sample(theta, count, int(seed))
-        return draws.reshape(shape)
+        draws = sampling_backend(self.backend).sample(self.structure, theta, count, int(seed))
+        return np.asarray(draws).reshape(shape)
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle by structure and settings (for multiprocessing and joblib); the backend
@@ -251,6 +238,21 @@ class Model:
             f"ptdcore.Model(nr_states={self.structure.nr_states}, nr_params={self.nr_params}, "
             f"nr_moments={self.nr_moments}, epochs={self.epochs}, backend={self.backend.name!r})"
         )
+
+
+def sampling_backend(backend: Backend) -> Backend:
+    """``backend`` when it samples, else the highest-priority available backend that does."""
+    from .registry import backend_info
+
+    if backend.capabilities.sampling:
+        return backend
+    for info in backend_info():  # (highest priority first)
+        if info.available and info.backend_class.capabilities.sampling:
+            return get_backend(info.name)
+    raise NotImplementedError(
+        f"backend {backend.name!r} does not sample and no available backend does "
+        "(Capabilities.sampling)"
+    )
 
 
 def backend_reference(backend: Any) -> Any:

@@ -31,7 +31,7 @@ class RewardMoments:
         from .structure import as_structure
 
         structure = as_structure(graph)
-        if rewards is not None or structure.output != "reward_moments":
+        if rewards is not None or not structure.reward_matrix:
             structure = structure.with_reward_matrix(rewards)
         if epochs != 1:
             structure = structure.with_epochs(epochs)

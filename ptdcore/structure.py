@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .errors import ModelError
-from .validation import OUTPUTS, validate_structure
+from .validation import validate_structure
 
 FORMAT_NAME = "ptdcore.structure"
 FORMAT_VERSION = 1
@@ -55,6 +55,20 @@ def _frozen(values: Any, dtype: type) -> np.ndarray:
     return arr
 
 
+def _reward_matrix_field(output: Any) -> bool:
+    """The JSON field "output" of older files: "reward_moments" marks a reward matrix; the
+    density, cdf and sf are chosen at each call now (``model.cdf``), so they describe
+    the same model."""
+    if output == "reward_moments":
+        return True
+    if output in ("density", "cdf", "sf"):
+        return False
+    raise ModelError(
+        f"field 'output' must be 'reward_moments' (or, in older files, 'density', 'cdf' or "
+        f"'sf'), got {output!r}"
+    )
+
+
 @dataclass(frozen=True, eq=False)
 class Structure:
     """A phase-type model as arrays: states, alpha, edges linear in theta, rewards.
@@ -84,7 +98,9 @@ class Structure:
     states: tuple[tuple[int, ...], ...] | np.ndarray | None = field(default=None, repr=False)
     """State labels (not part of the content hash): a tuple of int tuples, or an (N, d)
     read-only integer array for graphs built with :meth:`ptdcore.Graph.from_frontier`."""
-    output: str = "density"
+    reward_matrix: bool = False
+    """``rewards`` is an (nr_states, m) matrix whose columns' means and cross moments the
+    model evaluates (no times); see :meth:`with_reward_matrix`."""
     epochs: int = 1
     """Epochs (piecewise-constant parameters in time): a parameter row is theta_0 ..
     theta_{E-1} (:attr:`base_params` values each) followed by the E - 1 break times,
@@ -95,6 +111,7 @@ class Structure:
         object.__setattr__(self, "nr_params", int(self.nr_params))
         object.__setattr__(self, "discrete", bool(self.discrete))
         object.__setattr__(self, "epochs", int(self.epochs))
+        object.__setattr__(self, "reward_matrix", bool(self.reward_matrix))
         for name, dtype in _ARRAY_FIELDS.items():
             object.__setattr__(self, name, _frozen(getattr(self, name), dtype))
         if self.rewards is not None:
@@ -120,11 +137,16 @@ class Structure:
     @cached_property
     def content_hash(self) -> str:
         """Stable SHA-256 of the numerical content (hex)."""
+        return self._hash("reward_moments" if self.reward_matrix else "density")
+
+    def _hash(self, output: str) -> str:
+        """The content hash; ``output`` as older versions wrote it into the hash (a file
+        saved with output "cdf" or "sf" carries that hash)."""
         h = hashlib.sha256()
         h.update(f"{FORMAT_NAME}/{FORMAT_VERSION}/{self.nr_states}/{self.nr_params}/".encode())
         h.update(b"discrete" if self.discrete else b"continuous")
-        if self.output != "density":  # (absent for the density: older hashes stay valid)
-            h.update(f"output={self.output}".encode())
+        if output != "density":  # (absent for the density: older hashes stay valid)
+            h.update(f"output={output}".encode())
         if self.epochs != 1:
             h.update(f"epochs={self.epochs}".encode())
         for name in _ARRAY_FIELDS:
@@ -166,8 +188,8 @@ class Structure:
             out["states"] = self.states.tolist()
         else:
             out["states"] = None if self.states is None else [list(s) for s in self.states]
-        if self.output != "density":
-            out["output"] = self.output
+        if self.reward_matrix:  # (the field older versions read)
+            out["output"] = "reward_moments"
         if self.epochs != 1:
             out["epochs"] = self.epochs
         out["content_hash"] = self.content_hash
@@ -228,11 +250,11 @@ class Structure:
             **arrays,
             rewards=rewards,
             states=labels,
-            output=data.get("output", "density"),
+            reward_matrix=_reward_matrix_field(data.get("output", "density")),
             epochs=data.get("epochs", 1),
         )
         expected = data.get("content_hash")
-        if expected is not None and expected != structure.content_hash:
+        if expected is not None and expected != structure._hash(data.get("output", "density")):
             raise ModelError("structure JSON is corrupt: its content hash does not match")
         return structure
 
@@ -247,20 +269,9 @@ class Structure:
         return cls.from_dict(data)
 
     @property
-    def output_code(self) -> int:
-        """The engine's code for :attr:`output` (0 density, 1 cdf, 2 sf, 3 reward moments)."""
-        return OUTPUTS.index(self.output)
-
-    @property
     def reward_columns(self) -> int:
         """``m``: reward columns (1 for a reward vector, 0 without rewards)."""
         return 0 if self.rewards is None else self.rewards.size // self.nr_states
-
-    def with_output(self, output: str) -> Structure:
-        """The same model evaluating ``output`` ("density", "cdf" or "sf") at the times."""
-        import dataclasses
-
-        return dataclasses.replace(self, output=output)
 
     @property
     def base_params(self) -> int:
@@ -282,7 +293,7 @@ class Structure:
 
     def with_reward_matrix(self, rewards: Any) -> Structure:
         """The same chain with the reward matrix ``rewards`` (nr_states, m), evaluating the
-        means and cross moments of its columns (output "reward_moments")."""
+        means and cross moments of its columns (:attr:`reward_matrix`)."""
         import dataclasses
 
         r = np.asarray(rewards, dtype=np.float64)
@@ -291,7 +302,7 @@ class Structure:
                 f"rewards must have shape (nr_states, m) = ({self.nr_states}, m), m >= 1; "
                 f"got shape {r.shape}"
             )
-        return dataclasses.replace(self, rewards=r, output="reward_moments")
+        return dataclasses.replace(self, rewards=r, reward_matrix=True)
 
     def coefficient_matrix(self) -> np.ndarray:
         """Dense (nr_edges, base_params) coefficients (for small models and tests)."""

@@ -15,10 +15,17 @@ import numpy as np
 from .errors import ModelError
 from .tolerances import ALPHA_SUM_TOLERANCE, DISCRETE_SUM_TOLERANCE
 
-OUTPUTS = ("density", "cdf", "sf", "reward_moments")
-"""What the engine evaluates (``Structure.output``): at the times, the density (probability
-mass for discrete models), the distribution function P(T <= t) or the survival function
-P(T > t); or, with no times, the means and cross moments of several reward columns."""
+OUTPUTS = ("density", "cdf", "sf")
+"""What a call evaluates at the times (an argument of each call, not part of the model):
+the density (probability mass for discrete models), the distribution function
+P(T <= t) or the survival function P(T > t). Its index is the engine's code."""
+
+
+def output_code(output: str) -> int:
+    """The engine's code of ``output`` (0 density, 1 cdf, 2 sf); ValueError otherwise."""
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+    return OUTPUTS.index(output)
 
 # The checks read a ptdcore.Structure's fields; it is not imported here (structure.py
 # imports this module), hence ``Structure = Any`` in the annotations.
@@ -52,14 +59,12 @@ def validate_structure(s: Structure) -> None:
         raise ModelError("the model has no transient states")
     if P < 0:
         raise ModelError(f"nr_params must be >= 0, got {P}")
-    if s.output not in OUTPUTS:
-        raise ModelError(f"output must be one of {OUTPUTS}, got {s.output!r}")
     _check_epochs(s)
     _check_alpha(s)
     _check_edges(s)
     if s.rewards is not None:
         _check_rewards(s)
-    elif s.output == "reward_moments":
+    elif s.reward_matrix:
         raise ModelError("reward moments need rewards of shape (nr_states, m)")
     _check_absorption_reachable(s)
 
@@ -165,7 +170,7 @@ def _check_rewards(s: Structure) -> None:
         raise NotImplementedError(
             "rewards on discrete models are not supported (only continuous models take rewards)"
         )
-    if s.output == "reward_moments":
+    if s.reward_matrix:
         if r.size == 0 or r.size % n:
             raise ModelError(
                 f"reward moments need rewards of shape (nr_states, m) = ({n}, m), m >= 1; "
@@ -177,7 +182,7 @@ def _check_rewards(s: Structure) -> None:
     if bad.any():
         k = _first(bad)
         m = r.size // n
-        column = f" (column {k % m})" if s.output == "reward_moments" else ""
+        column = f" (column {k % m})" if s.reward_matrix else ""
         raise ModelError(
             f"reward {float(r[k])!r} for {describe_state(s, k // m)}{column} "
             "must be finite and >= 0"

@@ -238,14 +238,14 @@ def test_ladder_jacobian_with_many_parameters_against_reference(output):
     from ptdcore import get_backend
     from ptdcore.testing import random_graph
 
-    structure = random_graph(3, nr_states=7, nr_params=6).structure().with_output(output)
+    structure = random_graph(3, nr_states=7, nr_params=6).structure()
     theta = np.array([[2e4, 0.8, 1.1, 0.6, 1.7, 0.9]])
     times = np.array([0.05, 0.4, 1.5, 3.0])
     engine = get_backend("pybind11").compute_pmf_and_moments(
-        structure, theta, times, 1, jacobian=True
+        structure, theta, times, 1, jacobian=True, output=output
     )
     ref = get_backend("reference").compute_pmf_and_moments(
-        structure, theta, times, 1, jacobian=True
+        structure, theta, times, 1, jacobian=True, output=output
     )
     np.testing.assert_allclose(engine[0], ref[0], rtol=1e-11)
     scale = np.abs(ref[2]).max(axis=1, keepdims=True)

@@ -167,7 +167,7 @@ def test_engine_gradients_against_the_reference(name):
 def test_many_times_are_evaluated_in_chunks_that_agree_with_the_closed_form(reference):
     """More times than one chunk holds: values and gradients of the chunked map match the
     hypoexponential's closed form (the padding of the last chunk is dropped)."""
-    from ptdcore_backends.reference.dense import time_chunk
+    from ptdcore_backends.reference.linalg import time_chunk
 
     times = jnp.linspace(0.05, 6.0, 3 * time_chunk(3) + 5)
     m = ptdcore.model(hypoexponential(), backend="reference")

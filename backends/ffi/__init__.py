@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ptdcore.backend import Capabilities, NativeBackend
+from ptdcore.backend import Capabilities, NativeBackend, output_code
 from ptdcore.hookspecs import hookimpl
 from ptdcore.structure import Structure
 
@@ -44,12 +44,14 @@ def _register_targets() -> None:
 
 
 def ffi_evaluate(
-    structure: Structure, nr_moments: int, theta: Any, times: Any, order: int, handle: Any = None
+    structure: Structure, nr_moments: int, theta: Any, times: Any, order: int, handle: Any = None,
+    output: int = 0,
 ) -> Any:
     """The custom call on theta (..., P) and times (..., T) (leading axes equal, or times 1-D).
 
     ``handle`` (the model's owner, from :meth:`FfiBackend.prepared`) names the model; by
-    default the backend's cache provides it."""
+    default the backend's cache provides it. ``output``: what the times give (an attribute
+    of the call: 0 density, 1 cdf, 2 sf), so one registered model serves every output."""
     import jax
     import jax.numpy as jnp
 
@@ -73,6 +75,7 @@ def ffi_evaluate(
         model_id=np.int64((handle or FfiBackend().prepared(structure)).id),
         content_hash=structure.content_hash,
         nr_moments=np.int64(K),
+        output=np.int64(output),
     )
 
 
@@ -83,7 +86,8 @@ class FfiBackend(NativeBackend):
     description = "C++ engine as XLA FFI custom calls; jit-native, batch on XLA's thread pool"
     priority = 40
     capabilities = Capabilities(
-        jit_native=True, releases_gil=True, parallel_batch=True, second_derivatives=True
+        jit_native=True, releases_gil=True, parallel_batch=True, second_derivatives=True,
+        sampling=True,
     )
 
     @classmethod
@@ -102,19 +106,29 @@ class FfiBackend(NativeBackend):
 
     def fill(
         self, prepared: Any, theta: np.ndarray, times: np.ndarray, nr_moments: int,
-        outputs: tuple[np.ndarray, ...],
+        outputs: tuple[np.ndarray, ...], output: int = 0,
     ) -> None:  # fmt: skip
         from . import _ffi
 
-        _ffi.evaluate_into(prepared.id, prepared.content_hash, theta, times, nr_moments, outputs)
+        _ffi.evaluate_into(
+            prepared.id, prepared.content_hash, theta, times, nr_moments, outputs, output
+        )
 
-    def jax_evaluator(self, structure: Structure, nr_moments: int) -> Any:
+    def sample_prepared(self, prepared: Any, theta: np.ndarray, count: int, seed: int) -> Any:
+        from . import _ffi
+
+        return _ffi.sample(prepared.id, prepared.content_hash, theta, count, seed)
+
+    def jax_evaluator(
+        self, structure: Structure, nr_moments: int, output: str = "density"
+    ) -> Any:
         # Registered now (errors surface at model creation) and owned by the evaluator:
         # the model lives as long as the ptdcore model and its jitted functions.
         handle = self.prepared(structure)
+        code = output_code(output)
 
         def evaluate(theta: Any, times: Any, order: int) -> tuple[Any, ...]:
-            return ffi_evaluate(structure, nr_moments, theta, times, order, handle)
+            return ffi_evaluate(structure, nr_moments, theta, times, order, handle, code)
 
         return evaluate
 

@@ -18,6 +18,7 @@ namespace ffi = xla::ffi;
 struct CallPlan {
   std::shared_ptr<const ptdcore::PreparedModel> model;
   int64_t rows = 0, time_rows = 0, P = 0, T = 0, K = 0;
+  ptdcore::Output what = ptdcore::Output::kDensity;  // the functional at the times
 };
 
 inline int64_t leading_size(ffi::Span<const int64_t> dims) {
@@ -27,9 +28,10 @@ inline int64_t leading_size(ffi::Span<const int64_t> dims) {
 }
 
 // Looks the model up and checks the shapes of theta (..., P), times (..., T)
-// and the outputs (element counts pmf_size and moments_size).
+// and the outputs (element counts pmf_size and moments_size); `output` is the
+// functional the pmf buffer receives (0 density, 1 cdf, 2 sf).
 inline ffi::Error plan_call(int64_t model_id, std::string_view content_hash, int64_t nr_moments,
-                            ffi::Span<const int64_t> tdims, ffi::Span<const int64_t> sdims,
+                            int64_t output, ffi::Span<const int64_t> tdims, ffi::Span<const int64_t> sdims,
                             int64_t pmf_size, int64_t moments_size, CallPlan& plan) {
   bool released = false;
   const RegisteredModel found = find_model(model_id, &released);
@@ -51,6 +53,9 @@ inline ffi::Error plan_call(int64_t model_id, std::string_view content_hash, int
     return ffi::Error::InvalidArgument("ptdcore ffi: theta's last axis is " + std::to_string(plan.P) +
                                        ", the model has " +
                                        std::to_string(plan.model->nr_params()) + " parameters");
+  if (output < 0 || output > 2)
+    return ffi::Error::InvalidArgument("ptdcore ffi: output must be 0 (density), 1 (cdf) or 2 (sf)");
+  plan.what = static_cast<ptdcore::Output>(output);
   if (plan.K < 0) return ffi::Error::InvalidArgument("ptdcore ffi: nr_moments must be >= 0");
   plan.rows = leading_size(tdims);
   plan.time_rows = leading_size(sdims);
@@ -68,9 +73,9 @@ inline void run_row(const CallPlan& plan, int64_t r, const double* theta, const 
                     ptdcore::Workspace& ws, double* d2pmf = nullptr, double* d2moments = nullptr) {
   const int64_t P = plan.P, T = plan.T, K = plan.K;
   const ptdcore::Outputs o =
-      ptdcore::Outputs{pmf, moments, dpmf, dmoments, d2pmf, d2moments}.row(r, T, K, P);
-  plan.model->evaluate_row(theta + r * P, times + (plan.time_rows == 1 ? 0 : r * T), T, K, o.pmf,
-                           o.moments, o.dpmf, o.dmoments, ws, o.d2pmf, o.d2moments);
+      ptdcore::Outputs{pmf, moments, dpmf, dmoments, d2pmf, d2moments, plan.what}.row(r, T, K, P);
+  plan.model->evaluate_row(theta + r * P, times + (plan.time_rows == 1 ? 0 : r * T), T, K, o.what,
+                           o.pmf, o.moments, o.dpmf, o.dmoments, ws, o.d2pmf, o.d2moments);
 }
 
 }  // namespace ptdcore_ffi

@@ -22,12 +22,13 @@ extern "C" __attribute__((visibility("default"))) XLA_FFI_Error* PtdcorePmfMomen
 namespace {
 
 ffi::Error evaluate(ffi::ThreadPool pool, int64_t model_id, std::string_view content_hash,
-                    int64_t nr_moments, ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> times,
+                    int64_t nr_moments, int64_t output, ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> times,
                     double* pmf, double* moments, double* dpmf, double* dmoments,
                     int64_t pmf_size, int64_t moments_size, double* d2pmf = nullptr,
                     double* d2moments = nullptr) {
   ptdcore_ffi::CallPlan plan;
-  ffi::Error status = ptdcore_ffi::plan_call(model_id, content_hash, nr_moments, theta.dimensions(),
+  ffi::Error status = ptdcore_ffi::plan_call(model_id, content_hash, nr_moments, output,
+                                             theta.dimensions(),
                                              times.dimensions(), pmf_size, moments_size, plan);
   if (status.failure()) return status;
   const double* th = theta.typed_data();
@@ -40,10 +41,10 @@ ffi::Error evaluate(ffi::ThreadPool pool, int64_t model_id, std::string_view con
 }
 
 ffi::Error PmfMomentsImpl(ffi::ThreadPool pool, int64_t model_id, std::string_view content_hash,
-                          int64_t nr_moments, ffi::Buffer<ffi::F64> theta,
+                          int64_t nr_moments, int64_t output, ffi::Buffer<ffi::F64> theta,
                           ffi::Buffer<ffi::F64> times, ffi::ResultBuffer<ffi::F64> pmf,
                           ffi::ResultBuffer<ffi::F64> moments) {
-  return evaluate(pool, model_id, content_hash, nr_moments, theta, times, pmf->typed_data(),
+  return evaluate(pool, model_id, content_hash, nr_moments, output, theta, times, pmf->typed_data(),
                   moments->typed_data(), nullptr, nullptr,
                   static_cast<int64_t>(pmf->element_count()),
                   static_cast<int64_t>(moments->element_count()));
@@ -59,6 +60,7 @@ int64_t nr_params_of(ffi::Buffer<ffi::F64>& theta) {
 
 ffi::Error PmfMomentsJacobianImpl(ffi::ThreadPool pool, int64_t model_id,
                                   std::string_view content_hash, int64_t nr_moments,
+                                  int64_t output,
                                   ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> times,
                                   ffi::ResultBuffer<ffi::F64> pmf,
                                   ffi::ResultBuffer<ffi::F64> moments,
@@ -67,13 +69,14 @@ ffi::Error PmfMomentsJacobianImpl(ffi::ThreadPool pool, int64_t model_id,
   const int64_t P = nr_params_of(theta);
   if (count(dpmf) != count(pmf) * P || count(dmoments) != count(moments) * P)
     return ffi::Error::InvalidArgument("ptdcore ffi: Jacobian output shapes do not match");
-  return evaluate(pool, model_id, content_hash, nr_moments, theta, times, pmf->typed_data(),
+  return evaluate(pool, model_id, content_hash, nr_moments, output, theta, times, pmf->typed_data(),
                   moments->typed_data(), dpmf->typed_data(), dmoments->typed_data(), count(pmf),
                   count(moments));
 }
 
 ffi::Error PmfMomentsHessianImpl(ffi::ThreadPool pool, int64_t model_id,
                                  std::string_view content_hash, int64_t nr_moments,
+                                  int64_t output,
                                  ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> times,
                                  ffi::ResultBuffer<ffi::F64> pmf,
                                  ffi::ResultBuffer<ffi::F64> moments,
@@ -85,13 +88,14 @@ ffi::Error PmfMomentsHessianImpl(ffi::ThreadPool pool, int64_t model_id,
   if (count(dpmf) != count(pmf) * P || count(dmoments) != count(moments) * P ||
       count(d2pmf) != count(pmf) * P * P || count(d2moments) != count(moments) * P * P)
     return ffi::Error::InvalidArgument("ptdcore ffi: Hessian output shapes do not match");
-  return evaluate(pool, model_id, content_hash, nr_moments, theta, times, pmf->typed_data(),
+  return evaluate(pool, model_id, content_hash, nr_moments, output, theta, times, pmf->typed_data(),
                   moments->typed_data(), dpmf->typed_data(), dmoments->typed_data(), count(pmf),
                   count(moments), d2pmf->typed_data(), d2moments->typed_data());
 }
 
 // What every handler binds before its results: XLA's intra-op pool, the model's
-// registry id and content hash (checked against each other), K, then theta
+// registry id and content hash (checked against each other), K, the output
+// (0 density, 1 cdf, 2 sf), then theta
 // (..., P) and times (..., T). Each handler adds its results.
 auto bind_inputs() {
   return ffi::Ffi::Bind()
@@ -99,6 +103,7 @@ auto bind_inputs() {
       .Attr<int64_t>("model_id")
       .Attr<std::string_view>("content_hash")
       .Attr<int64_t>("nr_moments")
+      .Attr<int64_t>("output")
       .Arg<ffi::Buffer<ffi::F64>>()
       .Arg<ffi::Buffer<ffi::F64>>();
 }

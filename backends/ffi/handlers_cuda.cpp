@@ -29,12 +29,13 @@ ffi::Error cuda_error(cudaError_t err, const char* what) {
 
 // Device buffers in, host evaluation, device buffers out.
 ffi::Error evaluate_on_host(cudaStream_t stream, int64_t model_id, std::string_view content_hash,
-                            int64_t nr_moments, ffi::Buffer<ffi::F64> theta,
+                            int64_t nr_moments, int64_t output, ffi::Buffer<ffi::F64> theta,
                             ffi::Buffer<ffi::F64> times, std::vector<double*> device_out,
                             std::vector<int64_t> out_sizes) {
   const bool jac = device_out.size() == 4;
   ptdcore_ffi::CallPlan plan;
-  ffi::Error status = ptdcore_ffi::plan_call(model_id, content_hash, nr_moments, theta.dimensions(),
+  ffi::Error status = ptdcore_ffi::plan_call(model_id, content_hash, nr_moments, output,
+                                             theta.dimensions(),
                                              times.dimensions(), out_sizes[0], out_sizes[1], plan);
   if (status.failure()) return status;
   std::vector<double> th(theta.element_count()), tm(times.element_count());
@@ -60,10 +61,10 @@ ffi::Error evaluate_on_host(cudaStream_t stream, int64_t model_id, std::string_v
 }
 
 ffi::Error PmfMomentsCudaImpl(cudaStream_t stream, int64_t model_id, std::string_view content_hash,
-                              int64_t nr_moments, ffi::Buffer<ffi::F64> theta,
+                              int64_t nr_moments, int64_t output, ffi::Buffer<ffi::F64> theta,
                               ffi::Buffer<ffi::F64> times, ffi::ResultBuffer<ffi::F64> pmf,
                               ffi::ResultBuffer<ffi::F64> moments) {
-  return evaluate_on_host(stream, model_id, content_hash, nr_moments, theta, times,
+  return evaluate_on_host(stream, model_id, content_hash, nr_moments, output, theta, times,
                           {pmf->typed_data(), moments->typed_data()},
                           {static_cast<int64_t>(pmf->element_count()),
                            static_cast<int64_t>(moments->element_count())});
@@ -71,13 +72,13 @@ ffi::Error PmfMomentsCudaImpl(cudaStream_t stream, int64_t model_id, std::string
 
 ffi::Error PmfMomentsJacobianCudaImpl(cudaStream_t stream, int64_t model_id,
                                       std::string_view content_hash, int64_t nr_moments,
-                                      ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> times,
+                                      int64_t output, ffi::Buffer<ffi::F64> theta, ffi::Buffer<ffi::F64> times,
                                       ffi::ResultBuffer<ffi::F64> pmf,
                                       ffi::ResultBuffer<ffi::F64> moments,
                                       ffi::ResultBuffer<ffi::F64> dpmf,
                                       ffi::ResultBuffer<ffi::F64> dmoments) {
   return evaluate_on_host(
-      stream, model_id, content_hash, nr_moments, theta, times,
+      stream, model_id, content_hash, nr_moments, output, theta, times,
       {pmf->typed_data(), moments->typed_data(), dpmf->typed_data(), dmoments->typed_data()},
       {static_cast<int64_t>(pmf->element_count()), static_cast<int64_t>(moments->element_count()),
        static_cast<int64_t>(dpmf->element_count()),
@@ -92,6 +93,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(PtdcorePmfMomentsCuda, PmfMomentsCudaImpl,
                                   .Attr<int64_t>("model_id")
                                   .Attr<std::string_view>("content_hash")
                                   .Attr<int64_t>("nr_moments")
+                                  .Attr<int64_t>("output")
                                   .Arg<ffi::Buffer<ffi::F64>>()   // theta (..., P)
                                   .Arg<ffi::Buffer<ffi::F64>>()   // times (..., T)
                                   .Ret<ffi::Buffer<ffi::F64>>()   // pmf (..., T)
@@ -103,6 +105,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(PtdcorePmfMomentsJacobianCuda, PmfMomentsJacobianC
                                   .Attr<int64_t>("model_id")
                                   .Attr<std::string_view>("content_hash")
                                   .Attr<int64_t>("nr_moments")
+                                  .Attr<int64_t>("output")
                                   .Arg<ffi::Buffer<ffi::F64>>()   // theta (..., P)
                                   .Arg<ffi::Buffer<ffi::F64>>()   // times (..., T)
                                   .Ret<ffi::Buffer<ffi::F64>>()   // pmf (..., T)

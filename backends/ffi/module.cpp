@@ -38,7 +38,8 @@ ModelHandle register_model(py::handle structure) {
 // The same engine outside XLA, for eager calls and the numpy protocol: theta
 // (B, P), times (T,); rows in parallel, GIL released around the work.
 void evaluate_into(int64_t model_id, const std::string& content_hash, const DoubleArray& theta,
-                   const DoubleArray& times, int64_t nr_moments, const py::sequence& outputs) {
+                   const DoubleArray& times, int64_t nr_moments, const py::sequence& outputs,
+                   int64_t output) {
   bool released = false;
   const ptdcore_ffi::RegisteredModel found = ptdcore_ffi::find_model(model_id, &released);
   if (released)
@@ -46,7 +47,16 @@ void evaluate_into(int64_t model_id, const std::string& content_hash, const Doub
                           " was released (the ptdcore model it belonged to was deleted)");
   if (!found.model || found.content_hash != content_hash)
     throw py::value_error("ptdcore ffi: unknown model id or content hash");
-  ptdcore_bindings::evaluate_into(*found.model, theta, times, nr_moments, outputs, 0);
+  ptdcore_bindings::evaluate_into(*found.model, theta, times, nr_moments, outputs, 0, output);
+}
+
+// Exact draws from a registered model (the engine's sampler, as the pybind11 backend).
+DoubleArray sample(int64_t model_id, const std::string& content_hash, const DoubleArray& theta,
+                   int64_t count, uint64_t seed) {
+  const ptdcore_ffi::RegisteredModel found = ptdcore_ffi::find_model(model_id, nullptr);
+  if (!found.model || found.content_hash != content_hash)
+    throw py::value_error("ptdcore ffi: unknown model id or content hash");
+  return ptdcore_bindings::sample_into_array(*found.model, theta, count, seed, 0);
 }
 
 }  // namespace
@@ -73,7 +83,12 @@ PYBIND11_MODULE(_ffi, m) {
   }, "CUDA handlers (empty unless built with -DPTDCORE_BUILD_CUDA=ON).");
   m.def("evaluate_into", &evaluate_into, py::arg("model_id"), py::arg("content_hash"),
         py::arg("theta"), py::arg("times"), py::arg("nr_moments"), py::arg("outputs"),
-        "Evaluate a registered model outside XLA into 2, 4 or 6 preallocated arrays.");
+        py::arg("output") = 0,
+        "Evaluate a registered model outside XLA into 2, 4 or 6 preallocated arrays "
+        "(output: 0 density, 1 cdf, 2 sf at the times).");
+  m.def("sample", &sample, py::arg("model_id"), py::arg("content_hash"), py::arg("theta"),
+        py::arg("count"), py::arg("seed"),
+        "count exact draws of T (of Y with rewards) at theta (P,), reproducible from seed.");
   py::class_<ModelHandle>(m, "ModelHandle",
                           "Owner of a registered model: it lives while a handle does.")
       .def_property_readonly("id", [](const ModelHandle& h) { return h.registered.id; })

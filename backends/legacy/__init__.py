@@ -40,6 +40,8 @@ def _bind(lib: Any) -> Any:
     lib.compute_pmf_and_moments_jacobian.restype = ctypes.c_int
     lib.compute_pmf_and_moments_hessian.argtypes = base + [_c_double_p] * 4
     lib.compute_pmf_and_moments_hessian.restype = ctypes.c_int
+    lib.ptd_evaluate.argtypes = base[:5] + [ctypes.c_int64] + [_c_double_p] * 6
+    lib.ptd_evaluate.restype = ctypes.c_int
     return lib
 
 
@@ -97,6 +99,12 @@ class LegacyBackend(NativeBackend):
     capabilities = Capabilities(
         jit_native=False, releases_gil=False, parallel_batch=False, second_derivatives=True
     )
+    deprecated = (
+        "the 'legacy' backend (run-time compiled C via ctypes) is kept for migration "
+        "testing only: leave out backend= to get the fastest backend, with the same "
+        "results to 1e-12. `ptdcore check MODEL.json` compares every backend on your "
+        "model, and `ptdcore cache clear` removes the compiled libraries."
+    )
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -113,16 +121,35 @@ class LegacyBackend(NativeBackend):
 
     def fill(
         self, prepared: Any, theta: np.ndarray, times: np.ndarray, nr_moments: int,
-        outputs: tuple[np.ndarray, ...],
+        outputs: tuple[np.ndarray, ...], output: int = 0,
     ) -> None:  # fmt: skip
-        entry = {
-            2: prepared.compute_pmf_and_moments,
-            4: prepared.compute_pmf_and_moments_jacobian,
-            6: prepared.compute_pmf_and_moments_hessian,
-        }[len(outputs)]
         args = [_as_ptr(theta), theta.shape[0], _as_ptr(times), times.shape[0], nr_moments]
-        if entry(*args, *(_as_ptr(a) for a in outputs)) != 0:
+        buffers = [_as_ptr(a) for a in outputs] + [None] * (6 - len(outputs))
+        if prepared.ptd_evaluate(*args, output, *buffers) != 0:
             raise BackendError(f"backend 'legacy' failed: {prepared.ptd_last_error().decode()}")
+
+    def cache_info(self) -> str | None:
+        path = compiler.cache_dir()
+        count, size = _cache_entries(path)
+        return (
+            f"legacy compile cache: {path}\n{count} entries, {size / 1e6:.1f} MB "
+            "(PTDCORE_CACHE_DIR moves it)"
+        )
+
+    def clear_cache(self) -> str | None:
+        import shutil
+
+        path = compiler.cache_dir()
+        count, size = _cache_entries(path)
+        if path.is_dir():
+            shutil.rmtree(path)
+        return f"cleared {path} ({count} entries, {size / 1e6:.1f} MB)"
+
+
+def _cache_entries(path: Path) -> tuple[int, int]:
+    """Compiled libraries in the cache folder ``path``: their count and total bytes."""
+    entries = sorted(path.glob("*.so")) if path.is_dir() else []
+    return len(entries), sum(p.stat().st_size for p in entries if p.is_file())
 
 
 @hookimpl

@@ -11,7 +11,8 @@ from collections.abc import Iterable
 
 from ptdcore.structure import Structure
 
-GENERATOR_VERSION = "4"  # 2: the Hessian entry point; 3: epochs; 4: ptd_last_error
+GENERATOR_VERSION = "5"  # 2: the Hessian entry point; 3: epochs; 4: ptd_last_error;
+# 5: the output is an argument of ptd_evaluate, no longer part of the structure
 
 
 def _ints(values: Iterable[int]) -> str:
@@ -49,7 +50,7 @@ def generate_source(structure: Structure, cache_key: str) -> str:
         nr_states=s.nr_states,
         nr_params=s.nr_params,
         discrete="true" if s.discrete else "false",
-        output=s.output_code,
+        reward_matrix="true" if s.reward_matrix else "false",
         epochs=s.epochs,
     )
 
@@ -72,7 +73,7 @@ namespace {{
 const ptdcore::PreparedModel& model() {{
   static const ptdcore::PreparedModel prepared(ptdcore::structure_from_arrays(
       {nr_states}, {nr_params}, {discrete}, kAlpha, kSrc_n, kSrc, kDst, kConstant, kCoefPtr,
-      kCoefIndex, kCoefValue, kRewards, kRewards_n, {output}, {epochs}));
+      kCoefIndex, kCoefValue, kRewards, kRewards_n, {reward_matrix}, {epochs}));
   return prepared;
 }}
 
@@ -80,11 +81,12 @@ thread_local std::string last_error;
 
 int run(const double* theta, int64_t n_theta, const double* times, int64_t n_times,
         int64_t nr_moments, double* pmf, double* moments, double* dpmf, double* dmoments,
-        double* d2pmf = nullptr, double* d2moments = nullptr) {{
+        double* d2pmf = nullptr, double* d2moments = nullptr, int64_t output = 0) {{
   try {{
     ptdcore::Workspace ws;
-    model().evaluate_rows(theta, 0, n_theta, times, n_times, nr_moments,
-                          ptdcore::Outputs{{pmf, moments, dpmf, dmoments, d2pmf, d2moments}}, ws);
+    const ptdcore::Outputs out{{pmf, moments, dpmf, dmoments, d2pmf, d2moments,
+                               ptdcore::output_from_code(output)}};
+    model().evaluate_rows(theta, 0, n_theta, times, n_times, nr_moments, out, ws);
     return 0;
   }} catch (const std::exception& exc) {{
     last_error = exc.what();
@@ -122,5 +124,15 @@ PTD_EXPORT int compute_pmf_and_moments_hessian(const double* theta, int64_t n_th
                                                double* d2moments_out) {{
   return run(theta, n_theta, times, n_times, nr_moments, pmf_out, moments_out, dpmf_out,
              dmoments_out, d2pmf_out, d2moments_out);
+}}
+
+// Every output in one entry (what ptdcore's legacy backend calls): output 0 the
+// density, 1 the cdf, 2 the sf at the times; dpmf .. d2moments may be null.
+PTD_EXPORT int ptd_evaluate(const double* theta, int64_t n_theta, const double* times,
+                            int64_t n_times, int64_t nr_moments, int64_t output, double* pmf_out,
+                            double* moments_out, double* dpmf_out, double* dmoments_out,
+                            double* d2pmf_out, double* d2moments_out) {{
+  return run(theta, n_theta, times, n_times, nr_moments, pmf_out, moments_out, dpmf_out,
+             dmoments_out, d2pmf_out, d2moments_out, output);
 }}
 """

@@ -20,7 +20,8 @@ class Pybind11Backend(NativeBackend):
     description = "C++ engine via pybind11; GIL released, batch rows on the engine's thread pool"
     priority = 30
     capabilities = Capabilities(
-        jit_native=False, releases_gil=True, parallel_batch=True, second_derivatives=True
+        jit_native=False, releases_gil=True, parallel_batch=True, second_derivatives=True,
+        sampling=True,
     )
 
     @classmethod
@@ -36,9 +37,12 @@ class Pybind11Backend(NativeBackend):
 
     def fill(
         self, prepared: Any, theta: np.ndarray, times: np.ndarray, nr_moments: int,
-        outputs: tuple[np.ndarray, ...],
+        outputs: tuple[np.ndarray, ...], output: int = 0,
     ) -> None:  # fmt: skip
-        prepared.evaluate_into(theta, times, nr_moments, outputs)
+        prepared.evaluate_into(theta, times, nr_moments, outputs, output=output)
+
+    def sample_prepared(self, prepared: Any, theta: np.ndarray, count: int, seed: int) -> Any:
+        return prepared.sample(theta, count, seed)
 
 
 def prepare(structure: Structure) -> Any:

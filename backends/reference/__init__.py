@@ -23,11 +23,13 @@ from ptdcore.backend import (
     PmfMomentsJacobian,
     as_result,
     check_inputs,
+    output_code,
 )
 from ptdcore.hookspecs import hookimpl
 from ptdcore.structure import Structure
 
 from .dense import make_function
+from .linalg import time_chunk
 
 MAX_STATES = 300
 """Models with more states are refused (dense n x n exponentials per time)."""
@@ -38,7 +40,6 @@ MEMORY_BUDGET_BYTES = 512 * 2**20
 def bytes_per_row(structure: Structure, nr_times: int, jacobian: bool) -> int:
     """Working memory of one theta row: a few dense matrices per live time chunk and per
     tangent (forward mode), the moment solves, and the outputs."""
-    from .dense import time_chunk
 
     n = structure.nr_states + 1
     tangents = 1 + (structure.nr_params if jacobian else 0)
@@ -61,12 +62,12 @@ def _check_size(structure: Structure) -> None:
 
 
 @lru_cache(maxsize=32)
-def _compiled(structure: Structure, nr_moments: int, jacobian: bool) -> Any:
+def _compiled(structure: Structure, nr_moments: int, jacobian: bool, output: str) -> Any:
     """jit(vmap over theta rows) of the value function, or of value and jacfwd."""
     import jax
     import jax.numpy as jnp
 
-    f = make_function(structure, nr_moments)
+    f = make_function(structure, nr_moments, output)
     if not jacobian:
         return jax.jit(jax.vmap(f, in_axes=(0, None)))
 
@@ -111,12 +112,20 @@ class ReferenceBackend(Backend):
         nr_moments: int,
         *,
         jacobian: bool = False,
+        hessian: bool = False,
+        output: str = "density",
     ) -> PmfMoments | PmfMomentsJacobian:
         import jax
 
+        if hessian:
+            raise NotImplementedError(
+                "the reference backend differentiates with JAX itself: use jax.hessian on "
+                "its model (ptdcore.model(..., backend='reference'))"
+            )
         theta, times, K = check_inputs(structure, theta, times, nr_moments)
+        output_code(output)  # (ValueError for an unknown output)
         _check_size(structure)
-        fn = _compiled(structure, K, bool(jacobian))
+        fn = _compiled(structure, K, bool(jacobian), output)
         step = rows_per_chunk(structure, len(times), bool(jacobian))
         with jax.enable_x64(True):
             parts = [
@@ -125,14 +134,18 @@ class ReferenceBackend(Backend):
             ]
         return as_result(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
 
-    def jax_function(self, structure: Structure, nr_moments: int) -> Any:
-        """``f(theta (P,), times (T,)) -> (pmf, moments)``, differentiated by JAX itself.
+    def jax_function(
+        self, structure: Structure, nr_moments: int, output: str = "density"
+    ) -> Any:
+        """``f(theta (P,), times (T,)) -> (pmf, moments)``, differentiated by JAX itself;
+        ``pmf`` holds ``output`` at the times.
 
-        Times are evaluated in chunks (:func:`.dense.map_over_times`), so the memory of
+        Times are evaluated in chunks (:func:`.linalg.map_over_times`), so the memory of
         a value or a gradient per theta does not grow with the number of times; under
         ``vmap`` it grows with the number of thetas times the states squared."""
+        output_code(output)
         _check_size(structure)
-        return make_function(structure, nr_moments)
+        return make_function(structure, nr_moments, output)
 
 
 @hookimpl

@@ -19,7 +19,7 @@ import numpy as np
 
 from ptdcore.errors import ModelError
 
-from .dense import expm, map_over_times, matrix_power
+from .linalg import expm, map_over_times, matrix_power
 
 if TYPE_CHECKING:
     from ptdcore.structure import Structure
@@ -33,13 +33,16 @@ MAX_EPOCH_MOMENT = 170
 """Highest moment over epochs (170! is the largest factorial in float64)."""
 
 
-def make_epoch_function(structure: Structure, nr_moments: int, matrices: Any) -> Any:
-    """``f(row (E P + E - 1,), times (T,)) -> (pmf, moments)`` for an epoch structure."""
+def make_epoch_function(
+    structure: Structure, nr_moments: int, matrices: Any, output: str = "density"
+) -> Any:
+    """``f(row (E P + E - 1,), times (T,)) -> (pmf, moments)`` for an epoch structure;
+    ``pmf`` holds ``output`` ("density", "cdf" or "sf") at the times."""
     import jax
     import jax.numpy as jnp
 
     E, P, n, K = structure.epochs, structure.base_params, structure.nr_states, nr_moments
-    discrete, output = structure.discrete, structure.output
+    discrete = structure.discrete
     alpha0 = np.asarray(structure.alpha)
     if K > MAX_EPOCH_MOMENT:
         raise ModelError(
@@ -187,7 +190,7 @@ def make_epoch_function(structure: Structure, nr_moments: int, matrices: Any) ->
             return jnp.where(ok, value, jnp.nan)
 
         pmf = map_over_times(one, times, n + 1)
-        if output == "reward_moments":
+        if structure.reward_matrix:
             durations = [safe_breaks[e] - starts[e] for e in range(E - 1)]
             moments = reward_moments(Ms, durations)
             pmf = jnp.full(times.shape, jnp.nan)

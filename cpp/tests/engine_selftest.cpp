@@ -125,6 +125,23 @@ int main() {
     closed.evaluate_rows(zero, 0, 1, times, 1, 1, Outputs{pmf, mom, dpmf, dmom}, ws);
     check(std::isinf(mom[0]) && pmf[0] == 0.0, "closed class: inf moments, zero density");
   }
+  {  // one prepared model gives the density, cdf and sf: the output is per call
+    ptdcore::PreparedModel m(chain(1, false));
+    const double theta[1] = {1.5};
+    const double times[2] = {0.2, 3.0};
+    double values[3][2], mom[1];
+    for (int what = 0; what < 3; ++what) {
+      Outputs out{values[what], mom, nullptr, nullptr};
+      out.what = static_cast<ptdcore::Output>(what);
+      ptdcore::evaluate_batch(m, theta, 1, times, 2, 1, out, 1);
+    }
+    for (int q = 0; q < 2; ++q) {
+      const double sf = std::exp(-1.5 * times[q]);
+      check(close(values[0][q], 1.5 * sf, 1e-14), "exponential pdf");
+      check(close(values[1][q], -std::expm1(-1.5 * times[q]), 1e-14), "exponential cdf");
+      check(close(values[2][q], sf, 1e-14), "exponential sf");
+    }
+  }
   {  // Hessians: Erlang(3, theta) against the closed form, and a zero-reward model
     ptdcore::PreparedModel m(chain(3, false));
     const double theta[1] = {2.0};
@@ -165,7 +182,7 @@ int main() {
     // reward moments over the two epochs (one column, reward 2): E[Y] = 2 E[T]
     ptdcore::Structure r = s;
     r.rewards = {2.0};
-    r.output = 3;
+    r.reward_matrix = true;
     ptdcore::PreparedModel rm(r);
     double rmom[2], drmom[6], none[1];
     ptdcore::evaluate_batch(rm, row, 1, times, 0, 2, Outputs{none, rmom, none, drmom}, 1);

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..structure import Structure
+from ..validation import output_code
 
 MAX_STATES = 40
 """Larger models are refused (dense ball matrices of size 2n per parameter and time)."""
@@ -62,9 +63,12 @@ def _flint() -> Any:
 
 
 def certified_values(
-    structure: Structure, thetas: Any, times: Any, nr_moments: int, prec: int = PRECISION_BITS
+    structure: Structure, thetas: Any, times: Any, nr_moments: int, prec: int = PRECISION_BITS,
+    output: str = "density",
 ) -> CertifiedValues:
-    """Certified pmf, moments and both Jacobians of ``structure`` at each theta row."""
+    """Certified pmf (``output`` at the times: "density", "cdf" or "sf"), moments and both
+    Jacobians of ``structure`` at each theta row."""
+    output_code(output)
     flint = _flint()
     if structure.nr_states > MAX_STATES:
         raise ValueError(
@@ -83,7 +87,7 @@ def certified_values(
     flint.ctx.prec = prec
     try:
         for b, theta in enumerate(thetas):
-            chain = _Chain(flint, structure, theta)
+            chain = _Chain(flint, structure, theta, output)
             if not chain.valid:
                 continue
             for q, t in enumerate(times):
@@ -124,7 +128,7 @@ def _store(ball: Any, mid: np.ndarray, rad: np.ndarray, index: tuple[int, ...]) 
 class _Chain:
     """The model at one theta as ball matrices: S (or T), s, alpha and their derivatives."""
 
-    def __init__(self, flint: Any, s: Structure, theta: np.ndarray) -> None:
+    def __init__(self, flint: Any, s: Structure, theta: np.ndarray, output: str) -> None:
         arb, arb_mat = flint.arb, flint.arb_mat
         self.flint, self.arb, self.arb_mat = flint, arb, arb_mat
         n, P = s.nr_states, s.nr_params
@@ -166,7 +170,7 @@ class _Chain:
         self.alpha = arb_mat([[float(a) for a in s.alpha]])
         self.atom = arb(1) - sum((arb(float(a)) for a in s.alpha), arb(0))
         self.ones = arb_mat([[1.0] for _ in range(n)])
-        self.output = s.output
+        self.output = output
 
     def _van_loan(self, A: Any, dA: Any) -> Any:
         """[[A, dA], [0, A]]."""
@@ -305,7 +309,7 @@ def certified_epoch_moments(
         pi = None
         start = arb(0)
         for e, theta in enumerate(thetas):
-            chain = _Chain(flint, structure, theta)
+            chain = _Chain(flint, structure, theta, "density")
             if not chain.valid:
                 return np.full(K, np.nan), np.full(K, np.nan)
             pi = chain.alpha if pi is None else pi

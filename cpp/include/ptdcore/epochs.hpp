@@ -302,14 +302,13 @@ inline constexpr double kEpochSeriesMaxRateTime = 1000.0;
 inline constexpr double kEpochMaxCancellation = 256.0;
 
 inline void evaluate_epochs(const Structure& s, const SccTopology& topo, const double* row,
-                            const double* times, int64_t T, int64_t K, double* pmf,
+                            const double* times, int64_t T, int64_t K, Output what, double* pmf,
                             double* moments, double* dpmf, double* dmoments, EpochBuffers& buf,
                             SeriesBuffers& series, SquaringBuffers& squaring,
                             BlockSolver& solver) {
   const int64_t E = s.epochs, Pb = s.base_params(), P = s.nr_params, n = s.nr_states;
   const bool jac = dpmf != nullptr;
   const bool discrete = s.discrete;
-  const Output what = static_cast<Output>(s.output);
   const double nan = std::numeric_limits<double>::quiet_NaN();
   auto fill_nan = [&](int64_t count, double* v, double* dv) {
     std::fill(v, v + count, nan);
@@ -510,7 +509,7 @@ inline void reward_chain(const NumericGraph& g, const double* rewards, int64_t s
   }
 }
 
-// Reward moments over epochs (output kRewardMoments, rewards n x m). With
+// Reward moments over epochs (a reward matrix, rewards n x m). With
 // v(t) the state vector and u_i(t) = E[Y_i(t); X_t = .] the reward accumulated
 // so far, [v, u_i] evolves by A_i = [[S, D_i], [0, S]] (D_i = diag(r_i)), and
 //     E[Y_j] = int v . r_j dt,   E[Y_i Y_j] = C_ij + C_ji,  C_ij = int u_i . r_j dt.

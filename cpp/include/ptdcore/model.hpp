@@ -26,7 +26,8 @@ namespace ptdcore {
 
 // Output buffers of one batch, row-major; the Jacobian (Hessian) pointers are
 // null when no Jacobian (Hessian) is wanted. Shapes: pmf (B, T), moments (B, K),
-// dpmf (B, T, P), dmoments (B, K, P), d2pmf (B, T, P, P), d2moments (B, K, P, P).
+// dpmf (B, T, P), dmoments (B, K, P), d2pmf (B, T, P, P), d2moments (B, K, P, P);
+// `what` is the functional the pmf buffers receive at the times.
 struct Outputs {
   double* pmf = nullptr;
   double* moments = nullptr;
@@ -34,6 +35,7 @@ struct Outputs {
   double* dmoments = nullptr;
   double* d2pmf = nullptr;
   double* d2moments = nullptr;
+  Output what = Output::kDensity;
   bool jacobian() const { return dpmf != nullptr && dmoments != nullptr; }
   bool hessian() const { return jacobian() && d2pmf != nullptr && d2moments != nullptr; }
   // The outputs of batch row b (the one place that knows the row offsets).
@@ -44,7 +46,8 @@ struct Outputs {
                    jac ? dpmf + b * T * P : nullptr,
                    jac ? dmoments + b * K * P : nullptr,
                    hes ? d2pmf + b * T * P * P : nullptr,
-                   hes ? d2moments + b * K * P * P : nullptr};
+                   hes ? d2moments + b * K * P * P : nullptr,
+                   what};
   }
 };
 
@@ -80,19 +83,20 @@ class PreparedModel {
   // True when the level shortcut (levels.hpp) computes the density.
   bool level_structured() const { return levels_.usable; }
 
-  // One theta (P values); outputs for that row (pmf T, moments K, and the
-  // Jacobians, or Jacobians and Hessians, when requested).
-  void evaluate_row(const double* theta, const double* times, int64_t T, int64_t K, double* pmf,
-                    double* moments, double* dpmf, double* dmoments, Workspace& ws,
+  // One theta (P values); outputs for that row (`what` at the T times, moments
+  // K, and the Jacobians, or Jacobians and Hessians, when requested).
+  void evaluate_row(const double* theta, const double* times, int64_t T, int64_t K, Output what,
+                    double* pmf, double* moments, double* dpmf, double* dmoments, Workspace& ws,
                     double* d2pmf = nullptr, double* d2moments = nullptr) const {
     if (dpmf && dmoments && d2pmf && d2moments) {
-      evaluate_row_hessian(theta, times, T, K, pmf, moments, dpmf, dmoments, d2pmf, d2moments, ws);
+      evaluate_row_hessian(theta, times, T, K, what, pmf, moments, dpmf, dmoments, d2pmf,
+                           d2moments, ws);
       return;
     }
     const ScopedFlushSubnormals flush_subnormals;
     const bool jac = dpmf != nullptr && dmoments != nullptr;
     if (!jac) dpmf = dmoments = nullptr;
-    if (s_.epochs > 1 && s_.output == static_cast<int>(Output::kRewardMoments)) {
+    if (s_.epochs > 1 && s_.reward_matrix) {
       fill_nan(T, pmf, dpmf, nullptr);
       const int64_t m = s_.reward_columns();
       if (K != m + m * m)
@@ -110,8 +114,8 @@ class PreparedModel {
       return;
     }
     if (s_.epochs > 1) {
-      evaluate_epochs(s_, topo_, theta, times, T, K, pmf, moments, dpmf, dmoments, ws.epochs,
-                      ws.series, ws.squaring, ws.solver);
+      evaluate_epochs(s_, topo_, theta, times, T, K, what, pmf, moments, dpmf, dmoments,
+                      ws.epochs, ws.series, ws.squaring, ws.solver);
       return;
     }
     const double* rewards = s_.has_rewards() ? s_.rewards.data() : nullptr;
@@ -120,7 +124,7 @@ class PreparedModel {
       fill_nan(K, moments, dmoments, nullptr);
       return;
     }
-    if (s_.output == static_cast<int>(Output::kRewardMoments)) {
+    if (s_.reward_matrix) {
       evaluate_reward_moments(T, K, pmf, moments, dpmf, dmoments, ws);
       return;
     }
@@ -140,7 +144,7 @@ class PreparedModel {
       h = &ws.transformed;
     }
     const double atom = atom_of(*h, false, ws.datom);
-    functional(*h, s_.discrete, static_cast<Output>(s_.output), atom,
+    functional(*h, s_.discrete, what, atom,
                jac ? ws.datom.data() : nullptr, times, T, pmf, dpmf, ws.series, ws.squaring);
   }
 
@@ -150,8 +154,8 @@ class PreparedModel {
     const int64_t P = s_.nr_params;
     for (int64_t b = begin; b < end; ++b) {
       const Outputs o = out.row(b, T, K, P);
-      evaluate_row(theta + b * P, times, T, K, o.pmf, o.moments, o.dpmf, o.dmoments, ws, o.d2pmf,
-                   o.d2moments);
+      evaluate_row(theta + b * P, times, T, K, o.what, o.pmf, o.moments, o.dpmf, o.dmoments, ws,
+                   o.d2pmf, o.d2moments);
     }
   }
 
@@ -161,7 +165,7 @@ class PreparedModel {
   // carry their second derivatives); the level shortcut and the squaring
   // ladder are not used, so times beyond the series limit give NaN.
   void evaluate_row_hessian(const double* theta, const double* times, int64_t T, int64_t K,
-                            double* pmf, double* moments, double* dpmf, double* dmoments,
+                            Output what, double* pmf, double* moments, double* dpmf, double* dmoments,
                             double* d2pmf, double* d2moments, Workspace& ws) const {
     const ScopedFlushSubnormals flush_subnormals;
     const int64_t P = s_.nr_params, PP = P * P, cols = P + PP;
@@ -171,7 +175,7 @@ class PreparedModel {
       fill_nan(K, moments, dmoments, d2moments);
       return;
     }
-    if (s_.output == static_cast<int>(Output::kRewardMoments) && s_.epochs == 1) {
+    if (s_.reward_matrix && s_.epochs == 1) {
       fill_nan(T, pmf, dpmf, d2pmf);
       const int64_t m = s_.reward_columns();
       if (K != m + m * m ||
@@ -199,7 +203,6 @@ class PreparedModel {
     }
     const double atom = atom_of(*h, true, ws.datom);  // derivatives packed like the outputs
     ws.packed.assign(T * cols, 0.0);
-    const Output what = static_cast<Output>(s_.output);
     const double* datom = ws.datom.data();
     if (s_.discrete)
       series_mass(*h, what, atom, datom, times, T, pmf, ws.packed.data(), ws.series, true);
@@ -213,7 +216,7 @@ class PreparedModel {
   }
 
  private:
-  // Output::kRewardMoments: no times (any given get NaN); moments holds the
+  // A reward matrix: no times (any given get NaN); moments holds the
   // means and cross moments of the m reward columns, K = m + m^2 (another K
   // gets NaN: the caller asked for a different layout).
   void evaluate_reward_moments(int64_t T, int64_t K, double* pmf, double* moments, double* dpmf,

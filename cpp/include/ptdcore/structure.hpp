@@ -16,15 +16,22 @@
 
 namespace ptdcore {
 
-// What the engine evaluates at the requested times, besides the moments.
+// What the engine evaluates at the requested times, besides the moments: an
+// argument of each evaluation (one prepared model serves them all), not part
+// of the structure.
 enum class Output : int {
   kDensity = 0,   // density (continuous) or probability mass (discrete)
   kCdf = 1,       // P(T <= t)
   kSurvival = 2,  // P(T > t)
-  // No times: the moments output holds E[Y_j] (m) and E[Y_i Y_j] (m x m) for
-  // the m reward columns of `rewards` (n x m row-major); continuous only.
-  kRewardMoments = 3,
 };
+
+// An Output from its code (the bindings' integer); std::invalid_argument otherwise.
+inline Output output_from_code(int64_t code) {
+  if (code < 0 || code > 2)
+    throw std::invalid_argument("output must be 0 (density), 1 (cdf) or 2 (sf), got " +
+                                std::to_string(code));
+  return static_cast<Output>(code);
+}
 
 struct Structure {
   int64_t nr_states = 0;
@@ -38,14 +45,16 @@ struct Structure {
   std::vector<int64_t> coef_index;  // (nnz)
   std::vector<double> coef_value;   // (nnz)
   std::vector<double> rewards;      // (nr_states) or empty (no rewards)
-  int output = 0;                   // an Output: the functional evaluated at the times
+  // A reward matrix (rewards is n x m row-major; continuous only): no times,
+  // the moments output holds E[Y_j] (m) and E[Y_i Y_j] (m x m) of its columns.
+  bool reward_matrix = false;
   // Epochs (epochs.hpp): a row is theta_0 .. theta_{E-1} (base_params() each)
   // and then the E - 1 breaks, so nr_params = E base_params() + E - 1.
   int64_t epochs = 1;
 
   int64_t base_params() const { return epochs > 0 ? (nr_params - epochs + 1) / epochs : 0; }
 
-  // Reward columns m of a kRewardMoments structure (rewards is n x m).
+  // Reward columns m of a reward-matrix structure (rewards is n x m).
   int64_t reward_columns() const {
     return nr_states > 0 ? static_cast<int64_t>(rewards.size()) / nr_states : 0;
   }
@@ -57,14 +66,15 @@ struct Structure {
 // A Structure from flat arrays (the layout of ptdcore.Structure): alpha
 // (nr_states), src, dst, constant (nr_edges), coef_ptr (nr_edges + 1),
 // coef_index and coef_value (coef_ptr[nr_edges]), rewards (nr_rewards, or
-// null). Every binding builds its Structure here; throws std::invalid_argument
+// null; n x m with reward_matrix). Every binding builds its Structure here; throws std::invalid_argument
 // on sizes that cannot describe a model (validate() checks the rest).
 inline Structure structure_from_arrays(int64_t nr_states, int64_t nr_params, bool discrete,
                                        const double* alpha, int64_t nr_edges, const int64_t* src,
                                        const int64_t* dst, const double* constant,
                                        const int64_t* coef_ptr, const int64_t* coef_index,
                                        const double* coef_value, const double* rewards,
-                                       int64_t nr_rewards, int output, int64_t epochs) {
+                                       int64_t nr_rewards, bool reward_matrix,
+                                       int64_t epochs) {
   if (nr_states < 1 || nr_edges < 0 || nr_params < 0)
     throw std::invalid_argument("negative or zero sizes");
   if (nr_rewards < 0) throw std::invalid_argument("nr_rewards must be >= 0");
@@ -82,7 +92,7 @@ inline Structure structure_from_arrays(int64_t nr_states, int64_t nr_params, boo
   s.coef_index.assign(coef_index, coef_index + nnz);
   s.coef_value.assign(coef_value, coef_value + nnz);
   if (rewards != nullptr) s.rewards.assign(rewards, rewards + nr_rewards);
-  s.output = output;
+  s.reward_matrix = reward_matrix;
   s.epochs = epochs;
   return s;
 }
@@ -103,8 +113,6 @@ inline void validate(const Structure& s) {
   if (s.epochs < 1) fail("epochs must be >= 1");
   if (s.nr_params < s.epochs - 1 || (s.nr_params - s.epochs + 1) % s.epochs != 0)
     fail("nr_params must be epochs x (parameters per epoch) + epochs - 1");
-  if (s.output < 0 || s.output > 3)
-    fail("output must be 0 (density), 1 (cdf), 2 (sf) or 3 (reward moments)");
   if (static_cast<int64_t>(s.alpha.size()) != n)
     fail("alpha has length " + std::to_string(s.alpha.size()) + ", expected nr_states = " +
          std::to_string(n));
@@ -128,7 +136,7 @@ inline void validate(const Structure& s) {
       if (s.coef_index[k] < 0 || s.coef_index[k] >= s.base_params())
         fail(where + ": coefficient parameter index out of range");
   }
-  if (s.output == static_cast<int>(Output::kRewardMoments)) {
+  if (s.reward_matrix) {
     if (s.discrete) fail("reward moments are not supported for discrete models");
     if (s.rewards.empty() || static_cast<int64_t>(s.rewards.size()) % n != 0)
       fail("reward moments need rewards of shape (nr_states, m), m >= 1");
