@@ -45,22 +45,10 @@
 #include <numeric>
 #include <vector>
 
+#include "ptdcore/dense_kernels.hpp"
 #include "ptdcore/linear_solver.hpp"
 #include "ptdcore/numeric_graph.hpp"
 #include "ptdcore/poisson.hpp"
-
-// The dense kernels get an AVX2 clone next to the baseline one where the
-// compiler supports it (x86-64, GCC or Clang): each output element is still
-// accumulated in the same order and nothing is contracted into FMAs, so both
-// clones give bit-identical results.
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__INTEL_COMPILER)
-#define PTDCORE_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define PTDCORE_VECTOR_CLONES
-#endif
-// The vector helpers below are inlined into each clone, so that they are
-// compiled for the clone's instruction set.
-#define PTDCORE_ALWAYS_INLINE inline __attribute__((always_inline))
 
 namespace ptdcore {
 
@@ -86,73 +74,10 @@ struct SquaringBuffers {
   std::vector<int64_t> order;
   std::vector<int64_t> comp_of, comp_ptr, comp_states;  // components at this theta
   std::vector<double> lv, dlv;         // l of every level: (L + 1) x n, (L + 1) x P x n
-  std::vector<double> pois;            // Poisson weights of one remainder (cdf)
+  std::vector<double> pois, tails;     // Poisson weights and tails of one remainder (cdf)
 };
 
 namespace detail {
-
-// Four doubles in one vector register (GCC/Clang vector extension; the
-// baseline clone splits it into two SSE2 halves). Element-wise + and * only:
-// no reassociation, no contraction.
-typedef double v4d __attribute__((vector_size(32)));
-typedef double v1d __attribute__((vector_size(8)));
-template <class V>
-PTDCORE_ALWAYS_INLINE void load(V& x, const double* p) {
-  __builtin_memcpy(&x, p, sizeof x);
-}
-template <class V>
-PTDCORE_ALWAYS_INLINE void store(double* p, const V& x) {
-  __builtin_memcpy(p, &x, sizeof x);
-}
-
-// C += A B (n x n, row-major); C must not alias A or B. Each element of C is
-// accumulated over k in increasing order (zero entries of A skipped), four
-// columns at a time in registers.
-PTDCORE_VECTOR_CLONES inline void matmul_add(const double* __restrict A,
-                                             const double* __restrict B, double* __restrict C,
-                                             int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const double* a_row = A + i * n;
-    double* c = C + i * n;
-    int64_t j0 = 0;
-    for (; j0 + 4 <= n; j0 += 4) {
-      v4d acc, b;
-      load(acc, c + j0);
-      for (int64_t k = 0; k < n; ++k) {
-        const double a = a_row[k];
-        if (a == 0.0) continue;
-        load(b, B + k * n + j0);
-        acc += a * b;
-      }
-      store(c + j0, acc);
-    }
-    for (; j0 < n; ++j0) {
-      double acc = c[j0];
-      for (int64_t k = 0; k < n; ++k) {
-        const double a = a_row[k];
-        if (a == 0.0) continue;
-        acc += a * B[k * n + j0];
-      }
-      c[j0] = acc;
-    }
-  }
-}
-
-// C = A B.
-inline void matmul(const double* A, const double* B, double* C, int64_t n) {
-  std::fill(C, C + n * n, 0.0);
-  matmul_add(A, B, C, n);
-}
-
-// y += A x (matrix times column vector).
-inline void matvec_add(const double* A, const double* x, double* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    double acc = 0.0;
-    const double* row = A + i * n;
-    for (int64_t j = 0; j < n; ++j) acc += row[j] * x[j];
-    y[i] += acc;
-  }
-}
 
 // Restores the complement of each row's mass within its strongly connected
 // component C(i): out_i = l_i + sum_{j not in C(i)} E_ij is a sum of
@@ -351,66 +276,6 @@ inline void build_ladder(const NumericGraph& g, bool discrete, double lambda, in
   }
 }
 
-namespace detail {
-
-// Columns j0 .. j0 + width(V) of v2 = v E (when `value`) and of
-// dv2_p = dv_p E + v dE_p for the kQ parameters p0 .. p0 + kQ, each element
-// accumulated in a register over the rows i in increasing order. The
-// accumulators of one call are independent chains, so they overlap.
-template <class V, int kQ, bool kValue>
-PTDCORE_ALWAYS_INLINE void vecmat_jvp_columns(const double* v, const double* dv, const double* E,
-                                              const double* dE, double* v2, double* dv2, int64_t n,
-                                              int64_t j0, int64_t p0) {
-  const int64_t nn = n * n;
-  V acc = {}, d[kQ > 0 ? kQ : 1] = {}, x, y;
-  for (int64_t i = 0; i < n; ++i) {
-    load(x, E + i * n + j0);
-    if (kValue) acc += v[i] * x;
-    for (int q = 0; q < kQ; ++q) {
-      load(y, dE + (p0 + q) * nn + i * n + j0);
-      d[q] += dv[(p0 + q) * n + i] * x + v[i] * y;
-    }
-  }
-  if (kValue) store(v2 + j0, acc);
-  for (int q = 0; q < kQ; ++q) store(dv2 + (p0 + q) * n + j0, d[q]);
-}
-
-// All columns, for the value (kValue) and the kQ parameters p0 .. p0 + kQ.
-template <int kQ, bool kValue>
-PTDCORE_ALWAYS_INLINE void vecmat_jvp_pass(const double* v, const double* dv, const double* E,
-                                           const double* dE, double* v2, double* dv2, int64_t n,
-                                           int64_t p0) {
-  int64_t j0 = 0;
-  for (; j0 + 4 <= n; j0 += 4)
-    vecmat_jvp_columns<v4d, kQ, kValue>(v, dv, E, dE, v2, dv2, n, j0, p0);
-  for (; j0 < n; ++j0) vecmat_jvp_columns<v1d, kQ, kValue>(v, dv, E, dE, v2, dv2, n, j0, p0);
-}
-
-}  // namespace detail
-
-// v2 = v E and dv2_p = dv_p E + v dE_p (P = 0: the value only): the value
-// with the first four parameters in one pass over E, then four more per pass.
-PTDCORE_VECTOR_CLONES inline void vecmat_jvp(const double* __restrict v,
-                                             const double* __restrict dv,
-                                             const double* __restrict E,
-                                             const double* __restrict dE, double* __restrict v2,
-                                             double* __restrict dv2, int64_t n, int64_t P) {
-  using detail::vecmat_jvp_pass;
-  switch (std::min<int64_t>(P, 4)) {
-    case 0: vecmat_jvp_pass<0, true>(v, dv, E, dE, v2, dv2, n, 0); break;
-    case 1: vecmat_jvp_pass<1, true>(v, dv, E, dE, v2, dv2, n, 0); break;
-    case 2: vecmat_jvp_pass<2, true>(v, dv, E, dE, v2, dv2, n, 0); break;
-    case 3: vecmat_jvp_pass<3, true>(v, dv, E, dE, v2, dv2, n, 0); break;
-    default: vecmat_jvp_pass<4, true>(v, dv, E, dE, v2, dv2, n, 0);
-  }
-  for (int64_t p0 = 4; p0 < P; p0 += 4) switch (std::min<int64_t>(P - p0, 4)) {
-      case 1: vecmat_jvp_pass<1, false>(v, dv, E, dE, v2, dv2, n, p0); break;
-      case 2: vecmat_jvp_pass<2, false>(v, dv, E, dE, v2, dv2, n, p0); break;
-      case 3: vecmat_jvp_pass<3, false>(v, dv, E, dE, v2, dv2, n, p0); break;
-      default: vecmat_jvp_pass<4, false>(v, dv, E, dE, v2, dv2, n, p0);
-    }
-}
-
 inline void ladder_step(SquaringBuffers& buf, const double* E, const double* dE, int64_t n,
                         int64_t P) {
   vecmat_jvp(buf.v.data(), buf.dv.data(), E, dE, buf.v2.data(), buf.dv2.data(), n, P);
@@ -430,6 +295,127 @@ inline void start_vector(const NumericGraph& g, int64_t P, SquaringBuffers& buf)
       for (int64_t p = 0; p < P; ++p) buf.dv[p * n + i] = g.dalpha[i * g.P + p];
 }
 
+namespace detail {
+
+// The ladder's step count for time t (-1: invalid); a discrete mass at n needs
+// n - 1 steps.
+inline double ladder_steps(double t, bool discrete, Output what, double h0) {
+  if (!std::isfinite(t) || t < 0.0) return -1.0;
+  if (discrete) {
+    if (t != std::floor(t)) return -1.0;
+    if (what != Output::kDensity) return t;
+    return t >= 1.0 ? t - 1.0 : 0.0;
+  }
+  const double s = std::floor(t / h0);
+  return s <= kSquaringMaxSteps ? s : -1.0;
+}
+
+// The ladder's top level: enough for the largest step difference between
+// consecutive valid times (`order` sorts the times), as squaring_density takes them.
+inline int64_t ladder_top_level(const double* times, const std::vector<int64_t>& order,
+                                bool discrete, Output what, double h0) {
+  double max_diff = 0.0, prev = 0.0;
+  for (const int64_t q : order) {
+    const double steps = ladder_steps(times[q], discrete, what, h0);
+    if (steps < 0.0 || (discrete && what == Output::kDensity && times[q] == 0.0)) continue;
+    max_diff = std::max(max_diff, steps - prev);
+    prev = steps;
+  }
+  return max_diff >= 1.0 ? squaring_levels(max_diff) - 1 : 0;
+}
+
+// Remainder columns u_k = B^k w, k = 0..K (w = s for the density and cdf, 1
+// for the sf) with their tangents, into buf.U / buf.dU, and 1 / k into
+// buf.inv_k. Returns K; `umax` receives the largest entry of the u_k.
+inline int64_t remainder_columns(const NumericGraph& g, bool sf, int64_t P, SquaringBuffers& buf,
+                                 double& umax) {
+  const int64_t n = g.n, nn = n * n;
+  const int64_t K = poisson_right_end(kSquaringBaseStep);
+  buf.U.assign((K + 1) * n, 0.0);
+  buf.dU.assign((K + 1) * P * n, 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    buf.U[i] = sf ? 1.0 : g.exit[i];
+    for (int64_t p = 0; p < P; ++p) buf.dU[p * n + i] = sf ? 0.0 : g.dexit[i * g.P + p];
+  }
+  for (int64_t k = 1; k <= K; ++k) {
+    const double* u = buf.U.data() + (k - 1) * n;
+    const double* du = buf.dU.data() + (k - 1) * P * n;
+    matvec_add(buf.B.data(), u, buf.U.data() + k * n, n);
+    for (int64_t p = 0; p < P; ++p) {
+      double* o = buf.dU.data() + (k * P + p) * n;
+      matvec_add(buf.dB.data() + p * nn, u, o, n);
+      matvec_add(buf.B.data(), du + p * n, o, n);
+    }
+  }
+  umax = 0.0;
+  for (double u : buf.U) umax = std::max(umax, u);
+  buf.y.resize(n);
+  buf.dy.resize(P * n);
+  buf.inv_k.resize(K + 1);
+  buf.inv_k[0] = 0.0;
+  for (int64_t k = 1; k <= K; ++k) buf.inv_k[k] = 1.0 / static_cast<double>(k);
+  return K;
+}
+
+// The remainder of one time: F = v . sum_k weight_k u_k with m = lambda r <=
+// ~1/4 (buf.v the state probabilities after the whole steps), its gradient
+// into dq (P values), the terms computed only as far as they can matter (the
+// stopping rule of poisson.hpp, with v . u_k <= sum(v) max(u) bounding later
+// terms). The weights are Pois(k; m), or P(N_m > k) / lambda for the cdf.
+inline double remainder_sum(double m, double lambda, bool cdf, int64_t K, double umax, int64_t n,
+                            int64_t P, double* dq, SquaringBuffers& buf) {
+  double vsum = 0.0;
+  for (int64_t i = 0; i < n; ++i) vsum += buf.v[i];
+  const double bound = vsum * umax;
+  std::vector<double>& tails = buf.tails;
+  tails.assign(K + 2, 0.0);
+  if (cdf) {  // tails[k] = P(N_m > k), from the far end
+    double pk = std::exp(-m), acc = 0.0;
+    std::vector<double>& pois = buf.pois;
+    pois.assign(K + 1, 0.0);
+    for (int64_t k = 0; k <= K; ++k) {
+      pois[k] = pk;
+      pk *= m * (k + 1 <= K ? buf.inv_k[k + 1] : 0.0);
+    }
+    for (int64_t k = K; k >= 0; --k) {
+      tails[k] = acc;
+      acc += pois[k];
+    }
+  }
+  // y = sum_k weight_k u_k (and dy_p likewise) as independent per-state
+  // sums, then F = v . y and dF_p = dv_p . y + v . dy_p. The stopping rule
+  // measures later terms against F0 = weight_0 v . u_0 <= F.
+  double w = std::exp(-m), F0 = 0.0;
+  for (int64_t i = 0; i < n; ++i) F0 += buf.v[i] * buf.U[i];
+  F0 *= cdf ? tails[0] / lambda : w;
+  std::fill(buf.y.begin(), buf.y.end(), 0.0);
+  std::fill(buf.dy.begin(), buf.dy.end(), 0.0);
+  for (int64_t k = 0; k <= K; ++k) {
+    if (k > 0) w *= m * buf.inv_k[k];
+    const double weight = cdf ? tails[k] / lambda : w;
+    const double* u = buf.U.data() + k * n;
+    for (int64_t i = 0; i < n; ++i) buf.y[i] += weight * u[i];
+    const double* du = buf.dU.data() + k * P * n;
+    for (int64_t i = 0; i < P * n; ++i) buf.dy[i] += weight * du[i];
+    const double scale = cdf ? w * (1.0 + m) / lambda : w;  // bounds the next weights
+    if (scale < kPoissonUnderflow ||
+        (scale < kPoissonNormCutoff && scale * bound <= kPoissonTermCutoff * F0))
+      break;
+  }
+  double F = 0.0;
+  for (int64_t i = 0; i < n; ++i) F += buf.v[i] * buf.y[i];
+  for (int64_t p = 0; p < P; ++p) {
+    const double* dv = buf.dv.data() + p * n;
+    const double* dy = buf.dy.data() + p * n;
+    double d = 0.0;
+    for (int64_t i = 0; i < n; ++i) d += dv[i] * buf.y[i] + buf.v[i] * dy[i];
+    dq[p] = d;
+  }
+  return F;
+}
+
+}  // namespace detail
+
 // The density (probability mass), distribution function or survival function
 // (`what`) at times[0..T) by the ladder; `atom` = P(T = 0) with gradient
 // `datom` (or null). Invalid times (not finite, negative, not whole for
@@ -446,71 +432,21 @@ inline void squaring_density(const NumericGraph& g, bool discrete, double lambda
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double h0 = discrete ? 1.0 : kSquaringBaseStep / lambda;
   const bool cdf = what == Output::kCdf, sf = what == Output::kSurvival;
-  // Step count of each valid time (-1: invalid); a discrete mass at n needs n - 1.
-  auto steps_of = [&](double t) -> double {
-    if (!std::isfinite(t) || t < 0.0) return -1.0;
-    if (discrete) {
-      if (t != std::floor(t)) return -1.0;
-      if (what != Output::kDensity) return t;
-      return t >= 1.0 ? t - 1.0 : 0.0;
-    }
-    const double s = std::floor(t / h0);
-    return s <= kSquaringMaxSteps ? s : -1.0;
-  };
   buf.order.resize(T);
   std::iota(buf.order.begin(), buf.order.end(), int64_t{0});
   std::sort(buf.order.begin(), buf.order.end(),
             [&](int64_t a, int64_t b) { return times[a] < times[b]; });
-  // The ladder needs levels up to the largest step difference between
-  // consecutive valid times, as the loop below takes them.
-  double max_diff = 0.0;
-  {
-    double prev = 0.0;
-    for (int64_t idx = 0; idx < T; ++idx) {
-      const int64_t q = buf.order[idx];
-      const double steps = steps_of(times[q]);
-      if (steps < 0.0 || (discrete && what == Output::kDensity && times[q] == 0.0)) continue;
-      max_diff = std::max(max_diff, steps - prev);
-      prev = steps;
-    }
-  }
-  const int64_t L = max_diff >= 1.0 ? squaring_levels(max_diff) - 1 : 0;
+  const int64_t L = detail::ladder_top_level(times, buf.order, discrete, what, h0);
   build_ladder(g, discrete, lambda, L, buf);
-  // Remainder columns u_k = B^k w, w = s (density, cdf) or 1 (sf).
-  int64_t K = 0;
   double umax = 0.0;
-  if (!discrete) {
-    K = poisson_right_end(kSquaringBaseStep);
-    buf.U.assign((K + 1) * n, 0.0);
-    buf.dU.assign((K + 1) * P * n, 0.0);
-    for (int64_t i = 0; i < n; ++i) {
-      buf.U[i] = sf ? 1.0 : g.exit[i];
-      for (int64_t p = 0; p < P; ++p) buf.dU[p * n + i] = sf ? 0.0 : g.dexit[i * g.P + p];
-    }
-    for (int64_t k = 1; k <= K; ++k) {
-      const double* u = buf.U.data() + (k - 1) * n;
-      const double* du = buf.dU.data() + (k - 1) * P * n;
-      detail::matvec_add(buf.B.data(), u, buf.U.data() + k * n, n);
-      for (int64_t p = 0; p < P; ++p) {
-        double* o = buf.dU.data() + (k * P + p) * n;
-        detail::matvec_add(buf.dB.data() + p * nn, u, o, n);
-        detail::matvec_add(buf.B.data(), du + p * n, o, n);
-      }
-    }
-    for (double u : buf.U) umax = std::max(umax, u);
-    buf.y.resize(n);
-    buf.dy.resize(P * n);
-    buf.inv_k.resize(K + 1);
-    buf.inv_k[0] = 0.0;
-    for (int64_t k = 1; k <= K; ++k) buf.inv_k[k] = 1.0 / static_cast<double>(k);
-  }
+  const int64_t K = discrete ? 0 : detail::remainder_columns(g, sf, P, buf, umax);
   start_vector(g, P, buf);
   double absorbed = 0.0;  // mass absorbed up to the current step (cdf)
-  std::vector<double> dabsorbed(P, 0.0), tails(K + 2, 0.0);
+  std::vector<double> dabsorbed(P, 0.0);
   double at = 0.0;  // steps taken so far
   for (int64_t idx = 0; idx < T; ++idx) {
     const int64_t q = buf.order[idx];
-    const double steps = steps_of(times[q]);
+    const double steps = detail::ladder_steps(times[q], discrete, what, h0);
     double* dq = dout ? dout + q * g.P : nullptr;
     if (steps < 0.0) {
       out[q] = nan;
@@ -552,56 +488,8 @@ inline void squaring_density(const NumericGraph& g, bool discrete, double lambda
       }
       continue;
     }
-    // Remainder: sum_k weight_k v . u_k with m = lambda r <= ~1/4, the terms
-    // computed only as far as they can matter (the stopping rule of
-    // poisson.hpp, with v . u_k <= sum(v) max(u) bounding later terms). The
-    // weights are Pois(k; m), or P(N_m > k) / lambda for the cdf.
     const double m = std::clamp(lambda * (times[q] - steps * h0), 0.0, kSquaringBaseStep);
-    double vsum = 0.0;
-    for (int64_t i = 0; i < n; ++i) vsum += buf.v[i];
-    const double bound = vsum * umax;
-    if (cdf) {  // tails[k] = P(N_m > k), from the far end
-      double pk = std::exp(-m), acc = 0.0;
-      std::vector<double>& pois = buf.pois;
-      pois.assign(K + 1, 0.0);
-      for (int64_t k = 0; k <= K; ++k) {
-        pois[k] = pk;
-        pk *= m * (k + 1 <= K ? buf.inv_k[k + 1] : 0.0);
-      }
-      for (int64_t k = K; k >= 0; --k) {
-        tails[k] = acc;
-        acc += pois[k];
-      }
-    }
-    // y = sum_k weight_k u_k (and dy_p likewise) as independent per-state
-    // sums, then F = v . y and dF_p = dv_p . y + v . dy_p. The stopping rule
-    // measures later terms against F0 = weight_0 v . u_0 <= F.
-    double w = std::exp(-m), F0 = 0.0;
-    for (int64_t i = 0; i < n; ++i) F0 += buf.v[i] * buf.U[i];
-    F0 *= cdf ? tails[0] / lambda : w;
-    std::fill(buf.y.begin(), buf.y.end(), 0.0);
-    std::fill(buf.dy.begin(), buf.dy.end(), 0.0);
-    for (int64_t k = 0; k <= K; ++k) {
-      if (k > 0) w *= m * buf.inv_k[k];
-      const double weight = cdf ? tails[k] / lambda : w;
-      const double* u = buf.U.data() + k * n;
-      for (int64_t i = 0; i < n; ++i) buf.y[i] += weight * u[i];
-      const double* du = buf.dU.data() + k * P * n;
-      for (int64_t i = 0; i < P * n; ++i) buf.dy[i] += weight * du[i];
-      const double scale = cdf ? w * (1.0 + m) / lambda : w;  // bounds the next weights
-      if (scale < kPoissonUnderflow ||
-          (scale < kPoissonNormCutoff && scale * bound <= kPoissonTermCutoff * F0))
-        break;
-    }
-    double F = 0.0;
-    for (int64_t i = 0; i < n; ++i) F += buf.v[i] * buf.y[i];
-    for (int64_t p = 0; p < P; ++p) {
-      const double* dv = buf.dv.data() + p * n;
-      const double* dy = buf.dy.data() + p * n;
-      double d = 0.0;
-      for (int64_t i = 0; i < n; ++i) d += dv[i] * buf.y[i] + buf.v[i] * dy[i];
-      dq[p] = d;
-    }
+    double F = detail::remainder_sum(m, lambda, cdf, K, umax, n, P, dq, buf);
     if (cdf) {
       F += atom + absorbed;
       for (int64_t p = 0; p < P; ++p) dq[p] += (datom ? datom[p] : 0.0) + dabsorbed[p];
