@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ptdcore import SVGD, model
-from ptdcore.coalescent import kingman_graph, simulate_tmrca
+from ptdcore.coalescent import kingman_block_counting, simulate_tmrca
 
 TRUE_THETA = 1.5
 LAMBDAS = (0.1, 1.0, 10.0)
@@ -42,7 +42,7 @@ def main(out: str = "svgd-example", quick: bool = False) -> dict[str, SVGD]:
 
     n = 10
     n_particles, n_iterations = (20, 100) if quick else (40, 500)
-    graph = kingman_graph(n)
+    graph = kingman_block_counting(n)
     data = simulate_tmrca(n, TRUE_THETA, 150, seed=11)
     sample_moments = SVGD.compute_sample_moments(data, 2)
 

@@ -1,18 +1,32 @@
 """ptdcore: phase-type distributions with exact densities, moments and gradients.
 
 Heavy dependencies (JAX, the compiled backends) load on first use.
+
+The package has three floors, each importing only from its own floor and below
+(``tests/test_architecture.py`` keeps it so):
+
+- the model description: ``errors``, ``tolerances``, ``validation``, ``frontier``,
+  ``structure``, ``graph``, ``coalescent``;
+- the machine: ``float64``, ``results``, ``callback_adapter``, ``backend``, ``hookspecs``,
+  ``registry``, ``quantile``, ``jax_model``, ``reward_matrix``;
+- applications and tools: ``inference`` (SVGD, maximum likelihood, the shared likelihood
+  layer, plots), ``testing`` (the equivalence suite), ``cli`` (the command line, demo,
+  bench), and ``_compat`` (the old API, for one release).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from . import _compat
 from .backend import Backend, Capabilities, PmfMoments, PmfMomentsJacobian
 from .errors import BackendError, ModelError, PtdcoreError
 from .float64 import Float64Required
 from .graph import Graph
 from .registry import backend_info, get_backend, list_backends, refresh_backends
 from .structure import Structure
+
+_compat.install()
 
 __all__ = [
     "Backend",
@@ -55,7 +69,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(jax_model, name)
     if name == "SVGD":
-        from .svgd import SVGD
+        from .inference.svgd import SVGD
 
         return SVGD
     if name in ("reward_moments", "RewardMoments"):
@@ -63,7 +77,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(reward_matrix, name)
     if name in ("fit_mle", "MLEResult"):
-        from . import mle
+        from .inference import mle
 
         return getattr(mle, name)
     raise AttributeError(f"module 'ptdcore' has no attribute {name!r}")

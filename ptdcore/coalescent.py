@@ -35,8 +35,8 @@ def kingman_sfs_callback(state: tuple[int, ...]) -> list[tuple[tuple[int, ...], 
     return out
 
 
-def kingman_graph(n: int, reward: str | None = None) -> Graph:
-    """Kingman coalescent with ``n`` samples on the SFS state space.
+def kingman_block_counting(n: int, reward: str | None = None) -> Graph:
+    """Kingman coalescent with ``n`` samples on the block-counting (SFS) state space.
 
     Parameters
     ----------
@@ -61,8 +61,12 @@ def kingman_graph(n: int, reward: str | None = None) -> Graph:
     raise ValueError(f"unknown reward {reward!r}; use None, 'total_branch_length' or 'singleton'")
 
 
-def kingman_tmrca_graph(n: int) -> Graph:
-    """Kingman TMRCA on the lineage-count state space (n - 1 states, a chain)."""
+def kingman_tmrca(n: int) -> Graph:
+    """Kingman TMRCA on the lineage-count state space (n - 1 states, a chain).
+
+    The state is the number of lineages ``k``; ``theta = (c,)``: every pair of lineages
+    coalesces at rate ``c`` (``c = 1`` is coalescent units: ``E[TMRCA] = 2 (1 - 1/n)``).
+    """
     if n < 2:
         raise ValueError(f"Kingman coalescent needs n >= 2 samples, got {n}")
 
@@ -94,14 +98,13 @@ def structured_graph(samples: tuple[int, ...] | list[int]) -> Graph:
 # -- contract section 9: ready state spaces with their reward matrices ------------------
 
 
-def kingman(n: int) -> Graph:
-    """Kingman coalescent for the time to the most recent common ancestor (TMRCA).
-
-    The state is the number of lineages ``k`` (``n - 1`` states, a chain); ``theta =
-    (c,)``: every pair of lineages coalesces at rate ``c`` (``c = 1`` is coalescent
-    units: ``E[TMRCA] = 2 (1 - 1/n)``).
-    """
-    return kingman_tmrca_graph(n)
+kingman = kingman_tmrca
+"""The contract's name (section 9) of :func:`kingman_tmrca`."""
+kingman_tmrca_graph = kingman_tmrca
+"""Older name of :func:`kingman_tmrca`."""
+kingman_graph = kingman_block_counting
+"""Older name of :func:`kingman_block_counting` (the block-counting space, whose TMRCA is
+the same as :func:`kingman_tmrca`'s on p(n) - 1 states instead of n - 1)."""
 
 
 def kingman_sfs(n: int) -> tuple[Graph, np.ndarray]:
@@ -121,7 +124,7 @@ def kingman_sfs(n: int) -> tuple[Graph, np.ndarray]:
         is ``a_i``, so ``Y_{i-1} = integral a_i(X_t) dt`` is the total length of the
         branches subtending ``i`` samples (the expected SFS is ``mutation rate x mean``).
     """
-    graph = kingman_graph(n)
+    graph = kingman_block_counting(n)
     return graph, _block_rewards(graph, n, demes=1)
 
 

@@ -433,74 +433,10 @@ class Graph:
             M[np.diag_indices(n)] += 1.0
         return M, exit_w
 
-    # -- migration aliases of the old API ----------------------------------------------------
-    @staticmethod
-    def pmf_and_moments_from_graph(
-        graph: Graph,
-        nr_moments: int = 2,
-        discrete: bool = False,
-        backend: Any = None,
-        use_pybind11: bool | None = None,
-    ) -> Any:
-        """Old API: ``model(theta, times) -> (pmf, moments)``; see :func:`ptdcore.model`."""
-        from .jax_model import model
-
-        _check_alias_discrete(graph, discrete)
-        return model(graph, nr_moments=nr_moments, backend=_alias_backend(backend, use_pybind11))
-
-    @staticmethod
-    def pmf_from_graph(
-        graph: Graph, discrete: bool = False, backend: Any = None, use_pybind11: bool | None = None
-    ) -> Any:
-        """Old API: ``pmf_fn(theta, times) -> pmf``."""
-        from .jax_model import model
-
-        _check_alias_discrete(graph, discrete)
-        m = model(graph, nr_moments=0, backend=_alias_backend(backend, use_pybind11))
-
-        def pmf_fn(theta: Any, times: Any) -> Any:
-            return m(theta, times)[0]
-
-        pmf_fn.backend = m.backend  # type: ignore[attr-defined]
-        return pmf_fn
-
-    @staticmethod
-    def moments_from_graph(
-        graph: Graph, nr_moments: int = 2, backend: Any = None, use_pybind11: bool | None = None
-    ) -> Any:
-        """Old API: ``moments_fn(theta) -> moments``."""
-        import jax.numpy as jnp
-
-        from .jax_model import model
-
-        m = model(graph, nr_moments=nr_moments, backend=_alias_backend(backend, use_pybind11))
-
-        def moments_fn(theta: Any) -> Any:
-            return m(theta, jnp.zeros(0))[1]
-
-        moments_fn.backend = m.backend  # type: ignore[attr-defined]
-        return moments_fn
-
     def __repr__(self) -> str:
         kind = "discrete" if self.discrete else "continuous"
         rew = ", rewards" if self.rewards is not None else ""
         return (
             f"Graph({kind}, nr_states={self.nr_states}, nr_edges={self.nr_edges}, "
             f"nr_params={self.nr_params}{rew})"
-        )
-
-
-def _alias_backend(backend: Any, use_pybind11: bool | None) -> Any:
-    """The old keyword ``use_pybind11=False`` selects the legacy backend."""
-    if use_pybind11 is None or backend is not None:
-        return backend
-    return "pybind11" if use_pybind11 else "legacy"
-
-
-def _check_alias_discrete(graph: Graph, discrete: bool) -> None:
-    if bool(discrete) != graph.discrete:
-        kind = "discrete" if graph.discrete else "continuous"
-        raise ModelError(
-            f"discrete={discrete} but the graph is {kind}; build the graph with "
-            f"discrete={bool(discrete)} (the model type comes from the graph)"
         )

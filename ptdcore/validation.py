@@ -27,6 +27,7 @@ def output_code(output: str) -> int:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
     return OUTPUTS.index(output)
 
+
 # The checks read a ptdcore.Structure's fields; it is not imported here (structure.py
 # imports this module), hence ``Structure = Any`` in the annotations.
 Structure = Any

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import jax
 import numpy as np
 import pytest
 
 jax.config.update("jax_enable_x64", True)
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 def engine_eval(graph, theta, times, nr_moments=2, jacobian=False):

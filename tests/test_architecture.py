@@ -1,5 +1,7 @@
-"""The package's shape: no import circles, side-effect-free discovery, one error family,
-one version, and the engine's persistent thread pool (reused, and safe across fork)."""
+"""The package's shape: floors that import only downward, no import circles (in
+``ptdcore`` and in the backends), no backend package imported by the core, side-effect-free
+discovery, one error family, one version, and the engine's persistent thread pool (reused,
+and safe across fork)."""
 
 from __future__ import annotations
 
@@ -11,23 +13,58 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+import ptdcore_backends
 import pytest
 
 import ptdcore
 from ptdcore.coalescent import kingman_graph
 
 PACKAGE = Path(ptdcore.__file__).parent
+BACKENDS = Path(ptdcore_backends.__file__).parent
 NATIVE = ["ffi", "pybind11", "cffi", "legacy"]
 
+FLOORS = {
+    "description": [
+        "ptdcore.errors", "ptdcore.tolerances", "ptdcore.validation", "ptdcore.frontier",
+        "ptdcore.structure", "ptdcore.graph", "ptdcore.coalescent",
+    ],
+    "machine": [
+        "ptdcore.float64", "ptdcore.results", "ptdcore.callback_adapter", "ptdcore.backend",
+        "ptdcore.hookspecs", "ptdcore.registry", "ptdcore.quantile", "ptdcore.jax_model",
+        "ptdcore.reward_matrix",
+    ],
+    "applications": ["ptdcore.inference", "ptdcore.testing"],
+    "tools": ["ptdcore.cli", "ptdcore._compat"],
+    "package": ["ptdcore"],
+}  # fmt: skip
+"""Each module (or package, with its submodules) imports only from its own floor and the
+floors below; the backends import only the description and the machine."""
+ORDER = list(FLOORS)
 
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+
+def _floor(module: str) -> int:
+    best = None
+    for rank, floor in enumerate(ORDER):
+        for prefix in FLOORS[floor]:
+            if module == prefix or module.startswith(prefix + "."):
+                if best is None or len(prefix) > best[1]:
+                    best = (rank, len(prefix))
+    if best is None:
+        pytest.fail(f"{module} is on no floor: add it to FLOORS in tests/test_architecture.py")
+    return best[0]
+
+
+def _module_name(path: Path, root: Path = PACKAGE) -> str:
+    parts = path.relative_to(root.parent).with_suffix("").parts
+    if root is BACKENDS:
+        parts = ("ptdcore_backends", *parts[1:])
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(path: Path, modules: set[str]) -> set[str]:
-    """ptdcore submodules imported anywhere in ``path`` (top level, lazy, TYPE_CHECKING)."""
-    name = _module_name(path)
+def _all_imports(path: Path, root: Path = PACKAGE) -> set[str]:
+    """Every module name imported anywhere in ``path`` (top level, lazy, TYPE_CHECKING),
+    relative imports resolved."""
+    name = _module_name(path, root)
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -36,17 +73,32 @@ def _imports(path: Path, modules: set[str]) -> set[str]:
             if node.level:
                 parts = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(parts + ([node.module] if node.module else []))
-            for alias in node.names:
-                target = f"{base}.{alias.name}"
-                found.add(target if target in modules else base)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
         elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
-    return {m for m in found if m in modules and m not in (name, "ptdcore")}
+    return found
 
 
-def test_no_import_circles():
-    paths = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
-    graph = {m: _imports(p, set(paths)) for m, p in paths.items()}
+def _imports(path: Path, modules: set[str], root: Path = PACKAGE) -> set[str]:
+    """Submodules of the package at ``root`` imported anywhere in ``path``."""
+    name = _module_name(path, root)
+    top = root.name if root is PACKAGE else "ptdcore_backends"
+    found = {m if m in modules else m.rsplit(".", 1)[0] for m in _all_imports(path, root)}
+    return {m for m in found if m in modules and m not in (name, top)}
+
+
+def _packages() -> list[tuple[Path, dict[str, Path]]]:
+    return [
+        (root, {_module_name(p, root): p for p in root.rglob("*.py")})
+        for root in (PACKAGE, BACKENDS)
+    ]
+
+
+@pytest.mark.parametrize("root", [PACKAGE, BACKENDS], ids=["ptdcore", "backends"])
+def test_no_import_circles(root):
+    paths = {_module_name(p, root): p for p in root.rglob("*.py")}
+    graph = {m: _imports(p, set(paths), root) for m, p in paths.items()}
     state: dict[str, int] = {}  # 1: on the current path, 2: done
 
     def visit(m: str, path: list[str]) -> None:
@@ -62,6 +114,46 @@ def test_no_import_circles():
     for m in sorted(graph):
         if m not in state:
             visit(m, [m])
+
+
+def test_imports_run_down_the_floors_only():
+    paths = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    upward = []
+    for m, p in sorted(paths.items()):
+        for dep in sorted(_imports(p, set(paths))):
+            if _floor(dep) > _floor(m):
+                upward.append(f"{m} ({ORDER[_floor(m)]}) imports {dep} ({ORDER[_floor(dep)]})")
+    assert not upward, "imports up the floors:\n" + "\n".join(upward)
+
+
+def test_the_core_imports_no_backend_package_and_backends_no_application():
+    """ptdcore reaches backends through the registry (entry points) only; backends use
+    the description and the machine, never inference, testing or the command line."""
+    direct = [
+        f"{_module_name(p)} imports {dep}"
+        for p in PACKAGE.rglob("*.py")
+        for dep in sorted(_all_imports(p))
+        if dep == "ptdcore_backends" or dep.startswith("ptdcore_backends.")
+    ]
+    assert not direct, "\n".join(direct)
+    machine = ORDER.index("machine")
+    too_high = [
+        f"{_module_name(p, BACKENDS)} imports {dep}"
+        for p in BACKENDS.rglob("*.py")
+        for dep in sorted(_all_imports(p, BACKENDS))
+        if dep.startswith("ptdcore.") and _floor(dep) > machine
+    ]
+    assert not too_high, "\n".join(too_high)
+
+
+def test_the_guard_catches_an_upward_import(tmp_path):
+    """The floor check can fail: a description module importing the JAX model is caught."""
+    fake = tmp_path / "ptdcore" / "graph.py"
+    fake.parent.mkdir()
+    fake.write_text("from .jax_model import model\n")
+    deps = _imports(fake, {"ptdcore.graph", "ptdcore.jax_model"}, fake.parent)
+    assert deps == {"ptdcore.jax_model"}
+    assert _floor("ptdcore.jax_model") > _floor("ptdcore.graph")
 
 
 def _fresh(code: str) -> str:

@@ -130,20 +130,42 @@ def test_legacy_selection_warns():
 
 
 def test_migration_aliases(graph):
+    """The seed's functions work for one release, each with the one deprecation warning
+    naming its replacement."""
     times = jnp.array([0.5, 1.0])
-    f = Graph.pmf_and_moments_from_graph(graph, nr_moments=2, backend="cffi")
+    replacement = "is deprecated and will be removed in the next release; use ptdcore.model"
+    with pytest.warns(DeprecationWarning, match=replacement):
+        f = Graph.pmf_and_moments_from_graph(graph, nr_moments=2, backend="cffi")
     pmf, mom = f(THETA, times)
     ref_pmf, ref_mom = engine_eval(graph, THETA, times, 2)
     np.testing.assert_allclose(pmf, ref_pmf[0], rtol=1e-14)
-    pmf_fn = Graph.pmf_from_graph(graph, backend="pybind11")
+    with pytest.warns(DeprecationWarning, match=replacement):
+        pmf_fn = Graph.pmf_from_graph(graph, backend="pybind11")
     np.testing.assert_allclose(pmf_fn(THETA, times), ref_pmf[0], rtol=1e-14)
-    moments_fn = Graph.moments_from_graph(graph, nr_moments=2)
+    with pytest.warns(DeprecationWarning, match=replacement):
+        moments_fn = Graph.moments_from_graph(graph, nr_moments=2)
     np.testing.assert_allclose(moments_fn(THETA), ref_mom[0], rtol=1e-14)
     with pytest.warns(DeprecationWarning):
         legacy = Graph.pmf_and_moments_from_graph(graph, nr_moments=2, use_pybind11=False)
     assert legacy.backend.name == "legacy"
-    with pytest.raises(ValueError, match="discrete=True but the graph is continuous"):
+    with (
+        pytest.warns(DeprecationWarning),
+        pytest.raises(ValueError, match="discrete=True but the graph is continuous"),
+    ):
         Graph.pmf_and_moments_from_graph(graph, discrete=True)
+
+
+def test_moved_module_paths_warn_and_give_the_new_modules():
+    import importlib
+    import sys
+
+    from ptdcore._compat import MOVED_MODULES
+
+    for old, new in MOVED_MODULES.items():
+        sys.modules.pop(old, None)
+        with pytest.warns(DeprecationWarning, match=f"{old} is deprecated.*use {new}"):
+            module = importlib.import_module(old)
+        assert module is importlib.import_module(new)
 
 
 def test_discrete_model_through_jax(backend):

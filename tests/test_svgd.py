@@ -19,7 +19,7 @@ from scipy import stats
 import ptdcore
 from ptdcore import SVGD, Graph
 from ptdcore.coalescent import kingman_graph
-from ptdcore.svgd import DEFAULT_PRIOR_SD, compute_sample_moments
+from ptdcore.inference.svgd import DEFAULT_PRIOR_SD, compute_sample_moments
 
 BACKENDS = ENGINE_BACKENDS  # the reference backend is an oracle, not for fitting
 
@@ -176,7 +176,7 @@ def test_particles_sharded_over_devices_match_single_device():
 def test_svgd_step_is_pure_and_jittable():
     import optax
 
-    from ptdcore import svgd_core
+    from ptdcore.inference import svgd_core
 
     def log_density(z):
         return -0.5 * jnp.sum(z**2)

@@ -169,7 +169,7 @@ def test_plots_use_names_and_leave_matplotlib_alone(tmp_path):
 
 
 def test_the_default_prior_is_weakly_informative_on_the_log_scale():
-    from ptdcore.svgd import DEFAULT_PRIOR_SD, DefaultLogPrior
+    from ptdcore.inference.svgd import DEFAULT_PRIOR_SD, DefaultLogPrior
 
     assert DEFAULT_PRIOR_SD == 3.0
     prior = DefaultLogPrior(positive=True)

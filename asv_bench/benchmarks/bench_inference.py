@@ -18,7 +18,7 @@ class SVGDStep:
         import jax.numpy as jnp
         import optax
 
-        from ptdcore import svgd_core
+        from ptdcore.inference import svgd_core
 
         model = make_model(n, backend)
         data = jnp.asarray(observations(n))

@@ -27,9 +27,9 @@ class ManyModels:
 
     def setup(self, backend, count):
         skip_unless_available(backend)
-        from ptdcore.coalescent import kingman_graph
+        from ptdcore.coalescent import kingman_block_counting
 
-        self.base = kingman_graph(30).structure()
+        self.base = kingman_block_counting(30).structure()
 
     def peakmem_make_and_delete(self, backend, count):
         import ptdcore

@@ -110,9 +110,9 @@ class FirstCall:
     def time_first_call(self, backend, n):
         import jax
 
-        from ptdcore.coalescent import kingman_graph
+        from ptdcore.coalescent import kingman_block_counting
 
-        kingman_graph(n)  # the graph is built inside the timed region too
+        kingman_block_counting(n)  # the graph is built inside the timed region too
         model = make_model(n, backend)
         jax.block_until_ready(model(np.array([1.0]), np.linspace(0.1, 3.0, 10)))
 

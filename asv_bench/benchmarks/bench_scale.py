@@ -94,9 +94,9 @@ class Kingman50EndToEnd:
         import jax.numpy as jnp
 
         import ptdcore
-        from ptdcore.coalescent import kingman_graph, simulate_tmrca
+        from ptdcore.coalescent import kingman_block_counting, simulate_tmrca
 
-        graph = kingman_graph(50)
+        graph = kingman_block_counting(50)
         model = ptdcore.model(graph, nr_moments=1)
         data = simulate_tmrca(50, 1.0, 100, seed=1)
         grad = jax.jit(jax.grad(lambda th: jnp.sum(jnp.log(model(th, data)[0]))))

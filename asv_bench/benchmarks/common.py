@@ -39,9 +39,9 @@ def skip_slow(backend: str, n: int, batch: int) -> None:
 
 @cache
 def kingman(n: int):
-    from ptdcore.coalescent import kingman_graph
+    from ptdcore.coalescent import kingman_block_counting
 
-    return kingman_graph(n)
+    return kingman_block_counting(n)
 
 
 @cache

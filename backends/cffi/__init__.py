@@ -59,7 +59,10 @@ class CffiBackend(NativeBackend):
     description = "C++ engine via its C ABI and cffi; GIL released, batch rows in parallel"
     priority = 20
     capabilities = Capabilities(
-        jit_native=False, releases_gil=True, parallel_batch=True, second_derivatives=True,
+        jit_native=False,
+        releases_gil=True,
+        parallel_batch=True,
+        second_derivatives=True,
         sampling=True,
     )
 

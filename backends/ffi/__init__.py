@@ -44,7 +44,12 @@ def _register_targets() -> None:
 
 
 def ffi_evaluate(
-    structure: Structure, nr_moments: int, theta: Any, times: Any, order: int, handle: Any = None,
+    structure: Structure,
+    nr_moments: int,
+    theta: Any,
+    times: Any,
+    order: int,
+    handle: Any = None,
     output: int = 0,
 ) -> Any:
     """The custom call on theta (..., P) and times (..., T) (leading axes equal, or times 1-D).
@@ -86,7 +91,10 @@ class FfiBackend(NativeBackend):
     description = "C++ engine as XLA FFI custom calls; jit-native, batch on XLA's thread pool"
     priority = 40
     capabilities = Capabilities(
-        jit_native=True, releases_gil=True, parallel_batch=True, second_derivatives=True,
+        jit_native=True,
+        releases_gil=True,
+        parallel_batch=True,
+        second_derivatives=True,
         sampling=True,
     )
 
@@ -119,9 +127,7 @@ class FfiBackend(NativeBackend):
 
         return _ffi.sample(prepared.id, prepared.content_hash, theta, count, seed)
 
-    def jax_evaluator(
-        self, structure: Structure, nr_moments: int, output: str = "density"
-    ) -> Any:
+    def jax_evaluator(self, structure: Structure, nr_moments: int, output: str = "density") -> Any:
         # Registered now (errors surface at model creation) and owned by the evaluator:
         # the model lives as long as the ptdcore model and its jitted functions.
         handle = self.prepared(structure)

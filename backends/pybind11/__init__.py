@@ -20,7 +20,10 @@ class Pybind11Backend(NativeBackend):
     description = "C++ engine via pybind11; GIL released, batch rows on the engine's thread pool"
     priority = 30
     capabilities = Capabilities(
-        jit_native=False, releases_gil=True, parallel_batch=True, second_derivatives=True,
+        jit_native=False,
+        releases_gil=True,
+        parallel_batch=True,
+        second_derivatives=True,
         sampling=True,
     )
 

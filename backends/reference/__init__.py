@@ -134,9 +134,7 @@ class ReferenceBackend(Backend):
             ]
         return as_result(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
 
-    def jax_function(
-        self, structure: Structure, nr_moments: int, output: str = "density"
-    ) -> Any:
+    def jax_function(self, structure: Structure, nr_moments: int, output: str = "density") -> Any:
         """``f(theta (P,), times (T,)) -> (pmf, moments)``, differentiated by JAX itself;
         ``pmf`` holds ``output`` at the times.
 

@@ -63,7 +63,11 @@ def _flint() -> Any:
 
 
 def certified_values(
-    structure: Structure, thetas: Any, times: Any, nr_moments: int, prec: int = PRECISION_BITS,
+    structure: Structure,
+    thetas: Any,
+    times: Any,
+    nr_moments: int,
+    prec: int = PRECISION_BITS,
     output: str = "density",
 ) -> CertifiedValues:
     """Certified pmf (``output`` at the times: "density", "cdf" or "sf"), moments and both

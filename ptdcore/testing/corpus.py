@@ -8,7 +8,7 @@ from functools import cache
 
 import numpy as np
 
-from ..coalescent import kingman_graph
+from ..coalescent import kingman_block_counting
 from ..graph import Graph
 from .models import random_graph
 
@@ -88,13 +88,15 @@ def _entries() -> list[CorpusModel]:
     out: list[CorpusModel] = []
     for n in range(3, 13):
         out.append(
-            CorpusModel(f"kingman-tmrca-n{n}", lambda n=n: kingman_graph(n), rate, cont_times)
+            CorpusModel(
+                f"kingman-tmrca-n{n}", lambda n=n: kingman_block_counting(n), rate, cont_times
+            )
         )
     for n in (3, 6, 10):
         out.append(
             CorpusModel(
                 f"kingman-total-branch-n{n}",
-                lambda n=n: kingman_graph(n, "total_branch_length"),
+                lambda n=n: kingman_block_counting(n, "total_branch_length"),
                 rate,
                 cont_times * 3,
             )
@@ -102,7 +104,7 @@ def _entries() -> list[CorpusModel]:
         out.append(
             CorpusModel(
                 f"kingman-singleton-n{n}",
-                lambda n=n: kingman_graph(n, "singleton"),
+                lambda n=n: kingman_block_counting(n, "singleton"),
                 rate,
                 cont_times * 2,
             )

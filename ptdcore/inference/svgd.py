@@ -29,9 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from .graph import Graph
-from .structure import Structure
-from .svgd_sharding import particle_mesh, shard, to_host
+from .likelihood import (
+    iid_loglik_and_moments,
+    model_theta_dim,
+    observations,
+    on_fitted_scale,
+    resolve_model,
+    zero_density_observations,
+)
+from .sharding import particle_mesh, shard, to_host
 
 DEFAULT_PRIOR_SD = 3.0
 """The default prior: log(theta_j) ~ Normal(0, 3^2) independently (positive parameters),
@@ -165,14 +171,12 @@ class SVGD:
         progress: bool | None = None,
         param_names: Any = None,
     ) -> None:
-        from .float64 import require_float64
+        from ..float64 import require_float64
 
         require_float64("ptdcore.SVGD")
         self._source = model
         self.backend = backend
-        self.data = np.asarray(observed_data, dtype=np.float64).ravel()
-        if self.data.size == 0:
-            raise ValueError("observed_data is empty")
+        self.data = observations(observed_data, "observed_data")
         warn_if_density_like(self.data)
         self.theta_dim = self._resolve_theta_dim(model, theta_dim)
         names = (
@@ -200,57 +204,14 @@ class SVGD:
         self.progress = progress
         self.result: dict[str, Any] | None = None
 
-    # -- model plumbing --------------------------------------------------------------------
+    # -- model plumbing (the shared likelihood layer) -----------------------------------
     @staticmethod
     def _resolve_theta_dim(model: Any, theta_dim: int | None) -> int:
-        known = None
-        if isinstance(model, Graph | Structure):
-            known = model.nr_params
-        elif hasattr(model, "structure") and isinstance(model.structure, Structure):
-            known = model.structure.nr_params
-        if known is not None and theta_dim is not None and known != theta_dim:
-            raise ValueError(f"theta_dim={theta_dim} but the model has {known} parameters")
-        dim = known if known is not None else theta_dim
-        if dim is None:
-            raise ValueError("theta_dim is required when the model is a plain function")
-        return int(dim)
+        return model_theta_dim(model, theta_dim)
 
     def _model_fn(self, nr_moments: int) -> tuple[Callable[..., Any], bool]:
         """(f(theta, times), returns_moments) for a run needing ``nr_moments`` moments."""
-        from .jax_model import Model
-
-        src = self._source
-        if isinstance(src, Graph | Structure):
-            return Model(src, nr_moments=nr_moments, backend=self.backend), True
-        if isinstance(src, Model) and src.epochs > 1:
-            raise ValueError(
-                "SVGD fits theta of a model without epochs; for a model with epochs, pass a "
-                "function of (theta, times) that fixes the breaks, e.g. "
-                "lambda th, t: m(th.reshape(E, P), t, breaks), with theta_dim=E * P"
-            )
-        if isinstance(src, Model):
-            requested = getattr(self.backend, "name", self.backend)
-            if (requested is not None and requested != src.backend.name) or (
-                nr_moments > src.nr_moments
-            ):
-                backend = self.backend if self.backend is not None else src.backend
-                return Model(
-                    src.structure, nr_moments=max(nr_moments, src.nr_moments), backend=backend
-                ), True
-            return src, True
-        if self.backend is not None:
-            raise ValueError(
-                "backend= applies to a Graph or a ptdcore model, not to a plain function"
-            )
-        return src, self._returns_moments(src)
-
-    def _returns_moments(self, fn: Callable[..., Any]) -> bool:
-        """The seed's model type detection: a pair (pmf, moments) or the pmf alone."""
-        import jax
-        import jax.numpy as jnp
-
-        out = jax.eval_shape(fn, jnp.ones(self.theta_dim), jnp.asarray(self.data[:1]))
-        return isinstance(out, tuple | list) and len(out) == 2
+        return resolve_model(self._source, nr_moments, self.backend, self.theta_dim)
 
     def _log_density(self, nr_moments: int, regularization: float) -> Callable[[Any], Any]:
         import jax.numpy as jnp
@@ -261,22 +222,18 @@ class SVGD:
                 "fit_regularized needs a model that returns (pmf, moments); this model "
                 "returns the pmf only"
             )
-        data = jnp.asarray(self.data)
+        terms = iid_loglik_and_moments(fn, has_moments, self.data)
         target = jnp.asarray(compute_sample_moments(self.data, nr_moments))
-        prior, positive = self.prior, self.positive
+        prior = self.prior
 
-        def log_density(z: Any) -> Any:
-            theta = jnp.exp(z) if positive else z
-            out = fn(theta, data)
-            pmf = out[0] if has_moments else out
-            value = jnp.sum(jnp.log(pmf)) + prior(theta)
-            if positive:
-                value = value + jnp.sum(z)
+        def log_posterior(theta: Any) -> Any:
+            loglik, moments = terms(theta)
+            value = loglik + prior(theta)
             if nr_moments > 0:
-                value = value - regularization * jnp.sum((out[1][:nr_moments] - target) ** 2)
+                value = value - regularization * jnp.sum((moments[:nr_moments] - target) ** 2)
             return value
 
-        return log_density
+        return on_fitted_scale(log_posterior, self.positive, jacobian=True)
 
     # -- running ---------------------------------------------------------------------------
     def _schedule(self) -> Any:
@@ -303,19 +260,11 @@ class SVGD:
     def _check_observations(self, nr_moments: int) -> None:
         """Raise for an observation whose density is zero (or not finite) at every one of
         the first initial particles: its log-likelihood is -inf whatever the fit does."""
-        import jax.numpy as jnp
-
         fn, has_moments = self._model_fn(nr_moments)
         z = to_host(self._initial_particles())[:8]
         thetas = np.exp(z) if self.positive else z
-        data = jnp.asarray(self.data)
-        ok = np.zeros(self.data.size, dtype=bool)
-        for theta in thetas:
-            out = fn(jnp.asarray(theta), data)
-            pmf = np.asarray(out[0] if has_moments else out)
-            ok |= np.isfinite(pmf) & (pmf > 0)
-        if not ok.all():
-            bad = np.flatnonzero(~ok)
+        bad = zero_density_observations(fn, has_moments, thetas, self.data)
+        if bad.size:
             shown = ", ".join(f"observed_data[{i}] = {float(self.data[i])!r}" for i in bad[:5])
             more = f" and {bad.size - 5} more" if bad.size > 5 else ""
             raise ValueError(
@@ -473,7 +422,7 @@ class SVGD:
 
     # -- pickling: a ptdcore Model travels as its structure (its JAX functions do not) ----
     def __getstate__(self) -> dict[str, Any]:
-        from .jax_model import Model
+        from ..jax_model import Model
 
         state = dict(self.__dict__)
         src = state["_source"]
@@ -486,7 +435,7 @@ class SVGD:
     def __setstate__(self, state: dict[str, Any]) -> None:
         src = state["_source"]
         if isinstance(src, tuple) and len(src) == 4 and src[0] == "ptdcore.Model":
-            from .jax_model import Model
+            from ..jax_model import Model
 
             _, structure, nr_moments, backend = src
             state["_source"] = Model(structure, nr_moments, backend, _derived=True)

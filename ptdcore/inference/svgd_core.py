@@ -130,7 +130,7 @@ def build_step(
     gathered; the rest of the step runs on the whole, replicated arrays, so the result
     does not depend on the number of devices or processes.
     """
-    from .svgd_sharding import AXIS, local_map, particle_block, replicated
+    from .sharding import AXIS, local_map, particle_block, replicated
 
     def in_blocks(x: jax.Array) -> tuple[jax.Array, jax.Array]:
         block = particle_block(x.shape[0] * (1 if mesh is None else mesh.size))

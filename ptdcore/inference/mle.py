@@ -94,21 +94,25 @@ def fit_mle(
     import jax.numpy as jnp
     from scipy.optimize import minimize
 
-    from .float64 import require_float64
-    from .graph import Graph
-    from .jax_model import Model
-    from .structure import Structure
+    from ..float64 import require_float64
+    from ..graph import Graph
+    from ..jax_model import Model
+    from ..structure import Structure
+    from .likelihood import (
+        iid_loglik,
+        observations,
+        on_fitted_scale,
+        resolve_model,
+        zero_density_observations,
+    )
 
     require_float64("ptdcore.fit_mle")
-    if isinstance(model, Graph | Structure):
-        model = Model(model, nr_moments=0, backend=backend)
-    if not isinstance(model, Model):
+    if not isinstance(model, Graph | Structure | Model):
         raise TypeError(f"fit_mle needs a ptdcore Graph, Structure or model, got {type(model)}")
-    x = np.asarray(data, dtype=np.float64).ravel()
-    if x.size == 0:
-        raise ValueError("data is empty")
+    fn, has_moments = resolve_model(model, 0, backend)
+    x = observations(data)
     theta0 = np.asarray(theta0, dtype=np.float64)
-    P = model.nr_params
+    P = fn.nr_params
     if theta0.shape != (P,):
         raise ValueError(f"theta0 must have shape ({P},), got {theta0.shape}")
     if positive and np.any(theta0 <= 0):
@@ -116,19 +120,16 @@ def fit_mle(
     names = [f"theta[{j}]" for j in range(P)] if param_names is None else list(param_names)
     if len(names) != P:
         raise ValueError(f"param_names has {len(names)} names for {P} parameters")
-    pdf0 = np.asarray(model(jnp.asarray(theta0), jnp.asarray(x))[0])
-    bad = np.flatnonzero(~(np.isfinite(pdf0) & (pdf0 > 0)))
+    bad = zero_density_observations(fn, has_moments, theta0, x)
     if bad.size:
         raise ValueError(
             f"data[{bad[0]}] = {float(x[bad[0]])!r} has zero (or non-finite) density at theta0"
         )
-    data_j = jnp.asarray(x)
-
-    def loglik(theta: Any) -> Any:
-        return jnp.sum(jnp.log(model(theta, data_j)[0]))
+    loglik = iid_loglik(fn, has_moments, x)
+    on_scale = on_fitted_scale(loglik, positive)
 
     def objective(z: Any) -> Any:  # negative log-likelihood on the fitted scale
-        return -loglik(jnp.exp(z) if positive else z)
+        return -on_scale(z)
 
     f = jax.jit(objective)
     g = jax.jit(jax.grad(objective))

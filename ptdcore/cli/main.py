@@ -16,7 +16,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_backends(args: argparse.Namespace) -> int:
-    from .registry import backend_info
+    from ..registry import backend_info
 
     rows = [("name", "status", "jit", "GIL free", "parallel", "priority", "description")]
     for info in backend_info():
@@ -51,7 +51,7 @@ def _parse_times(text: str, discrete: bool, command: str) -> Any:
     """The --times values, checked as the model checks them; None after printing why not."""
     import numpy as np
 
-    from .jax_model import _check_concrete_times
+    from ..jax_model import _check_concrete_times
 
     try:
         times = np.array(_parse_vector(text))
@@ -64,7 +64,7 @@ def _parse_times(text: str, discrete: bool, command: str) -> Any:
 
 def _read_model(path: str, command: str) -> Any:
     """The Structure saved at ``path``, or None after printing why it cannot be read."""
-    from .structure import Structure
+    from ..structure import Structure
 
     try:
         return Structure.from_json(Path(path).read_text())
@@ -76,7 +76,7 @@ def _read_model(path: str, command: str) -> Any:
 def _cmd_check(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .testing.equivalence import compare_backends, format_table
+    from ..testing.equivalence import compare_backends, format_table
 
     structure = _read_model(args.model, "check")
     if structure is None:
@@ -153,7 +153,7 @@ def default_thetas(nr_params: int, discrete: bool) -> Any:
 def _cmd_cache(args: argparse.Namespace) -> int:
     """Show or clear the backends' persistent caches (``Backend.cache_info`` and
     ``Backend.clear_cache``; today only the legacy backend keeps one)."""
-    from .registry import get_backend, list_backends
+    from ..registry import get_backend, list_backends
 
     lines = []
     for name in list_backends():
@@ -248,7 +248,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         jax.config.update("jax_enable_x64", True)
     return int(args.func(args) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

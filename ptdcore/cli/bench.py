@@ -46,8 +46,8 @@ def loglik_gradient_timings(
     import jax
     import jax.numpy as jnp
 
-    from .jax_model import model
-    from .registry import list_backends
+    from ..jax_model import model
+    from ..registry import list_backends
 
     base = jnp.ones(graph.nr_params) if theta is None else jnp.asarray(theta, jnp.float64)
     thetas = jnp.linspace(0.7, 1.4, batch)[:, None] * base[None, :]
@@ -69,7 +69,7 @@ def timings_with_reference(
     backends at ``batch`` thetas, the ``reference`` backend at :data:`REFERENCE_BATCH`
     (median of :data:`REFERENCE_REPEATS`) or left out above
     :data:`REFERENCE_TIMED_STATES` states; and the line that says which."""
-    from .registry import list_backends
+    from ..registry import list_backends
 
     names = list(backends or list_backends())
     engines = [name for name in names if name != "reference"]
@@ -97,10 +97,10 @@ def timings_with_reference(
 
 def run_bench(n: int, n_obs: int = 100, backends=None) -> int:
     """Print the table for the Kingman coalescent with ``n`` samples."""
-    from .coalescent import kingman_graph, simulate_tmrca
+    from ..coalescent import kingman_block_counting, simulate_tmrca
 
     t0 = time.perf_counter()
-    graph = kingman_graph(n)
+    graph = kingman_block_counting(n)
     build = time.perf_counter() - t0
     data = simulate_tmrca(n, 1.0, n_obs, seed=n)
     print(

@@ -21,11 +21,11 @@ TRUE_THETA = 1.5
 
 def run_demo(quick: bool = False, out: str = "ptdcore-demo") -> int:
     """Run the demo; returns a process exit code."""
+    from ..coalescent import kingman_block_counting, simulate_tmrca
+    from ..inference.svgd import SVGD
+    from ..registry import get_backend
+    from ..testing.equivalence import compare_backends, format_table
     from .bench import timings_with_reference
-    from .coalescent import kingman_graph, simulate_tmrca
-    from .registry import get_backend
-    from .svgd import SVGD
-    from .testing.equivalence import compare_backends, format_table
 
     n = 6 if quick else 10
     n_obs = 100 if quick else 200
@@ -34,7 +34,7 @@ def run_demo(quick: bool = False, out: str = "ptdcore-demo") -> int:
 
     print(f"== ptdcore demo: Kingman coalescent, n = {n} ==\n")
     t0 = time.perf_counter()
-    graph = kingman_graph(n)
+    graph = kingman_block_counting(n)
     print(
         f"model: {graph.nr_states} states, {graph.nr_edges} edges "
         f"(built from the Python callback in {1e3 * (time.perf_counter() - t0):.1f} ms)"
@@ -105,7 +105,7 @@ def run_demo(quick: bool = False, out: str = "ptdcore-demo") -> int:
 def _plots(out_dir: Path, svgd, graph, data: np.ndarray, timings: list) -> list[str]:
     """The posterior, the density over the data, and the backend timings (log axis)."""
     try:
-        from .plots import _figure
+        from ..inference.plots import _figure
 
         _figure()
     except ImportError:
@@ -113,7 +113,7 @@ def _plots(out_dir: Path, svgd, graph, data: np.ndarray, timings: list) -> list[
         return []
     import jax.numpy as jnp
 
-    from .jax_model import model
+    from ..jax_model import model
 
     files = svgd.plot(str(out_dir), prefix="demo_svgd", true_theta=[TRUE_THETA])
     grid = np.linspace(1e-3, float(np.quantile(data, 0.995)) * 1.2, 200)
