@@ -58,10 +58,14 @@ class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def create_module(self, spec: Any) -> Any:
         new = MOVED_MODULES[spec.name]
         deprecated(f"the module {spec.name}", new)
-        return importlib.import_module(new)
+        module = importlib.import_module(new)
+        spec.loader_state = module.__spec__  # (the import system replaces it next)
+        return module
 
     def exec_module(self, module: Any) -> None:
-        """The new module is already executed."""
+        """The new module is already executed; give it back its own spec (the import
+        system set the old name's), so that its relative imports keep working."""
+        module.__spec__ = module.__spec__.loader_state
 
 
 def _backend(backend: Any, use_pybind11: bool | None) -> Any:

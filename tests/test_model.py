@@ -166,6 +166,7 @@ def test_moved_module_paths_warn_and_give_the_new_modules():
         with pytest.warns(DeprecationWarning, match=f"{old} is deprecated.*use {new}"):
             module = importlib.import_module(old)
         assert module is importlib.import_module(new)
+        assert module.__spec__.name == new  # (its relative imports keep working)
 
 
 def test_discrete_model_through_jax(backend):

@@ -74,6 +74,7 @@ class PreparedModel {
     }
     topo_ = build_topology(s_.nr_states, src, dst);
     levels_ = detect_levels(s_, topo_, dst);
+    route_ = route_of(s_);
   }
 
   const Structure& structure() const { return s_; }
@@ -84,68 +85,65 @@ class PreparedModel {
   bool level_structured() const { return levels_.usable; }
 
   // One theta (P values); outputs for that row (`what` at the T times, moments
-  // K, and the Jacobians, or Jacobians and Hessians, when requested).
+  // K, and the Jacobians, or Jacobians and Hessians, when requested). The one
+  // dispatch: the route is the structure's (route_), the derivative order the
+  // caller's.
   void evaluate_row(const double* theta, const double* times, int64_t T, int64_t K, Output what,
                     double* pmf, double* moments, double* dpmf, double* dmoments, Workspace& ws,
                     double* d2pmf = nullptr, double* d2moments = nullptr) const {
-    if (dpmf && dmoments && d2pmf && d2moments) {
-      evaluate_row_hessian(theta, times, T, K, what, pmf, moments, dpmf, dmoments, d2pmf,
-                           d2moments, ws);
-      return;
-    }
     const ScopedFlushSubnormals flush_subnormals;
     const bool jac = dpmf != nullptr && dmoments != nullptr;
+    const bool hes = jac && d2pmf != nullptr && d2moments != nullptr;
     if (!jac) dpmf = dmoments = nullptr;
-    if (s_.epochs > 1 && s_.reward_matrix) {
-      fill_nan(T, pmf, dpmf, nullptr);
-      const int64_t m = s_.reward_columns();
-      if (K != m + m * m)
-        fill_nan(K, moments, dmoments, nullptr);
-      else
-        evaluate_epoch_reward_moments(s_, topo_, theta, moments, dmoments, ws.epochs, ws.series,
-                                      ws.squaring, ws.solver);
+    if (!hes) d2pmf = d2moments = nullptr;
+    const bool epochs = route_ != Route::kHomogeneous && route_ != Route::kRewardMatrix;
+    if (epochs && hes) {  // epochs: first derivatives only
+      fill_nan(T, pmf, dpmf, d2pmf);
+      fill_nan(K, moments, dmoments, d2moments);
       return;
     }
-    if (s_.epochs > 1 && s_.has_rewards()) {  // moments of Y only
-      fill_nan(T, pmf, dpmf, nullptr);
-      evaluate_epoch_reward_power_moments(s_, topo_, theta, K, moments, dmoments, ws.epochs,
-                                          ws.series, ws.solver, s_.rewards.data(),
-                                          std::numeric_limits<double>::quiet_NaN(), false);
-      return;
-    }
-    if (s_.epochs > 1) {
-      evaluate_epochs(s_, topo_, theta, times, T, K, what, pmf, moments, dpmf, dmoments,
-                      ws.epochs, ws.series, ws.squaring, ws.solver);
-      return;
-    }
-    const double* rewards = s_.has_rewards() ? s_.rewards.data() : nullptr;
-    if (!build_numeric_graph(s_, theta, jac, ws.graph)) {  // invalid theta: the whole row
-      fill_nan(T, pmf, dpmf, nullptr);
-      fill_nan(K, moments, dmoments, nullptr);
-      return;
-    }
-    if (s_.reward_matrix) {
-      evaluate_reward_moments(T, K, pmf, moments, dpmf, dmoments, ws);
-      return;
-    }
-    // Moments and density are independent: a failure of one leaves the other.
-    const MomentStatus status =
-        compute_moments(topo_, ws.graph, rewards, s_.discrete, K, moments, dmoments, ws.solver);
-    if (status != MomentStatus::kFinite) fill_missing_moments(K, moments, dmoments, nullptr);
-    if (T == 0) return;
-    const NumericGraph* h = &ws.graph;
-    if (rewards) {
-      if (!reward_transform(ws.graph, rewards, ws.transformed)) {
-        fill_nan(T, pmf, dpmf, nullptr);
+    if (route_ == Route::kEpochRewardMatrix || route_ == Route::kEpochRewardPowers)
+      fill_nan(T, pmf, dpmf, nullptr);  // (rewards over epochs: no times)
+    switch (route_) {
+      case Route::kEpochRewardMatrix:
+        if (K != reward_matrix_size())
+          fill_nan(K, moments, dmoments, nullptr);
+        else
+          evaluate_epoch_reward_moments(s_, topo_, theta, moments, dmoments, ws.epochs, ws.series,
+                                        ws.squaring, ws.solver);
         return;
-      }
-      h = &ws.transformed;
-    } else if (levels_.usable && lump_levels(levels_, topo_, ws.graph, ws.transformed)) {
-      h = &ws.transformed;
+      case Route::kEpochRewardPowers:  // moments of Y only
+        evaluate_epoch_reward_power_moments(s_, topo_, theta, K, moments, dmoments, ws.epochs,
+                                            ws.series, ws.solver, s_.rewards.data(),
+                                            std::numeric_limits<double>::quiet_NaN(), false);
+        return;
+      case Route::kEpochs:
+        evaluate_epochs(s_, topo_, theta, times, T, K, what, pmf, moments, dpmf, dmoments,
+                        ws.epochs, ws.series, ws.squaring, ws.solver);
+        return;
+      case Route::kRewardMatrix:
+      case Route::kHomogeneous:
+        break;
     }
-    const double atom = atom_of(*h, false, ws.datom);
-    functional(*h, s_.discrete, what, atom,
-               jac ? ws.datom.data() : nullptr, times, T, pmf, dpmf, ws.series, ws.squaring);
+    if (!build_numeric_graph(s_, theta, jac, ws.graph)) {  // invalid theta: the whole row
+      fill_nan(T, pmf, dpmf, d2pmf);
+      fill_nan(K, moments, dmoments, d2moments);
+      return;
+    }
+    if (route_ == Route::kRewardMatrix) {
+      evaluate_reward_moments(T, K, pmf, moments, dpmf, dmoments, d2pmf, d2moments, ws);
+      return;
+    }
+    // Moments and the functional are independent: a failure of one leaves the other.
+    const double* rewards = s_.has_rewards() ? s_.rewards.data() : nullptr;
+    const MomentStatus status = compute_moments(topo_, ws.graph, rewards, s_.discrete, K, moments,
+                                                dmoments, ws.solver, d2moments);
+    if (status != MomentStatus::kFinite) fill_missing_moments(K, moments, dmoments, d2moments);
+    if (T == 0) return;
+    if (hes)
+      evaluate_functional_hessian(times, T, what, pmf, dpmf, d2pmf, ws);
+    else
+      evaluate_functional(times, T, what, pmf, dpmf, ws);
   }
 
   // Rows [begin, end) of a batch.
@@ -159,43 +157,75 @@ class PreparedModel {
     }
   }
 
-  // One row with first and second derivatives (exact: second-order forward
-  // mode). The density/cdf/sf come from the uniformisation series on the
-  // model itself, or on its reward transformation (whose rational weights
-  // carry their second derivatives); the level shortcut and the squaring
-  // ladder are not used, so times beyond the series limit give NaN.
-  void evaluate_row_hessian(const double* theta, const double* times, int64_t T, int64_t K,
-                            Output what, double* pmf, double* moments, double* dpmf, double* dmoments,
-                            double* d2pmf, double* d2moments, Workspace& ws) const {
-    const ScopedFlushSubnormals flush_subnormals;
-    const int64_t P = s_.nr_params, PP = P * P, cols = P + PP;
-    const double* rewards = s_.has_rewards() ? s_.rewards.data() : nullptr;
-    if (!build_numeric_graph(s_, theta, true, ws.graph)) {
-      fill_nan(T, pmf, dpmf, d2pmf);
-      fill_nan(K, moments, dmoments, d2moments);
-      return;
-    }
-    if (s_.reward_matrix && s_.epochs == 1) {
-      fill_nan(T, pmf, dpmf, d2pmf);
-      const int64_t m = s_.reward_columns();
-      if (K != m + m * m ||
-          compute_reward_moments(topo_, ws.graph, s_.rewards.data(), m, moments, dmoments,
-                                 ws.solver, ws.reward_moments, d2moments) != MomentStatus::kFinite)
-        fill_nan(K, moments, dmoments, d2moments);
-      return;
-    }
-    if (s_.epochs > 1) {  // first order only
-      fill_nan(T, pmf, dpmf, d2pmf);
-      fill_nan(K, moments, dmoments, d2moments);
-      return;
-    }
-    const MomentStatus status = compute_moments(topo_, ws.graph, rewards, s_.discrete, K, moments,
-                                                dmoments, ws.solver, d2moments);
-    if (status != MomentStatus::kFinite) fill_missing_moments(K, moments, dmoments, d2moments);
-    if (T == 0) return;
+ private:
+  // What a row evaluates, from the structure alone (decided once).
+  enum class Route {
+    kHomogeneous,        // density/cdf/sf and moments of T (or of Y, one reward vector)
+    kRewardMatrix,       // means and cross moments of the reward columns
+    kEpochs,             // density/cdf/sf and moments of T over epochs
+    kEpochRewardPowers,  // moments of Y over epochs
+    kEpochRewardMatrix,  // means and cross moments of the reward columns over epochs
+  };
+
+  static Route route_of(const Structure& s) {
+    if (s.epochs > 1)
+      return s.reward_matrix   ? Route::kEpochRewardMatrix
+             : s.has_rewards() ? Route::kEpochRewardPowers
+                               : Route::kEpochs;
+    return s.reward_matrix ? Route::kRewardMatrix : Route::kHomogeneous;
+  }
+
+  // K of a reward-matrix row: m means and m^2 cross moments.
+  int64_t reward_matrix_size() const {
+    const int64_t m = s_.reward_columns();
+    return m + m * m;
+  }
+
+  // A reward matrix: no times (any given get NaN); moments holds the means and
+  // cross moments of the m reward columns, K = m + m^2 (another K gets NaN:
+  // the caller asked for a different layout). Second derivatives with d2moments.
+  void evaluate_reward_moments(int64_t T, int64_t K, double* pmf, double* moments, double* dpmf,
+                               double* dmoments, double* d2pmf, double* d2moments,
+                               Workspace& ws) const {
+    fill_nan(T, pmf, dpmf, d2pmf);
+    if (K != reward_matrix_size() ||
+        compute_reward_moments(topo_, ws.graph, s_.rewards.data(), s_.reward_columns(), moments,
+                               dmoments, ws.solver, ws.reward_moments,
+                               d2moments) != MomentStatus::kFinite)
+      fill_nan(K, moments, dmoments, d2moments);  // (rewards: Y may stay finite)
+  }
+
+  // The functional at the times on ws.graph (first derivatives with dpmf):
+  // on the reward transformation with rewards, else on the level-lumped chain
+  // where the level shortcut applies, else on the model itself.
+  void evaluate_functional(const double* times, int64_t T, Output what, double* pmf, double* dpmf,
+                           Workspace& ws) const {
     const NumericGraph* h = &ws.graph;
-    if (rewards) {  // the transformed weights carry their own second derivatives
-      if (!reward_transform(ws.graph, rewards, ws.transformed, true)) {
+    if (s_.has_rewards()) {
+      if (!reward_transform(ws.graph, s_.rewards.data(), ws.transformed)) {
+        fill_nan(T, pmf, dpmf, nullptr);
+        return;
+      }
+      h = &ws.transformed;
+    } else if (levels_.usable && lump_levels(levels_, topo_, ws.graph, ws.transformed)) {
+      h = &ws.transformed;
+    }
+    const double atom = atom_of(*h, false, ws.datom);
+    functional(*h, s_.discrete, what, atom, dpmf ? ws.datom.data() : nullptr, times, T, pmf, dpmf,
+               ws.series, ws.squaring);
+  }
+
+  // The functional with first and second derivatives (exact: second-order
+  // forward mode): the uniformisation series on the model itself, or on its
+  // reward transformation (whose rational weights carry their second
+  // derivatives); the level shortcut and the squaring ladder are not used, so
+  // times beyond the series limit give NaN.
+  void evaluate_functional_hessian(const double* times, int64_t T, Output what, double* pmf,
+                                   double* dpmf, double* d2pmf, Workspace& ws) const {
+    const int64_t P = s_.nr_params, PP = P * P, cols = P + PP;
+    const NumericGraph* h = &ws.graph;
+    if (s_.has_rewards()) {
+      if (!reward_transform(ws.graph, s_.rewards.data(), ws.transformed, true)) {
         fill_nan(T, pmf, dpmf, d2pmf);
         return;
       }
@@ -213,23 +243,6 @@ class PreparedModel {
       std::copy(row, row + P, dpmf + q * P);
       std::copy(row + P, row + cols, d2pmf + q * PP);
     }
-  }
-
- private:
-  // A reward matrix: no times (any given get NaN); moments holds the
-  // means and cross moments of the m reward columns, K = m + m^2 (another K
-  // gets NaN: the caller asked for a different layout).
-  void evaluate_reward_moments(int64_t T, int64_t K, double* pmf, double* moments, double* dpmf,
-                               double* dmoments, Workspace& ws) const {
-    fill_nan(T, pmf, dpmf, nullptr);
-    const int64_t m = s_.reward_columns();
-    if (K != m + m * m) {
-      fill_nan(K, moments, dmoments, nullptr);
-      return;
-    }
-    if (compute_reward_moments(topo_, ws.graph, s_.rewards.data(), m, moments, dmoments,
-                               ws.solver, ws.reward_moments) != MomentStatus::kFinite)
-      fill_nan(K, moments, dmoments, nullptr);  // (rewards: Y may stay finite)
   }
 
   // NaN in the n values and, where given, their n x P first and n x P x P
@@ -270,6 +283,7 @@ class PreparedModel {
   Structure s_;
   SccTopology topo_;
   LevelStructure levels_;
+  Route route_ = Route::kHomogeneous;
 };
 
 }  // namespace ptdcore
