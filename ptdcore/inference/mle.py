@@ -92,12 +92,12 @@ def fit_mle(
     """
     import jax
     import jax.numpy as jnp
-    from scipy.optimize import minimize
 
     from ..float64 import require_float64
     from ..graph import Graph
     from ..jax_model import Model
     from ..structure import Structure
+    from .laplace import find_mode
     from .likelihood import (
         iid_loglik,
         observations,
@@ -128,21 +128,8 @@ def fit_mle(
     loglik = iid_loglik(fn, has_moments, x)
     on_scale = on_fitted_scale(loglik, positive)
 
-    def objective(z: Any) -> Any:  # negative log-likelihood on the fitted scale
-        return -on_scale(z)
-
-    f = jax.jit(objective)
-    g = jax.jit(jax.grad(objective))
-    h = jax.jit(jax.hessian(objective))
     z0 = np.log(theta0) if positive else theta0
-    result = minimize(
-        lambda z: float(f(z)),
-        z0,
-        jac=lambda z: np.asarray(g(z)),
-        hess=lambda z: np.asarray(h(z)),
-        method="trust-exact",
-        options={"gtol": gtol, "maxiter": max_iter},
-    )
+    result = find_mode(on_scale, z0, gtol=gtol, max_iter=max_iter)
     theta = np.exp(result.x) if positive else np.asarray(result.x)
     H = np.asarray(jax.hessian(loglik)(jnp.asarray(theta)))  # natural scale
     score = np.asarray(jax.grad(loglik)(jnp.asarray(theta)))
@@ -171,16 +158,15 @@ def fit_mle(
             RuntimeWarning,
             stacklevel=2,
         )
-    gradient = float(np.linalg.norm(np.asarray(g(result.x))))
-    converged = gradient <= gtol * max(1.0, abs(float(result.fun)))
+    converged = result.gradient_norm <= gtol * max(1.0, abs(result.value))
     return MLEResult(
         theta=theta,
         se=se,
         cov=cov,
-        loglik=float(-result.fun),
+        loglik=result.value,
         converged=converged,
-        iterations=int(result.nit),
-        message=str(result.message),
+        iterations=result.iterations,
+        message=result.message,
         param_names=names,
         at_bound=at_bound,
     )

@@ -17,7 +17,17 @@ Conventions (written down here because the contract leaves them open):
   huge gradients of the first steps for ~1000 iterations, so particles that
   started far out stall (moment-regularised posteriors then come out several
   times too wide).
-- Particles start at ``z ~ Normal(log(init_scale), 1)``.
+- Particles start from the Laplace approximation at the posterior mode on the fitted
+  scale (``init="laplace"``, exact Hessian), and the steps are taken in coordinates
+  scaled by its standard deviations (``precondition="diagonal"``; ``"full"`` whitens by
+  the whole covariance): SVGD with a constant matrix-valued kernel (Wang, Tang, Bajaj &
+  Liu 2019) whose metric comes from the inverse Hessian at the mode, so that parameters
+  on very different scales move together and the median bandwidth is on the posterior's
+  own scale. ``init="spread"`` (particles at ``z ~ Normal(log(init_scale),
+  1)``, plain steps) is the old behaviour; see :mod:`ptdcore.inference.start` and
+  docs/svgd.md.
+- ``SVGD(loglik=f, theta_dim=P)`` samples ``p(theta) prop. to exp(f(theta)) prior(theta)``
+  for any scalar JAX log-likelihood ``f`` (an SFS likelihood, a sum over loci, ...).
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ from .likelihood import (
     zero_density_observations,
 )
 from .sharding import particle_mesh, shard, to_host
+from .start import Start, check_strategy, choose_start, spread_points
 
 DEFAULT_PRIOR_SD = 3.0
 """The default prior: log(theta_j) ~ Normal(0, 3^2) independently (positive parameters),
@@ -128,10 +139,13 @@ class SVGD:
     model
         A :class:`ptdcore.Graph`, a ptdcore model (``ptdcore.model(...)``), or any
         JAX function ``f(theta, times)`` returning the pmf, or ``(pmf, moments)``.
+        None with ``loglik``.
     observed_data
         Observed values of ``T``; the log-likelihood is the sum of log pmf/pdf at them.
+        None with ``loglik``.
     theta_dim
-        Length of theta (checked against the model when it knows it).
+        Length of theta (checked against the model when it knows it; required with
+        ``loglik``).
     n_particles, n_iterations, learning_rate, seed
         Run size, the optimizer's initial step size and the PRNG seed.
     prior
@@ -143,7 +157,19 @@ class SVGD:
     positive
         Fit ``log(theta)`` (parameters are positive). False fits theta directly.
     init_scale
-        Particles start around ``theta = init_scale`` (log-normal spread 1).
+        Where the mode search starts (and, with ``init="spread"``, the centre of the
+        particles, log-normal spread 1).
+    loglik
+        Any scalar JAX function of theta (natural scale), instead of ``model`` and
+        ``observed_data``: the log-likelihood of whatever the data are.
+    init
+        ``"laplace"`` (default), ``"spread"`` (the old start) or a callable
+        ``init(n_particles, theta_dim, seed) -> z`` on the fitted scale; see
+        :mod:`ptdcore.inference.start`.
+    precondition
+        With ``init="laplace"``: take the steps in coordinates scaled by the Laplace
+        standard deviations (``"diagonal"``, the default), whitened by the whole Laplace
+        covariance (``"full"``), or plain steps in ``z`` (None).
     progress
         Show a progress bar; None shows one when stderr is a terminal.
     param_names
@@ -155,8 +181,8 @@ class SVGD:
 
     def __init__(
         self,
-        model: Any,
-        observed_data: Any,
+        model: Any = None,
+        observed_data: Any = None,
         theta_dim: int | None = None,
         n_particles: int = 100,
         n_iterations: int = 1000,
@@ -170,15 +196,38 @@ class SVGD:
         init_scale: float = 1.0,
         progress: bool | None = None,
         param_names: Any = None,
+        loglik: Callable[[Any], Any] | None = None,
+        init: Any = "laplace",
+        precondition: str | None = "diagonal",
     ) -> None:
         from ..float64 import require_float64
 
         require_float64("ptdcore.SVGD")
+        check_strategy(init, precondition)
         self._source = model
         self.backend = backend
-        self.data = observations(observed_data, "observed_data")
-        warn_if_density_like(self.data)
-        self.theta_dim = self._resolve_theta_dim(model, theta_dim)
+        self.loglik = loglik
+        if loglik is not None:
+            if model is not None or observed_data is not None:
+                raise ValueError(
+                    "pass either loglik= or a model and observed_data, not both: loglik is "
+                    "the whole log-likelihood"
+                )
+            if not callable(loglik):
+                raise TypeError(f"loglik must be a JAX function of theta, got {loglik!r}")
+            if theta_dim is None:
+                raise ValueError("theta_dim is required with loglik=")
+            self.data = None
+            self.theta_dim = int(theta_dim)
+        else:
+            if model is None or observed_data is None:
+                raise ValueError(
+                    "SVGD needs a model and observed_data, or loglik= and theta_dim= for any "
+                    "log-likelihood"
+                )
+            self.data = observations(observed_data, "observed_data")
+            warn_if_density_like(self.data)
+            self.theta_dim = self._resolve_theta_dim(model, theta_dim)
         names = (
             [f"theta[{j}]" for j in range(self.theta_dim)]
             if param_names is None
@@ -201,6 +250,8 @@ class SVGD:
         self.prior = prior if prior is not None else default_log_prior(self.positive)
         self.optimizer = optimizer
         self.init_scale = float(init_scale)
+        self.init = init
+        self.precondition = precondition
         self.progress = progress
         self.result: dict[str, Any] | None = None
 
@@ -215,6 +266,12 @@ class SVGD:
 
     def _log_density(self, nr_moments: int, regularization: float) -> Callable[[Any], Any]:
         import jax.numpy as jnp
+
+        if self.loglik is not None:
+            loglik, prior = self.loglik, self.prior
+            return on_fitted_scale(
+                lambda theta: loglik(theta) + prior(theta), self.positive, jacobian=True
+            )
 
         fn, has_moments = self._model_fn(nr_moments)
         if nr_moments > 0 and not has_moments:
@@ -248,20 +305,32 @@ class SVGD:
             return self.optimizer
         return optax.rmsprop(self._schedule(), decay=0.9)
 
-    def _initial_particles(self) -> Any:
-        import jax
-        import jax.numpy as jnp
+    def _center(self) -> float:
+        """The old start's centre on the fitted scale (where the mode search starts)."""
+        return math.log(self.init_scale) if self.positive else self.init_scale
 
-        key = jax.random.PRNGKey(self.seed)
-        noise = jax.random.normal(key, (self.n_particles, self.theta_dim), dtype=jnp.float64)
-        center = math.log(self.init_scale) if self.positive else self.init_scale
-        return center + noise
+    def _start(self, log_density: Callable[[Any], Any], nr_moments: int) -> Start:
+        moments = None
+        if self.loglik is None:
+
+            def moments() -> tuple[Callable[[Any], Any], np.ndarray] | None:
+                fn, has_moments = self._model_fn(max(nr_moments, self.theta_dim))
+                if not has_moments:
+                    return None
+                no_times = np.zeros(0)
+                targets = compute_sample_moments(self.data, self.theta_dim)
+                return (lambda theta: fn(theta, no_times)[1], targets)
+
+        return choose_start(
+            self.init, log_density, self.n_particles, self.theta_dim, self.seed,
+            self._center(), self.precondition, moments, self.positive,
+        )  # fmt: skip
 
     def _check_observations(self, nr_moments: int) -> None:
         """Raise for an observation whose density is zero (or not finite) at every one of
         the first initial particles: its log-likelihood is -inf whatever the fit does."""
         fn, has_moments = self._model_fn(nr_moments)
-        z = to_host(self._initial_particles())[:8]
+        z = spread_points(8, self.theta_dim, self.seed, self._center())
         thetas = np.exp(z) if self.positive else z
         bad = zero_density_observations(fn, has_moments, thetas, self.data)
         if bad.size:
@@ -275,15 +344,28 @@ class SVGD:
 
     def _run(self, nr_moments: int, regularization: float) -> SVGD:
         import jax
+        import jax.numpy as jnp
 
         from . import svgd_core
 
-        self._check_observations(nr_moments)
+        if self.loglik is None:
+            self._check_observations(nr_moments)
+        elif nr_moments:
+            raise ValueError(
+                "fit_regularized matches the model's moments to the data's: it needs a model "
+                "and observed_data, not loglik="
+            )
         log_density = self._log_density(nr_moments, regularization)
+        start = self._start(log_density, nr_moments)
+        center, factor = jnp.asarray(start.center), jnp.asarray(start.factor)
+
+        def log_density_u(u: Any) -> Any:  # the coordinates the steps are taken in
+            return log_density(center + factor @ u)
+
         optimizer = self._optimizer()
         mesh = particle_mesh(self.n_particles)
-        step = svgd_core.build_step(log_density, optimizer, mesh=mesh)
-        state = svgd_core.init(shard(self._initial_particles(), mesh), optimizer)
+        step = svgd_core.build_step(log_density_u, optimizer, mesh=mesh)
+        state = svgd_core.init(shard(jnp.asarray(start.u), mesh), optimizer)
         chunk = max(1, math.ceil(self.n_iterations / 50))
         runners: dict[int, Any] = {}
         history = [to_host(state.particles)]
@@ -304,11 +386,9 @@ class SVGD:
             bar.close()
         rates = None
         if self.optimizer is None:  # the step sizes taken, for the drift criterion
-            import jax.numpy as jnp
-
             rates = np.asarray(jax.vmap(self._schedule())(jnp.arange(self.n_iterations)))
         self.result = _summarise(
-            self, np.stack(history), infos, nr_moments, regularization, chunk, rates
+            self, start, np.stack(history), infos, nr_moments, regularization, chunk, rates
         )
         return self
 
@@ -472,7 +552,8 @@ def _drift(history: np.ndarray, window_chunks: int, chunk: int, rates: np.ndarra
 
 def _summarise(
     svgd: SVGD,
-    history: np.ndarray,
+    start: Start,
+    history_u: np.ndarray,
     infos: list[Any],
     nr_moments: int,
     regularization: float,
@@ -480,6 +561,7 @@ def _summarise(
     rates: np.ndarray | None,
 ) -> dict[str, Any]:
     to_natural = np.exp if svgd.positive else (lambda x: x)
+    history = start.to_fitted(history_u)
     traces = {name: np.concatenate([getattr(i, name) for i in infos]) for name in infos[0]._fields}
     steps = traces["imbalance"].size
     window = max(len(infos[-1].imbalance), math.ceil(CONVERGENCE_WINDOW * steps))
@@ -489,7 +571,8 @@ def _summarise(
     # the cloud no longer drifts per unit step size (default optimizer), nothing was
     # non-finite there, and the particles are finite.
     window_chunks = min(history.shape[0] - 1, max(1, math.ceil(window / chunk)))
-    drift = _drift(history, window_chunks, chunk, rates) if rates is not None else float("nan")
+    # (drift in the coordinates the steps are taken in, where the step size is defined)
+    drift = _drift(history_u, window_chunks, chunk, rates) if rates is not None else float("nan")
     imbalance_bound = CONVERGENCE_IMBALANCE if rates is None else CONVERGENCE_IMBALANCE_WITH_DRIFT
     converged = bool(
         tail_imbalance < imbalance_bound
@@ -520,6 +603,8 @@ def _summarise(
                 "imbalance and drift" if rates is not None else "imbalance (custom optimizer)"
             ),
             "nonfinite_particle_steps": nonfinite,
+            "init": start.description,
+            "preconditioned": start.preconditioned,
         },
         "nr_moments": nr_moments,
         "regularization": regularization,
