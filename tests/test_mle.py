@@ -77,3 +77,64 @@ def test_an_estimate_at_the_bound_says_so_and_has_no_standard_error():
     assert "at its bound" in result.summary()
     interior = ptdcore.fit_mle(graph, np.random.default_rng(0).exponential(1.0, 300), [0.5, 0.5])
     assert not interior.at_bound.any() and np.isfinite(interior.se).all()
+
+
+def test_any_log_likelihood_with_bounds_in_closed_form():
+    """fit_mle(loglik, theta0, bounds=...): a normal sample's mean and sd (one open side,
+    one bound) and a binomial proportion (two bounds), against their closed forms."""
+    import jax.numpy as jnp
+
+    x = np.random.default_rng(6).normal(3.0, 2.0, 200)
+
+    def normal(theta):
+        mu, sigma = theta
+        return jnp.sum(-0.5 * ((x - mu) / sigma) ** 2 - jnp.log(sigma))
+
+    fit = ptdcore.fit_mle(normal, [0.0, 1.0], bounds=[(None, None), (0, None)])
+    mu, sigma = x.mean(), x.std()  # the MLEs
+    assert fit.converged and not fit.at_bound.any()
+    np.testing.assert_allclose(fit.estimate, [mu, sigma], rtol=1e-9)
+    n = x.size
+    np.testing.assert_allclose(fit.stderr, [sigma / np.sqrt(n), sigma / np.sqrt(2 * n)], rtol=1e-8)
+    assert fit.covariance.shape == (2, 2)
+    assert abs(fit.covariance[0, 1]) < 1e-8 * fit.covariance[0, 0]  # (closed form: 0)
+
+    k, trials = 37, 120
+
+    def binomial(theta):
+        p = theta[0]
+        return k * jnp.log(p) + (trials - k) * jnp.log1p(-p)
+
+    fit = ptdcore.fit_mle(binomial, [0.5], bounds=[(0.0, 1.0)])
+    p = k / trials
+    assert fit.converged  # (to gtol 1e-8 of the log-likelihood's size: p to ~1e-8)
+    np.testing.assert_allclose(fit.estimate, [p], rtol=1e-7)
+    np.testing.assert_allclose(fit.stderr, [np.sqrt(p * (1 - p) / trials)], rtol=1e-6)
+
+
+def test_an_estimate_at_an_upper_bound_says_so():
+    import jax.numpy as jnp
+
+    def all_successes(theta):  # k = n: the likelihood rises all the way to p = 1
+        return 50 * jnp.log(theta[0])
+
+    with pytest.warns(RuntimeWarning, match=r"estimate at its bound: p = 1"):
+        fit = ptdcore.fit_mle(all_successes, [0.5], bounds=[(0.0, 1.0)], param_names=["p"])
+    assert fit.at_bound.tolist() == [True] and np.isnan(fit.stderr[0])
+    assert fit.estimate[0] > 0.999
+
+
+def test_log_likelihood_form_errors_name_the_problem():
+    import jax.numpy as jnp
+
+    def f(theta):
+        return -jnp.sum(theta**2)
+
+    with pytest.raises(ValueError, match=r"theta0 of theta\[0\] = 2\.0 must lie strictly inside"):
+        ptdcore.fit_mle(f, [2.0], bounds=[(0.0, 1.0)])
+    with pytest.raises(ValueError, match="bounds has 1 pairs for 2 parameters"):
+        ptdcore.fit_mle(f, [0.5, 0.5], bounds=[(0.0, 1.0)])
+    with pytest.raises(TypeError, match="takes no data"):
+        ptdcore.fit_mle(f, [1.0], [0.5])
+    with pytest.raises(TypeError, match="log-likelihood of theta"):
+        ptdcore.fit_mle("not a model", [1.0], [0.5])

@@ -1,13 +1,17 @@
 """Maximum likelihood with exact gradients, exact Hessians and standard errors.
 
-``fit_mle(model, data, theta0)`` maximises ``sum log pmf(data | theta)`` by scipy's
-trust-region Newton method (``trust-exact``) with the model's exact gradient and
-Hessian, on ``log(theta)`` for positive parameters. Standard errors come from the
-observed information, the exact Hessian of the log-likelihood at the estimate on the
-natural scale: ``cov = inv(-H)``, ``se = sqrt(diag(cov))``.
+``fit_mle(model, data, theta0)`` maximises ``sum log pmf(data | theta)``;
+``fit_mle(loglik, theta0, bounds=...)`` maximises any scalar JAX log-likelihood (contract
+section 13). Both use scipy's trust-region Newton method (``trust-exact``) with the exact
+gradient and Hessian (:func:`ptdcore.inference.laplace.find_mode`) on unbounded
+coordinates: ``theta = low + exp(z)`` for a lower bound, ``high - exp(z)`` for an upper
+one, ``low + (high - low) / (1 + exp(-z))`` for both (the model form's positive
+parameters are bounds ``(0, None)``). Standard errors come from the observed information,
+the exact Hessian of the log-likelihood at the estimate on the natural scale:
+``cov = inv(-H)``, ``se = sqrt(diag(cov))``.
 
-A positive parameter whose estimate runs into its bound 0 (the likelihood still increases
-toward it: the score on the natural scale is negative and worth more than
+A parameter whose estimate runs into a bound (the likelihood still increases toward it:
+the score on the natural scale points at the bound and is worth more than
 :data:`BOUND_SCORE` log-likelihood units over one marginal standard deviation) is
 reported in ``at_bound``; its standard error and covariance entries are NaN (the Wald
 theory does not hold there), the others come from the information of the free parameters
@@ -49,6 +53,21 @@ class MLEResult:
     """Per parameter: the estimate lies on its bound (0 for a positive parameter); its
     standard error is NaN."""
 
+    @property
+    def estimate(self) -> np.ndarray:
+        """The estimate (contract section 13's name of :attr:`theta`)."""
+        return self.theta
+
+    @property
+    def stderr(self) -> np.ndarray:
+        """Standard errors (contract section 13's name of :attr:`se`)."""
+        return self.se
+
+    @property
+    def covariance(self) -> np.ndarray:
+        """Asymptotic covariance (contract section 13's name of :attr:`cov`)."""
+        return self.cov
+
     def summary(self) -> str:
         """A short table: estimate, standard error and a 95 % Wald interval per parameter."""
         width = max(6, *(len(n) for n in self.param_names))
@@ -64,10 +83,11 @@ class MLEResult:
 
 def fit_mle(
     model: Any,
-    data: Any,
-    theta0: Any,
+    data: Any = None,
+    theta0: Any = None,
     *,
-    positive: bool = True,
+    bounds: Any = None,
+    positive: bool | None = None,
     param_names: Any = None,
     gtol: float = 1e-8,
     max_iter: int = 200,
@@ -75,76 +95,164 @@ def fit_mle(
 ) -> MLEResult:
     """The maximum-likelihood estimate of theta with standard errors.
 
+    Two forms: ``fit_mle(model, data, theta0)`` for observed values of ``T`` under a
+    ptdcore model, and ``fit_mle(loglik, theta0, bounds=None)`` for any scalar JAX
+    log-likelihood ``loglik(theta)`` (an SFS likelihood, a sum over loci, ...).
+
     Parameters
     ----------
     model
-        A :class:`ptdcore.Graph` (or Structure) or a ptdcore model.
+        A :class:`ptdcore.Graph` (or Structure) or a ptdcore model; or a log-likelihood.
     data
-        Observed values of ``T`` (or ``Y`` with rewards).
+        Observed values of ``T`` (or ``Y`` with rewards); with a log-likelihood, this
+        place holds ``theta0``.
     theta0
-        Starting point, shape ``(nr_params,)``.
+        Starting point, shape ``(nr_params,)``, inside the bounds.
+    bounds
+        One ``(low, high)`` per parameter, ``None`` for an open side (scipy's form); None:
+        every parameter open (log-likelihood form) or positive (model form).
     positive
-        Fit ``log(theta)`` (positive parameters); False fits theta directly.
+        Model form: fit ``log(theta)`` (default True, the bounds ``(0, None)``); False
+        fits theta directly. Not with ``bounds``.
     param_names
         Names used by :meth:`MLEResult.summary`.
     gtol
         Convergence: gradient norm on the fitted scale, relative to ``max(1, |loglik|)``.
     """
-    import jax
-    import jax.numpy as jnp
-
     from ..float64 import require_float64
     from ..graph import Graph
     from ..jax_model import Model
     from ..structure import Structure
-    from .laplace import find_mode
-    from .likelihood import (
-        iid_loglik,
-        observations,
-        on_fitted_scale,
-        resolve_model,
-        zero_density_observations,
-    )
 
     require_float64("ptdcore.fit_mle")
-    if not isinstance(model, Graph | Structure | Model):
-        raise TypeError(f"fit_mle needs a ptdcore Graph, Structure or model, got {type(model)}")
+    if isinstance(model, Graph | Structure | Model):
+        loglik, theta0, bounds = _model_form(model, data, theta0, bounds, positive, backend)
+    elif callable(model):
+        if theta0 is not None and data is not None:
+            raise TypeError("fit_mle(loglik, theta0, bounds=...) takes no data: loglik is whole")
+        if positive is not None or backend is not None:
+            raise TypeError("positive= and backend= belong to the model form; pass bounds=")
+        loglik, theta0 = model, np.asarray(data if theta0 is None else theta0, dtype=np.float64)
+        if theta0.ndim != 1:
+            raise ValueError(f"theta0 must have shape (P,), got shape {theta0.shape}")
+    else:
+        raise TypeError(
+            "fit_mle needs a ptdcore Graph, Structure or model (with data), or a JAX "
+            f"log-likelihood of theta; got {type(model).__name__}"
+        )
+    P = theta0.size
+    names = [f"theta[{j}]" for j in range(P)] if param_names is None else list(param_names)
+    if len(names) != P:
+        raise ValueError(f"param_names has {len(names)} names for {P} parameters")
+    return _fit(loglik, theta0, Bounds.of(bounds, theta0, names), names, gtol, max_iter)
+
+
+def _model_form(
+    model: Any, data: Any, theta0: Any, bounds: Any, positive: bool | None, backend: Any
+) -> tuple[Any, np.ndarray, Any]:
+    """The i.i.d. log-likelihood of ``data``, ``theta0`` checked, and the bounds."""
+    from .likelihood import iid_loglik, observations, resolve_model, zero_density_observations
+
+    if bounds is not None and positive is not None:
+        raise TypeError("pass bounds= or positive=, not both")
     fn, has_moments = resolve_model(model, 0, backend)
     x = observations(data)
     theta0 = np.asarray(theta0, dtype=np.float64)
     P = fn.nr_params
     if theta0.shape != (P,):
         raise ValueError(f"theta0 must have shape ({P},), got {theta0.shape}")
-    if positive and np.any(theta0 <= 0):
-        raise ValueError(f"theta0 must be positive (positive=True), got {theta0.tolist()}")
-    names = [f"theta[{j}]" for j in range(P)] if param_names is None else list(param_names)
-    if len(names) != P:
-        raise ValueError(f"param_names has {len(names)} names for {P} parameters")
+    if bounds is None:
+        if positive is None or positive:
+            if np.any(theta0 <= 0):
+                raise ValueError(f"theta0 must be positive (positive=True), got {theta0.tolist()}")
+            bounds = [(0.0, None)] * P
+        else:
+            bounds = [(None, None)] * P
     bad = zero_density_observations(fn, has_moments, theta0, x)
     if bad.size:
         raise ValueError(
             f"data[{bad[0]}] = {float(x[bad[0]])!r} has zero (or non-finite) density at theta0"
         )
-    loglik = iid_loglik(fn, has_moments, x)
-    on_scale = on_fitted_scale(loglik, positive)
+    return iid_loglik(fn, has_moments, x), theta0, bounds
 
-    z0 = np.log(theta0) if positive else theta0
-    result = find_mode(on_scale, z0, gtol=gtol, max_iter=max_iter)
-    theta = np.exp(result.x) if positive else np.asarray(result.x)
+
+@dataclass(frozen=True)
+class Bounds:
+    """Per parameter ``low <= theta <= high`` (``-inf``/``inf`` for an open side) and the
+    map from unbounded coordinates ``z`` to theta."""
+
+    low: np.ndarray
+    high: np.ndarray
+
+    @staticmethod
+    def of(bounds: Any, theta0: np.ndarray, names: list[str]) -> Bounds:
+        P = theta0.size
+        pairs = [(None, None)] * P if bounds is None else list(bounds)
+        if len(pairs) != P:
+            raise ValueError(f"bounds has {len(pairs)} pairs for {P} parameters")
+        low = np.array([-np.inf if p[0] is None else float(p[0]) for p in pairs])
+        high = np.array([np.inf if p[1] is None else float(p[1]) for p in pairs])
+        for j in range(P):
+            if not low[j] < high[j]:
+                raise ValueError(f"bounds of {names[j]}: low {low[j]} is not below high {high[j]}")
+            if not low[j] < theta0[j] < high[j]:
+                raise ValueError(
+                    f"theta0 of {names[j]} = {float(theta0[j])!r} must lie strictly inside its "
+                    f"bounds ({low[j]}, {high[j]})"
+                )
+        return Bounds(low, high)
+
+    def to_theta(self, z: Any) -> Any:
+        import jax
+        import jax.numpy as jnp
+
+        lower, upper = np.isfinite(self.low), np.isfinite(self.high)
+        lo = jnp.asarray(np.where(lower, self.low, 0.0))
+        hi = jnp.asarray(np.where(upper, self.high, 0.0))
+        zb = jnp.where(lower | upper, z, 0.0)  # (no exp of an open coordinate's value)
+        e = jnp.exp(zb)
+        both = lo + (hi - lo) * jax.nn.sigmoid(zb)
+        one_sided = jnp.where(lower, lo + e, hi - e)
+        return jnp.where(lower & upper, both, jnp.where(lower | upper, one_sided, z))
+
+    def to_z(self, theta: np.ndarray) -> np.ndarray:
+        lower, upper = np.isfinite(self.low), np.isfinite(self.high)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            both = np.log((theta - self.low) / (self.high - theta))
+            return np.where(
+                lower & upper, both,
+                np.where(lower, np.log(theta - self.low),
+                         np.where(upper, np.log(self.high - theta), theta)),
+            )  # fmt: skip
+
+
+def _fit(
+    loglik: Any, theta0: np.ndarray, bounds: Bounds, names: list[str], gtol: float, max_iter: int
+) -> MLEResult:
+    """Maximise on the unbounded coordinates; errors from the natural-scale Hessian."""
+    import jax
+    import jax.numpy as jnp
+
+    from .laplace import find_mode
+
+    P = theta0.size
+    result = find_mode(lambda z: loglik(bounds.to_theta(z)), bounds.to_z(theta0), gtol=gtol,
+                       max_iter=max_iter)  # fmt: skip
+    theta = np.asarray(bounds.to_theta(jnp.asarray(result.x)))
     H = np.asarray(jax.hessian(loglik)(jnp.asarray(theta)))  # natural scale
     score = np.asarray(jax.grad(loglik)(jnp.asarray(theta)))
-    at_bound = _at_lower_bound(score, H) if positive else np.zeros(P, dtype=bool)
+    at_bound = _at_bound(score, H, bounds)
     free = np.flatnonzero(~at_bound)
     cov = np.full((P, P), np.nan)
     se = np.full(P, np.nan)
     if at_bound.any():
         warnings.warn(
-            "estimate at its bound 0: "
+            "estimate at its bound: "
             + ", ".join(f"{names[j]} = {theta[j]:.3g}" for j in np.flatnonzero(at_bound))
-            + " (the likelihood still increases toward 0); their standard errors are NaN and "
-            "the others are conditional on them",
+            + " (the likelihood still increases toward the bound); their standard errors are "
+            "NaN and the others are conditional on them",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     try:
         info = -H[np.ix_(free, free)]
@@ -156,7 +264,7 @@ def fit_mle(
             "the observed information -H is not positive definite at the estimate: standard "
             "errors are NaN (a boundary or flat direction; check the model's identifiability)",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     converged = result.gradient_norm <= gtol * max(1.0, abs(result.value))
     return MLEResult(
@@ -172,10 +280,14 @@ def fit_mle(
     )
 
 
-def _at_lower_bound(score: np.ndarray, H: np.ndarray) -> np.ndarray:
-    """Parameters whose likelihood still rises toward 0: negative natural-scale score worth
-    more than :data:`BOUND_SCORE` over one marginal standard deviation ``1/sqrt(-H_jj)``."""
+def _at_bound(score: np.ndarray, H: np.ndarray, bounds: Bounds) -> np.ndarray:
+    """Parameters whose likelihood still rises toward a finite bound: a natural-scale score
+    pointing at it, worth more than :data:`BOUND_SCORE` over one marginal standard
+    deviation ``1/sqrt(-H_jj)`` (an interior optimum has score 0)."""
     curvature = -np.diag(H)
     with np.errstate(divide="ignore", invalid="ignore"):
         sd = np.where(curvature > 0, 1.0 / np.sqrt(np.abs(curvature)), np.inf)
-    return (score < 0) & (-score * sd > BOUND_SCORE)
+    strong = np.abs(score) * sd > BOUND_SCORE
+    toward_low = (score < 0) & np.isfinite(bounds.low)
+    toward_high = (score > 0) & np.isfinite(bounds.high)
+    return strong & (toward_low | toward_high)
