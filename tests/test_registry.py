@@ -205,3 +205,23 @@ def test_non_backend_registration_warns(monkeypatch):
         warnings.simplefilter("always")
         ptdcore.list_backends()
     assert any("not a named ptdcore.Backend" in str(w.message) for w in caught)
+
+
+def test_a_backend_without_the_newer_arguments_keeps_working_and_says_what_it_lacks():
+    """A plugin written before hessian= and output=: the density runs as before (neither
+    is passed at their defaults), a cdf is refused naming the backend, and it samples
+    through the best available backend that does."""
+    from ptdcore.coalescent import kingman_tmrca
+
+    old = make_module("old_plugin", "old-style").Delegate()
+    m = ptdcore.model(kingman_tmrca(4), nr_moments=1, backend=old)
+    times = np.array([0.5, 1.0])
+    reference = ptdcore.model(kingman_tmrca(4), nr_moments=1, backend="pybind11")
+    np.testing.assert_array_equal(
+        m(np.array([1.2]), times)[0], reference(np.array([1.2]), times)[0]
+    )
+    with pytest.raises(
+        NotImplementedError, match="backend 'old-style' does not evaluate output='cdf'"
+    ):
+        m.cdf(np.array([1.2]), times)
+    assert m.sample(np.array([1.2]), 5, seed=1).shape == (5,)
