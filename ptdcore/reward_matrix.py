@@ -39,6 +39,7 @@ class RewardMoments:
         self.nr_columns = structure.reward_columns
         m = self.nr_columns
         self._model = Model(structure, nr_moments=m + m * m, backend=backend)
+        self._means: Model | None = None
         self.backend = self._model.backend
         self.structure = structure
 
@@ -53,6 +54,22 @@ class RewardMoments:
         m = self.nr_columns
         _, moments = self._model(theta, jnp.zeros(0), breaks)
         return moments[:m], moments[m:].reshape(m, m)
+
+    def mean(self, theta: Any, breaks: Any = None) -> Any:
+        """``E[Y_j]`` alone, ``(m,)`` (with epochs ``rm.mean(theta, breaks)``): one
+        transposed solve for all columns, no cross moments (contract section 9). Same
+        transforms and exact derivatives as the call; over epochs and for second
+        derivatives the engine still computes the cross moments and returns the means
+        (the same numbers, not yet cheaper)."""
+        import jax.numpy as jnp
+
+        from .jax_model import Model
+
+        if self._means is None:
+            self._means = Model(
+                self.structure, nr_moments=self.nr_columns, backend=self.backend, _derived=True
+            )
+        return self._means(theta, jnp.zeros(0), breaks)[1]
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle by structure (its reward matrix and epochs included) and backend name."""

@@ -182,12 +182,12 @@ def make_function(structure: Structure, nr_moments: int, output: str = "density"
         # E[Y_j] = alpha U r_j, E[Y_i Y_j] = alpha U (r_i o U r_j + r_j o U r_i), U = (-S)^-1
         R = jnp.asarray(rewards.reshape(n, -1))
         m = R.shape[1]
-        if K != m + m * m:  # another layout asked for: NaN, as the engine gives
+        if K not in (m, m + m * m):  # another layout asked for: NaN, as the engine gives
             return jnp.full(K, jnp.nan)
         X = jnp.linalg.solve(-M, R)
         a = jnp.linalg.solve(-M.T, alpha)
         C = R.T @ (a[:, None] * X)
-        return jnp.concatenate([alpha @ X, (C + C.T).ravel()])
+        return jnp.concatenate([alpha @ X, (C + C.T).ravel()])[:K]  # (K = m: the means)
 
     if structure.epochs > 1:
         return make_epoch_function(structure, nr_moments, matrices, output)

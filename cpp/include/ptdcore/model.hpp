@@ -60,6 +60,7 @@ struct Workspace {
   RewardMomentBuffers reward_moments;
   EpochBuffers epochs;
   std::vector<double> datom, packed;
+  std::vector<double> full, dfull, d2full;  // a reward matrix's full layout (means cut)
 };
 
 class PreparedModel {
@@ -106,11 +107,18 @@ class PreparedModel {
       fill_nan(T, pmf, dpmf, nullptr);  // (rewards over epochs: no times)
     switch (route_) {
       case Route::kEpochRewardMatrix:
-        if (K != reward_matrix_size())
-          fill_nan(K, moments, dmoments, nullptr);
-        else
+        if (K == reward_matrix_size()) {
           evaluate_epoch_reward_moments(s_, topo_, theta, moments, dmoments, ws.epochs, ws.series,
                                         ws.squaring, ws.solver);
+        } else if (K == s_.reward_columns()) {  // the means: the full layout, cut
+          double* full = scratch(ws, dmoments != nullptr, false);
+          evaluate_epoch_reward_moments(s_, topo_, theta, full,
+                                        dmoments ? ws.dfull.data() : nullptr, ws.epochs,
+                                        ws.series, ws.squaring, ws.solver);
+          copy_means(ws, moments, dmoments, nullptr);
+        } else {
+          fill_nan(K, moments, dmoments, nullptr);
+        }
         return;
       case Route::kEpochRewardPowers:  // moments of Y only
         evaluate_epoch_reward_power_moments(s_, topo_, theta, K, moments, dmoments, ws.epochs,
@@ -182,17 +190,49 @@ class PreparedModel {
   }
 
   // A reward matrix: no times (any given get NaN); moments holds the means and
-  // cross moments of the m reward columns, K = m + m^2 (another K gets NaN:
-  // the caller asked for a different layout). Second derivatives with d2moments.
+  // cross moments of the m reward columns, K = m + m^2, or the means alone, K =
+  // m (one transposed solve; with second derivatives, the full layout cut);
+  // another K gets NaN: the caller asked for a different layout.
   void evaluate_reward_moments(int64_t T, int64_t K, double* pmf, double* moments, double* dpmf,
                                double* dmoments, double* d2pmf, double* d2moments,
                                Workspace& ws) const {
     fill_nan(T, pmf, dpmf, d2pmf);
-    if (K != reward_matrix_size() ||
-        compute_reward_moments(topo_, ws.graph, s_.rewards.data(), s_.reward_columns(), moments,
-                               dmoments, ws.solver, ws.reward_moments,
-                               d2moments) != MomentStatus::kFinite)
+    const int64_t m = s_.reward_columns();
+    const double* rewards = s_.rewards.data();
+    MomentStatus status = MomentStatus::kInfinite;
+    if (K == reward_matrix_size()) {
+      status = compute_reward_moments(topo_, ws.graph, rewards, m, moments, dmoments, ws.solver,
+                                      ws.reward_moments, d2moments);
+    } else if (K == m && d2moments == nullptr) {
+      status = compute_reward_means(topo_, ws.graph, rewards, m, moments, dmoments, ws.solver,
+                                    ws.reward_moments);
+    } else if (K == m) {
+      double* full = scratch(ws, true, true);
+      status = compute_reward_moments(topo_, ws.graph, rewards, m, full, ws.dfull.data(),
+                                      ws.solver, ws.reward_moments, ws.d2full.data());
+      if (status == MomentStatus::kFinite) copy_means(ws, moments, dmoments, d2moments);
+    }
+    if (status != MomentStatus::kFinite)
       fill_nan(K, moments, dmoments, d2moments);  // (rewards: Y may stay finite)
+  }
+
+  // Workspace outputs of the full reward-matrix layout (m + m^2 values, and their
+  // first and second derivatives when asked), for the means cut from it.
+  double* scratch(Workspace& ws, bool first, bool second) const {
+    const int64_t K = reward_matrix_size(), P = s_.nr_params;
+    ws.full.assign(K, 0.0);
+    ws.dfull.assign(first ? K * P : 0, 0.0);
+    ws.d2full.assign(second ? K * P * P : 0, 0.0);
+    return ws.full.data();
+  }
+
+  // The means (the first m values of the full layout) and their derivatives.
+  void copy_means(const Workspace& ws, double* moments, double* dmoments,
+                  double* d2moments) const {
+    const int64_t m = s_.reward_columns(), P = s_.nr_params;
+    std::copy(ws.full.begin(), ws.full.begin() + m, moments);
+    if (dmoments) std::copy(ws.dfull.begin(), ws.dfull.begin() + m * P, dmoments);
+    if (d2moments) std::copy(ws.d2full.begin(), ws.d2full.begin() + m * P * P, d2moments);
   }
 
   // The functional at the times on ws.graph (first derivatives with dpmf):

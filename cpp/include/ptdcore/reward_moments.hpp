@@ -145,4 +145,34 @@ inline MomentStatus compute_reward_moments(const SccTopology& topo, const Numeri
   return MomentStatus::kFinite;
 }
 
+// The means alone, E[Y_j] = a . r_j with a = alpha U (one transposed solve for
+// every column; no x_j, no cross moments), and their Jacobians (dout: m x P, or
+// nullptr): da_p M = -a dM_p. Returns kInfinite as compute_reward_moments.
+inline MomentStatus compute_reward_means(const SccTopology& topo, const NumericGraph& g,
+                                         const double* rewards, int64_t m, double* out,
+                                         double* dout, BlockSolver& solver,
+                                         RewardMomentBuffers& buf) {
+  const int64_t n = g.n, P = dout ? g.P : 0;
+  const MomentStatus status = solver.factorise(topo, g);
+  if (status != MomentStatus::kFinite) return status;
+  buf.a.resize(n);
+  buf.rhs.resize(n);
+  solver.solve_transposed(g.alpha.data(), buf.a.data());
+  buf.da.assign(P * n, 0.0);
+  if (P) detail::solve_transposed_tangents(g, solver, buf.a.data(), nullptr, buf.da.data(), P,
+                                           buf.rhs);
+  for (int64_t j = 0; j < m; ++j) {
+    double mean = 0.0;
+    for (int64_t s = 0; s < n; ++s) mean += buf.a[s] * rewards[s * m + j];
+    out[j] = mean;
+    for (int64_t p = 0; p < P; ++p) {
+      const double* dap = buf.da.data() + p * n;
+      double d = 0.0;
+      for (int64_t s = 0; s < n; ++s) d += dap[s] * rewards[s * m + j];
+      dout[j * P + p] = d;
+    }
+  }
+  return MomentStatus::kFinite;
+}
+
 }  // namespace ptdcore
