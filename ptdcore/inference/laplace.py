@@ -50,11 +50,15 @@ def find_mode(f: Any, x0: Any, *, gtol: float = 1e-8, max_iter: int = 200) -> Mo
     negative = jax.jit(lambda x: -f(x))
     gradient = jax.jit(jax.grad(lambda x: -f(x)))
     hessian = jax.jit(jax.hessian(lambda x: -f(x)))
-    try:
-        hessian(jnp.asarray(x0))
+    try:  # (the probe's Hessian is the one trust-exact asks for first)
+        at_x0 = np.asarray(hessian(jnp.asarray(x0)))
         exact = True
     except NotImplementedError:  # (epochs: first derivatives only)
         exact = False
+
+    def hess(x: np.ndarray) -> np.ndarray:
+        return at_x0 if np.array_equal(x, x0) else np.asarray(hessian(x))
+
     options = {"gtol": gtol, "maxiter": max_iter}
     common = {
         "fun": lambda x: float(negative(x)),
@@ -62,9 +66,8 @@ def find_mode(f: Any, x0: Any, *, gtol: float = 1e-8, max_iter: int = 200) -> Mo
         "jac": lambda x: np.asarray(gradient(x)),
     }
     if exact:
-        result = minimize(**common, hess=lambda x: np.asarray(hessian(x)), method="trust-exact",
-                          options=options)  # fmt: skip
-        H = -np.asarray(hessian(result.x))
+        result = minimize(**common, hess=hess, method="trust-exact", options=options)
+        H = -hess(np.asarray(result.x))
     else:
         result = minimize(**common, method="BFGS", options=options)
         H = -_difference_hessian(gradient, np.asarray(result.x))
@@ -117,9 +120,8 @@ def laplace(f: Any, x0: Any, *, gtol: float = 1e-8, max_iter: int = 200) -> Lapl
             f"the mode search did not converge ({mode.message}; gradient {mode.gradient_norm:.3g})"
         )
     try:
-        inverse_factor = np.linalg.cholesky(-mode.hessian)
+        np.linalg.cholesky(-mode.hessian)  # negative definite
     except np.linalg.LinAlgError:
         return "the Hessian at the mode is not negative definite (a flat or boundary direction)"
-    factor = np.linalg.inv(inverse_factor).T  # (L L^T)^-1 = L^-T L^-1
-    covariance = factor @ factor.T
+    covariance = np.linalg.inv(-mode.hessian)
     return Laplace(mode.x, covariance, np.linalg.cholesky(covariance), mode.exact_hessian)

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 BOUND_SCORE = 1e-3
-"""Log-likelihood gain over one marginal standard deviation toward 0 above which a
-positive parameter counts as at its bound (an interior optimum has score 0)."""
+"""Log-likelihood gain over one marginal standard deviation toward a finite bound above
+which a parameter counts as at that bound (an interior optimum has score 0)."""
 
 
 @dataclass(frozen=True)

@@ -264,7 +264,11 @@ class SVGD:
         """(f(theta, times), returns_moments) for a run needing ``nr_moments`` moments."""
         return resolve_model(self._source, nr_moments, self.backend, self.theta_dim)
 
-    def _log_density(self, nr_moments: int, regularization: float) -> Callable[[Any], Any]:
+    def _log_density(
+        self, nr_moments: int, regularization: float, model: Any = None
+    ) -> Callable[[Any], Any]:
+        """The target density on the fitted scale; ``model`` is ``_model_fn(nr_moments)``
+        when the caller has it already."""
         import jax.numpy as jnp
 
         if self.loglik is not None:
@@ -273,7 +277,7 @@ class SVGD:
                 lambda theta: loglik(theta) + prior(theta), self.positive, jacobian=True
             )
 
-        fn, has_moments = self._model_fn(nr_moments)
+        fn, has_moments = model if model is not None else self._model_fn(nr_moments)
         if nr_moments > 0 and not has_moments:
             raise ValueError(
                 "fit_regularized needs a model that returns (pmf, moments); this model "
@@ -326,10 +330,9 @@ class SVGD:
             self._center(), self.precondition, moments, self.positive,
         )  # fmt: skip
 
-    def _check_observations(self, nr_moments: int) -> None:
+    def _check_observations(self, fn: Callable[..., Any], has_moments: bool) -> None:
         """Raise for an observation whose density is zero (or not finite) at every one of
         the first initial particles: its log-likelihood is -inf whatever the fit does."""
-        fn, has_moments = self._model_fn(nr_moments)
         z = spread_points(8, self.theta_dim, self.seed, self._center())
         thetas = np.exp(z) if self.positive else z
         bad = zero_density_observations(fn, has_moments, thetas, self.data)
@@ -348,14 +351,16 @@ class SVGD:
 
         from . import svgd_core
 
+        model = None
         if self.loglik is None:
-            self._check_observations(nr_moments)
+            model = self._model_fn(nr_moments)  # (resolved once for the check and the run)
+            self._check_observations(*model)
         elif nr_moments:
             raise ValueError(
                 "fit_regularized matches the model's moments to the data's: it needs a model "
                 "and observed_data, not loglik="
             )
-        log_density = self._log_density(nr_moments, regularization)
+        log_density = self._log_density(nr_moments, regularization, model)
         start = self._start(log_density, nr_moments)
         center, factor = jnp.asarray(start.center), jnp.asarray(start.factor)
 
