@@ -33,7 +33,7 @@ FLOORS = {
         "ptdcore.hookspecs", "ptdcore.registry", "ptdcore.quantile", "ptdcore.jax_model",
         "ptdcore.reward_matrix",
     ],
-    "applications": ["ptdcore.inference", "ptdcore.testing"],
+    "applications": ["ptdcore.inference", "ptdcore.testing", "ptdcore.demography", "ptdcore.sfs"],
     "tools": ["ptdcore.cli", "ptdcore._compat"],
     "package": ["ptdcore"],
 }  # fmt: skip

@@ -1,0 +1,247 @@
+"""``Demography``: a demes model with its samples, as JAX functions of the model's values."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from . import chain
+from .lineages import Structure, build, check_meeting, reward_matrix
+from .schedule import Schedule, check_samples
+
+KINDS = ("joint", "pooled", "marginal")
+
+
+def lumping_weights(n: int) -> np.ndarray:
+    """((n - 1) x (n + 1)): from the expected time with k = 2..n lineages to the expected
+    SFS, E[xi_i] = sum_k k E[T_k] C(n-i-1, k-2) / C(n-1, k-1) (one panmictic deme: the
+    tree's shape does not depend on its times; Griffiths and Tavare 1998)."""
+    W = np.zeros((n - 1, n + 1))
+    for k in range(2, n + 1):
+        for i in range(1, n - k + 2):
+            W[k - 2, i] = k * math.comb(n - i - 1, k - 2) / math.comb(n - 1, k - 1)
+    return W
+
+
+class Demography:
+    """A demographic model and a sample, built once; see :func:`from_demes`.
+
+    Attributes
+    ----------
+    parameter_names : list of str
+        Every number of the model a user may fit (demes paths); event times equal in the
+        model are one parameter, named by the first of ``aliases[name]``.
+    values : numpy.ndarray
+        Their values in the model.
+    representation : str
+        The state space used for the SFS, and its size.
+    """
+
+    def __init__(self, sched: Schedule, samples: dict[str, int], ploidy: int = 2,
+                 max_states: int = 5000) -> None:  # fmt: skip
+        if ploidy not in (1, 2) and not (isinstance(ploidy, int) and ploidy > 0):
+            raise ValueError(f"ploidy={ploidy!r}: a positive integer")
+        self.schedule = sched
+        self.ploidy = int(ploidy)
+        self.counts = check_samples(sched, samples)
+        self.sampled = [sched.demes[d] for d in np.flatnonzero(self.counts)]
+        self.sample_sizes = tuple(int(c) for c in self.counts[self.counts > 0])
+        self.shape = tuple(c + 1 for c in self.sample_sizes)
+        self.parameter_names = list(sched.names)
+        self.values = np.array(sched.values, dtype=np.float64)
+        self.aliases = dict(sched.aliases)
+        self._counts_chain = build(sched, self.counts, typed=False, max_states=max_states)
+        check_meeting(sched, self._counts_chain)
+        n = int(self.counts.sum())
+        panmictic = all(len({d for d, _, _ in s}) == 1 for s in self._counts_chain.states)
+        self.lumped = panmictic and len(self.sampled) == 1
+        if self.lumped:
+            self._sfs_chain = self._counts_chain
+            T = np.zeros((self._counts_chain.size, n - 1))
+            for i, s in enumerate(self._counts_chain.states):
+                T[i, sum(c for _, _, c in s) - 2] = 1.0
+            self._rewards = T @ lumping_weights(n)
+            self.representation = f"lumped lineage counts ({self._counts_chain.size} states)"
+        else:
+            self._sfs_chain = build(sched, self.counts, typed=True, max_states=max_states)
+            self._rewards = reward_matrix(self._sfs_chain, self.shape)
+            self.representation = f"block counts per deme ({self._sfs_chain.size} states)"
+        self._typed_chain: Structure | None = None if self.lumped else self._sfs_chain
+        self._max_states = max_states
+        self._cache: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"Demography(samples={dict(zip(self.sampled, self.sample_sizes, strict=True))}, "
+            f"{len(self.parameter_names)} parameters, {self.representation})"
+        )
+
+    # -- values ---------------------------------------------------------------------
+    def _values(self, values: Any) -> Any:
+        import jax.numpy as jnp
+
+        from ..float64 import require_float64
+
+        require_float64("ptdcore.demography")
+        v = jnp.asarray(self.values if values is None else values, dtype=jnp.float64)
+        if v.shape != self.values.shape:
+            raise ValueError(
+                f"values has shape {v.shape}; this model has {self.values.size} parameters "
+                f"({self.parameter_names})"
+            )
+        return v
+
+    def _jitted(self, name: str, fn: Any) -> Any:
+        if name not in self._cache:
+            import jax
+
+            self._cache[name] = jax.jit(fn)
+        return self._cache[name]
+
+    def _guard(self, values: Any, out: Any) -> Any:
+        import jax.numpy as jnp
+
+        return jnp.where(chain.valid(self.schedule, values), out, jnp.nan)
+
+    # -- the SFS ----------------------------------------------------------------------
+    def _joint(self, v: Any) -> Any:
+        out = chain.expected_rewards(self.schedule, self._sfs_chain, self._rewards, v, self.ploidy)
+        return self._guard(v, out).reshape(self.shape)
+
+    def expected_sfs(self, values: Any = None, kind: str = "joint") -> Any:
+        """The expected SFS in generations (branch lengths; times a per-generation
+        mutation rate and the sequence length: expected counts).
+
+        Parameters
+        ----------
+        values : array of shape (len(parameter_names),), optional
+            The model's numbers (default: ``self.values``); a JAX array to differentiate.
+        kind : {"joint", "pooled", "marginal"}
+            ``"joint"``: shape ``prod(n_i + 1)`` over the sampled demes (in the model's
+            order), the all-ancestral and all-derived corners included and zero;
+            ``"pooled"``: shape ``(n + 1,)``, all samples together; ``"marginal"``: a
+            list, one SFS per sampled deme.
+        """
+        if kind not in KINDS:
+            raise ValueError(f"kind={kind!r}; expected one of {KINDS}")
+        joint = self._jitted("joint", self._joint)(self._values(values))
+        return from_joint(joint, kind)
+
+    def sfs_moments(self, values: Any = None, kind: str = "pooled") -> tuple[Any, Any]:
+        """(mean, cross moments) of the SFS's branch lengths, as ``reward_moments``
+        returns them: ``E[xi_i]`` and ``E[xi_i xi_j]`` (flattened joint index for
+        ``kind="joint"``; ``kind="pooled"`` sums the demes)."""
+        if kind not in ("joint", "pooled"):
+            raise ValueError(f"kind={kind!r}; expected 'joint' or 'pooled'")
+        if self._typed_chain is None:  # the lumped chain has no tree shapes
+            self._typed_chain = build(
+                self.schedule, self.counts, typed=True, max_states=self._max_states
+            )
+        R = reward_matrix(self._typed_chain, self.shape)
+        if kind == "pooled":
+            R = R @ pooling_matrix(self.shape)
+        struct = self._typed_chain
+
+        def moments(v: Any) -> tuple[Any, Any]:
+            mean, cross = chain.reward_cross_moments(self.schedule, struct, R, v, self.ploidy)
+            return self._guard(v, mean), self._guard(v, cross)
+
+        return self._jitted(f"moments-{kind}", moments)(self._values(values))
+
+    # -- the T_MRCA --------------------------------------------------------------------
+    def tmrca(self, values: Any = None) -> TMRCA:
+        """The time to the most recent common ancestor of all samples (generations)."""
+        return TMRCA(self, self._values(values))
+
+
+def pooling_matrix(shape: tuple[int, ...]) -> np.ndarray:
+    """(prod(shape) x (n + 1)): joint index to the total derived count."""
+    idx = np.indices(shape).reshape(len(shape), -1).sum(axis=0)
+    P = np.zeros((idx.size, sum(s - 1 for s in shape) + 1))
+    P[np.arange(idx.size), idx] = 1.0
+    return P
+
+
+def from_joint(joint: Any, kind: str) -> Any:
+    """The pooled or marginal SFS of a joint one (any array module)."""
+    if kind == "joint":
+        return joint
+    if kind == "pooled":
+        import jax.numpy as jnp
+
+        return jnp.asarray(joint).reshape(-1) @ pooling_matrix(joint.shape)
+    axes = range(joint.ndim)
+    return [joint.sum(axis=tuple(a for a in axes if a != d)) for d in axes]
+
+
+class TMRCA:
+    """The T_MRCA of a :class:`Demography` at fixed values: ``pdf``, ``cdf``, ``sf``,
+    ``moments`` and ``sample`` (generations)."""
+
+    def __init__(self, model: Demography, values: Any) -> None:
+        self._model, self._values = model, values
+        sched, struct, ploidy = model.schedule, model._counts_chain, model.ploidy
+        starts, gens, exits = chain.interval_starts(sched, struct, values, ploidy)
+        self._starts, self._gens, self._exits = starts, gens, exits
+        import jax.numpy as jnp
+
+        self._edges = jnp.concatenate([jnp.zeros(1), values[np.array(sched.times, dtype=int)]])
+        self._ok = chain.valid(sched, values)
+
+    def _state(self, t: Any) -> tuple[Any, Any]:
+        import jax
+        import jax.numpy as jnp
+        import jax.scipy.linalg as jsl
+
+        t = jnp.asarray(t, dtype=jnp.float64)
+
+        def one(s: Any) -> tuple[Any, Any]:
+            k = jnp.clip(jnp.searchsorted(self._edges, s, side="right") - 1, 0)
+            tau = jnp.maximum(s - self._edges[k], 0.0)
+            p = self._starts[k] @ jsl.expm(tau * self._gens[k])
+            return p, self._exits[k]
+
+        p, ex = jax.vmap(one)(t.reshape(-1))
+        return p.reshape((*t.shape, -1)), ex.reshape((*t.shape, -1))
+
+    def _finish(self, t: Any, out: Any, below: float) -> Any:
+        import jax.numpy as jnp
+
+        t = jnp.asarray(t, dtype=jnp.float64)
+        out = jnp.where(t < 0, below, out)
+        return jnp.where(self._ok & ~jnp.isnan(t), out, jnp.nan)
+
+    def pdf(self, t: Any) -> Any:
+        p, ex = self._state(t)
+        return self._finish(t, (p * ex).sum(-1), 0.0)
+
+    def sf(self, t: Any) -> Any:
+        p, _ = self._state(t)
+        return self._finish(t, p.sum(-1), 1.0)
+
+    def cdf(self, t: Any) -> Any:
+        return 1.0 - self.sf(t)
+
+    def moments(self) -> Any:
+        """``[E[T], E[T^2]]``."""
+        import jax.numpy as jnp
+
+        m = self._model
+        m1, m2 = chain.absorption_moments(m.schedule, m._counts_chain, self._values, m.ploidy)
+        return jnp.where(self._ok, jnp.stack([m1, m2]), jnp.nan)
+
+    def sample(self, size: int, seed: int = 0) -> np.ndarray:
+        """Draws by inverting the cdf (bisection to 1e-12 relative)."""
+        rng = np.random.default_rng(seed)
+        u = rng.uniform(size=size)
+        hi = np.full(size, float(self.moments()[0]) * 4.0)
+        while np.any(self.cdf(hi) < u):
+            hi = np.where(np.asarray(self.cdf(hi)) < u, hi * 2.0, hi)
+        lo = np.zeros(size)
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            below = np.asarray(self.cdf(mid)) < u
+            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+        return 0.5 * (lo + hi)
