@@ -20,6 +20,7 @@ alone, and a warning names it.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +53,54 @@ class MLEResult:
     at_bound: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     """Per parameter: the estimate lies on its bound (0 for a positive parameter); its
     standard error is NaN."""
+    loglik_of_data: Any = field(default=None, repr=False, compare=False)
+    """``loglik(theta, observed)`` when the fit was given ``observed=`` (for
+    :meth:`godambe`)."""
+
+    def godambe(self, bootstrap_observations: Any, loglik: Any = None) -> np.ndarray:
+        """Composite-likelihood (Godambe, sandwich) standard errors from bootstrapped data.
+
+        ``cov = H^-1 J H^-1`` with ``H`` the observed information at the estimate and
+        ``J`` the covariance of the score ``grad loglik(theta_hat, b)`` over the
+        bootstrapped observations ``b`` (Coffman et al. 2016, as dadi and moments compute
+        it); the SFS's sites are not independent, so these are the honest errors.
+
+        Parameters
+        ----------
+        bootstrap_observations : sequence of observed data (e.g. spectra), at least two
+        loglik : callable, optional
+            ``loglik(theta, observed)``; default: the one given to ``fit_mle`` with
+            ``observed=``.
+
+        Returns
+        -------
+        GodambeErrors
+            Standard errors (an array; NaN for parameters at a bound), the sandwich
+            covariance as its ``.cov``.
+        """
+        import jax
+        import jax.numpy as jnp
+
+        fn = self.loglik_of_data if loglik is None else loglik
+        if fn is None:
+            raise ValueError(
+                "godambe needs loglik(theta, observed): pass loglik=, or fit with "
+                "fit_mle(loglik, theta0, observed=data)"
+            )
+        boots = list(bootstrap_observations)
+        if len(boots) < 2:
+            raise ValueError(f"godambe needs at least two bootstrapped data sets, got {len(boots)}")
+        theta = jnp.asarray(self.theta)
+        # each data set closed over, not traced: it may be a masked array
+        scores = np.array([np.asarray(jax.grad(lambda t, b=b: fn(t, b))(theta)) for b in boots])
+        if not np.all(np.isfinite(scores)):
+            raise ValueError("a bootstrapped data set gives a non-finite score at the estimate")
+        free = np.flatnonzero(~self.at_bound) if self.at_bound.size else np.arange(theta.size)
+        J = np.atleast_2d(np.cov(scores[:, free], rowvar=False))
+        H_inv = self.cov[np.ix_(free, free)]  # inv(-H) of the free parameters
+        cov = np.full((theta.size, theta.size), np.nan)
+        cov[np.ix_(free, free)] = H_inv @ J @ H_inv
+        return GodambeErrors(np.sqrt(np.diag(cov)), cov)
 
     @property
     def estimate(self) -> np.ndarray:
@@ -81,6 +130,20 @@ class MLEResult:
         return "\n".join(lines)
 
 
+class GodambeErrors(np.ndarray):
+    """Godambe standard errors (an array) with the sandwich covariance as ``.cov``."""
+
+    cov: np.ndarray
+
+    def __new__(cls, se: np.ndarray, cov: np.ndarray) -> GodambeErrors:
+        out = np.asarray(se).view(cls)
+        out.cov = cov
+        return out
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self.cov = getattr(obj, "cov", None)
+
+
 def fit_mle(
     model: Any,
     data: Any = None,
@@ -92,6 +155,7 @@ def fit_mle(
     gtol: float = 1e-8,
     max_iter: int = 200,
     backend: Any = None,
+    observed: Any = None,
 ) -> MLEResult:
     """The maximum-likelihood estimate of theta with standard errors.
 
@@ -118,6 +182,9 @@ def fit_mle(
         Names used by :meth:`MLEResult.summary`.
     gtol
         Convergence: gradient norm on the fitted scale, relative to ``max(1, |loglik|)``.
+    observed
+        Log-likelihood form: the data, so that ``loglik(theta, observed)`` is maximised
+        and :meth:`MLEResult.godambe` can score bootstrapped data the same way.
     """
     from ..float64 import require_float64
     from ..graph import Graph
@@ -126,6 +193,10 @@ def fit_mle(
 
     require_float64("ptdcore.fit_mle")
     if isinstance(model, Graph | Structure | Model):
+        if observed is not None:
+            raise TypeError(
+                "observed= belongs to the log-likelihood form; the model form takes data"
+            )
         loglik, theta0, bounds = _model_form(model, data, theta0, bounds, positive, backend)
     elif callable(model):
         if theta0 is not None and data is not None:
@@ -133,6 +204,9 @@ def fit_mle(
         if positive is not None or backend is not None:
             raise TypeError("positive= and backend= belong to the model form; pass bounds=")
         loglik, theta0 = model, np.asarray(data if theta0 is None else theta0, dtype=np.float64)
+        if observed is not None:
+            of_data = model
+            loglik = lambda theta: of_data(theta, observed)  # noqa: E731
         if theta0.ndim != 1:
             raise ValueError(f"theta0 must have shape (P,), got shape {theta0.shape}")
     else:
@@ -144,7 +218,10 @@ def fit_mle(
     names = [f"theta[{j}]" for j in range(P)] if param_names is None else list(param_names)
     if len(names) != P:
         raise ValueError(f"param_names has {len(names)} names for {P} parameters")
-    return _fit(loglik, theta0, Bounds.of(bounds, theta0, names), names, gtol, max_iter)
+    result = _fit(loglik, theta0, Bounds.of(bounds, theta0, names), names, gtol, max_iter)
+    if observed is not None:
+        result = dataclasses.replace(result, loglik_of_data=model)
+    return result
 
 
 def _model_form(
