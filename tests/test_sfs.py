@@ -142,14 +142,14 @@ def test_fit_recovers_the_truth_with_standard_errors(two_epoch_data):
     assert res.converged
     z = (res.estimate - truth) / res.stderr
     assert np.all(np.abs(z) < 4), (res.estimate, res.stderr)
-    # Godambe errors from a bootstrap over loci: the loci are independent, so they agree
-    # with the Poisson errors within the bootstrap's own noise
+    # Godambe errors from a bootstrap over loci: the sites of one locus share its tree, so
+    # the composite likelihood's honest errors are larger than the Poisson ones, not smaller
     rng = np.random.default_rng(1)
     boots = [
         np.ma.MaskedArray(spectra[rng.integers(0, len(spectra), len(spectra))].sum(axis=0),
                           mask=sfs.corners((13,)))
-        for _ in range(60)
+        for _ in range(30)
     ]  # fmt: skip
     se = res.godambe(boots)
     assert se.cov.shape == (2, 2)
-    assert np.all((se > 0.5 * res.stderr) & (se < 2.0 * res.stderr)), (se, res.stderr)
+    assert np.all((se > 0.8 * res.stderr) & (se < 5.0 * res.stderr)), (se, res.stderr)

@@ -2,9 +2,10 @@
 which state moves to which, at what rate (a coalescence in a deme, a migration) and, at
 an event time, with what probability.
 
-A state is a sorted tuple of ``(deme, type, count)``. A lineage's type is the number of
-sampled genomes of each sampled deme it subtends (the joint SFS's index), or ``()`` where
-only the number of lineages matters (the T_MRCA, and the lumped single-deme SFS). The
+A state is a sorted tuple of ``(deme, type, count)``. A lineage's type is what the
+wanted output needs to know of it (:data:`TYPES`): the number of sampled genomes of each
+sampled deme it subtends (``"joint"``, the joint SFS's index), their total (``"pooled"``),
+or nothing (``"count"``: the T_MRCA, and the lumped single-deme SFS). The
 chain ends (exits) when one lineage is left.
 """
 
@@ -20,6 +21,7 @@ import numpy as np
 from .schedule import Move, Schedule
 
 State = tuple[tuple[int, tuple[int, ...], int], ...]
+TYPES = ("count", "pooled", "joint")
 
 
 @dataclass
@@ -105,16 +107,20 @@ def _compositions(total: int, parts: int):
             yield (first, *rest)
 
 
-def initial_state(counts: np.ndarray, typed: bool) -> State:
+def initial_state(counts: np.ndarray, types: str) -> State:
     sampled = [d for d in range(len(counts)) if counts[d] > 0]
     counter: Counter = Counter()
     for s, d in enumerate(sampled):
-        t = tuple(int(j == s) for j in range(len(sampled))) if typed else ()
+        t = {
+            "joint": tuple(int(j == s) for j in range(len(sampled))),
+            "pooled": (1,),
+            "count": (),
+        }[types]
         counter[d, t] += int(counts[d])
     return _make(counter)
 
 
-def build(sched: Schedule, counts: np.ndarray, typed: bool, max_states: int) -> Structure:
+def build(sched: Schedule, counts: np.ndarray, types: str, max_states: int) -> Structure:
     """Every state the sample can reach, and the chain's moves, interval by interval."""
     index: dict[State, int] = {}
     states: list[State] = []
@@ -124,15 +130,15 @@ def build(sched: Schedule, counts: np.ndarray, typed: bool, max_states: int) -> 
             if len(states) >= max_states:
                 raise MemoryError(
                     f"the state space passes max_states={max_states} (sample sizes "
-                    f"{dict(zip(sched.demes, counts.tolist(), strict=True))}, typed={typed}); "
-                    "raise max_states or sample fewer genomes"
+                    f"{dict(zip(sched.demes, counts.tolist(), strict=True))}, lineage types "
+                    f"{types!r}); raise max_states or sample fewer genomes"
                 )
             index[s] = len(states)
             states.append(s)
         return index[s]
 
     out = Structure(states)
-    current = {initial_state(counts, typed)}
+    current = {initial_state(counts, types)}
     for k, interval in enumerate(sched.intervals):
         for s in current:
             add(s)

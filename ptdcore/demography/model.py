@@ -7,7 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from . import chain
+from .chain import (
+    absorption_moments,
+    expected_rewards,
+    interval_starts,
+    reward_cross_moments,
+    valid,
+)
 from .lineages import Structure, build, check_meeting, reward_matrix
 from .schedule import Schedule, check_samples
 
@@ -52,25 +58,48 @@ class Demography:
         self.parameter_names = list(sched.names)
         self.values = np.array(sched.values, dtype=np.float64)
         self.aliases = dict(sched.aliases)
-        self._counts_chain = build(sched, self.counts, typed=False, max_states=max_states)
+        self._max_states = max_states
+        self._chains: dict[str, Structure] = {}
+        self._counts_chain = self._chain("count")
         check_meeting(sched, self._counts_chain)
         n = int(self.counts.sum())
         panmictic = all(len({d for d, _, _ in s}) == 1 for s in self._counts_chain.states)
         self.lumped = panmictic and len(self.sampled) == 1
         if self.lumped:
-            self._sfs_chain = self._counts_chain
             T = np.zeros((self._counts_chain.size, n - 1))
             for i, s in enumerate(self._counts_chain.states):
                 T[i, sum(c for _, _, c in s) - 2] = 1.0
-            self._rewards = T @ lumping_weights(n)
+            self._lumped_rewards = T @ lumping_weights(n)
             self.representation = f"lumped lineage counts ({self._counts_chain.size} states)"
         else:
-            self._sfs_chain = build(sched, self.counts, typed=True, max_states=max_states)
-            self._rewards = reward_matrix(self._sfs_chain, self.shape)
-            self.representation = f"block counts per deme ({self._sfs_chain.size} states)"
-        self._typed_chain: Structure | None = None if self.lumped else self._sfs_chain
-        self._max_states = max_states
+            self.representation = (
+                "block counts per deme (joint: lineage types are sample counts per deme; "
+                "pooled: their total), built on first use"
+            )
         self._cache: dict[str, Any] = {}
+
+    def _chain(self, types: str) -> Structure:
+        """The lineage chain with these lineage types, built once, on first use."""
+        if types not in self._chains:
+            self._chains[types] = build(self.schedule, self.counts, types, self._max_states)
+        return self._chains[types]
+
+    def state_space_size(self, kind: str = "joint") -> int:
+        """The number of states behind ``expected_sfs(kind=...)`` (building it)."""
+        if self.lumped:
+            return self._counts_chain.size
+        return self._chain("pooled" if kind == "pooled" else "joint").size
+
+    def _sfs_route(self, kind: str) -> tuple[Structure, np.ndarray, tuple[int, ...]]:
+        """(chain, rewards, output shape) of the expected SFS of this kind."""
+        if self.lumped:
+            return self._counts_chain, self._lumped_rewards, self.shape
+        if kind == "pooled":
+            pooled = self._chain("pooled")
+            n = int(self.counts.sum())
+            return pooled, reward_matrix(pooled, (n + 1,)), (n + 1,)
+        joint = self._chain("joint")
+        return joint, reward_matrix(joint, self.shape), self.shape
 
     def __repr__(self) -> str:
         return (
@@ -103,13 +132,9 @@ class Demography:
     def _guard(self, values: Any, out: Any) -> Any:
         import jax.numpy as jnp
 
-        return jnp.where(chain.valid(self.schedule, values), out, jnp.nan)
+        return jnp.where(valid(self.schedule, values), out, jnp.nan)
 
     # -- the SFS ----------------------------------------------------------------------
-    def _joint(self, v: Any) -> Any:
-        out = chain.expected_rewards(self.schedule, self._sfs_chain, self._rewards, v, self.ploidy)
-        return self._guard(v, out).reshape(self.shape)
-
     def expected_sfs(self, values: Any = None, kind: str = "joint") -> Any:
         """The expected SFS in generations (branch lengths; times a per-generation
         mutation rate and the sequence length: expected counts).
@@ -121,13 +146,22 @@ class Demography:
         kind : {"joint", "pooled", "marginal"}
             ``"joint"``: shape ``prod(n_i + 1)`` over the sampled demes (in the model's
             order), the all-ancestral and all-derived corners included and zero;
-            ``"pooled"``: shape ``(n + 1,)``, all samples together; ``"marginal"``: a
-            list, one SFS per sampled deme.
+            ``"pooled"``: shape ``(n + 1,)``, all samples together (its own, smaller
+            chain); ``"marginal"``: a list, one SFS per sampled deme.
         """
         if kind not in KINDS:
             raise ValueError(f"kind={kind!r}; expected one of {KINDS}")
-        joint = self._jitted("joint", self._joint)(self._values(values))
-        return from_joint(joint, kind)
+        route = "pooled" if kind == "pooled" and not self.lumped else "joint"
+        if route not in self._cache:
+            struct, R, shape = self._sfs_route(route)
+
+            def sfs(v: Any) -> Any:
+                out = expected_rewards(self.schedule, struct, R, v, self.ploidy)
+                return self._guard(v, out).reshape(shape)
+
+            self._jitted(route, sfs)
+        out = self._cache[route](self._values(values))
+        return out if route == "pooled" else from_joint(out, kind)
 
     def sfs_moments(self, values: Any = None, kind: str = "pooled") -> tuple[Any, Any]:
         """(mean, cross moments) of the SFS's branch lengths, as ``reward_moments``
@@ -135,17 +169,13 @@ class Demography:
         ``kind="joint"``; ``kind="pooled"`` sums the demes)."""
         if kind not in ("joint", "pooled"):
             raise ValueError(f"kind={kind!r}; expected 'joint' or 'pooled'")
-        if self._typed_chain is None:  # the lumped chain has no tree shapes
-            self._typed_chain = build(
-                self.schedule, self.counts, typed=True, max_states=self._max_states
-            )
-        R = reward_matrix(self._typed_chain, self.shape)
-        if kind == "pooled":
-            R = R @ pooling_matrix(self.shape)
-        struct = self._typed_chain
+        # the lumped chain has no tree shapes: cross moments need the block counts
+        struct = self._chain(kind)
+        n = int(self.counts.sum())
+        R = reward_matrix(struct, self.shape if kind == "joint" else (n + 1,))
 
         def moments(v: Any) -> tuple[Any, Any]:
-            mean, cross = chain.reward_cross_moments(self.schedule, struct, R, v, self.ploidy)
+            mean, cross = reward_cross_moments(self.schedule, struct, R, v, self.ploidy)
             return self._guard(v, mean), self._guard(v, cross)
 
         return self._jitted(f"moments-{kind}", moments)(self._values(values))
@@ -183,12 +213,12 @@ class TMRCA:
     def __init__(self, model: Demography, values: Any) -> None:
         self._model, self._values = model, values
         sched, struct, ploidy = model.schedule, model._counts_chain, model.ploidy
-        starts, gens, exits = chain.interval_starts(sched, struct, values, ploidy)
+        starts, gens, exits = interval_starts(sched, struct, values, ploidy)
         self._starts, self._gens, self._exits = starts, gens, exits
         import jax.numpy as jnp
 
         self._edges = jnp.concatenate([jnp.zeros(1), values[np.array(sched.times, dtype=int)]])
-        self._ok = chain.valid(sched, values)
+        self._ok = valid(sched, values)
 
     def _state(self, t: Any) -> tuple[Any, Any]:
         import jax
@@ -229,7 +259,7 @@ class TMRCA:
         import jax.numpy as jnp
 
         m = self._model
-        m1, m2 = chain.absorption_moments(m.schedule, m._counts_chain, self._values, m.ploidy)
+        m1, m2 = absorption_moments(m.schedule, m._counts_chain, self._values, m.ploidy)
         return jnp.where(self._ok, jnp.stack([m1, m2]), jnp.nan)
 
     def sample(self, size: int, seed: int = 0) -> np.ndarray:

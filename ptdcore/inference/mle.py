@@ -100,7 +100,17 @@ class MLEResult:
         H_inv = self.cov[np.ix_(free, free)]  # inv(-H) of the free parameters
         cov = np.full((theta.size, theta.size), np.nan)
         cov[np.ix_(free, free)] = H_inv @ J @ H_inv
-        return GodambeErrors(np.sqrt(np.diag(cov)), cov)
+        var = np.diag(cov)
+        if np.any(var[free] <= 0):
+            warnings.warn(
+                "the Godambe variance is not positive for "
+                + ", ".join(self.param_names[j] for j in free if not var[j] > 0)
+                + " (the observed information is ill-conditioned there: a direction the data "
+                "do not identify); their standard errors are NaN",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return GodambeErrors(np.sqrt(np.where(var > 0, var, np.nan)), cov)
 
     @property
     def estimate(self) -> np.ndarray:
