@@ -259,3 +259,36 @@ def test_yaml_path_and_years(tmp_path):
     assert d.values[d.parameter_names.index("A.epochs[0].end_time")] == pytest.approx(100.0)
     gens = demography.from_demes(one_deme([1000.0, 200.0], [100.0, 0.0]), {"A": 5})
     np.testing.assert_allclose(d.expected_sfs(), gens.expected_sfs(), rtol=1e-12)
+
+
+def test_against_phasegen_exact_values():
+    """PhaseGen's exact SFS where it states the model (times and sizes in its units:
+    ploidy 1, pair rate 1 / N). Its ``migration_rates[(a, b)]`` moves lineages from a to
+    b backwards in time: demes' migration with source b and dest a."""
+    import logging
+
+    pg = pytest.importorskip("phasegen")
+    logging.getLogger("phasegen").setLevel(logging.ERROR)
+    size_change = pg.Coalescent(
+        n=8, demography=pg.Demography(pop_sizes={"pop_0": {0: 1.0, 0.5: 3.0}})
+    )
+    b = demes.Builder(time_units="generations")
+    b.add_deme("pop_0", epochs=[dict(start_size=3.0, end_time=0.5), dict(start_size=1.0)])
+    ours = demography.from_demes(b.resolve(), {"pop_0": 8}, ploidy=1).expected_sfs()
+    np.testing.assert_allclose(ours, size_change.sfs.mean.data, rtol=1e-10)
+
+    rates = {("A", "B"): 0.5, ("B", "A"): 0.1}
+    theirs = pg.Coalescent(
+        n={"A": 2, "B": 1},
+        demography=pg.Demography(pop_sizes={"A": 1.0, "B": 2.0}, migration_rates=rates),
+    )
+    b = demes.Builder(time_units="generations")
+    b.add_deme("A", epochs=[dict(start_size=1.0)])
+    b.add_deme("B", epochs=[dict(start_size=2.0)])
+    for (frm, to), rate in rates.items():
+        b.add_migration(source=to, dest=frm, rate=rate)
+    d = demography.from_demes(b.resolve(), {"A": 2, "B": 1}, ploidy=1)
+    np.testing.assert_allclose(d.expected_sfs(kind="pooled"), theirs.sfs.mean.data, rtol=1e-10)
+    # the joint chain (types per deme), pooled afterwards, says the same
+    pooled_joint = demography.from_joint(d.expected_sfs(kind="joint"), "pooled")
+    np.testing.assert_allclose(pooled_joint, theirs.sfs.mean.data, rtol=1e-10)

@@ -1,6 +1,6 @@
 """Population genetics: the SFS (reward matrices) and epochs (time-varying demography).
 
-Issue targets: the expected SFS for n = 20 at a new theta costs no more than
+Issue targets (26, 27): the expected SFS for n = 20 at a new theta costs no more than
 PhaseGen's (measured side by side here when phasegen is installed); the SFS means and
 covariances for n = 30; the TMRCA log-likelihood gradient under 3 epochs at n = 20.
 """
@@ -107,3 +107,98 @@ class EpochLogLikelihood:
         import jax
 
         jax.block_until_ready(self.fn(self.theta, self.breaks))
+
+
+def _one_size_change():
+    import demes
+
+    b = demes.Builder(time_units="generations")
+    b.add_deme("A", epochs=[dict(start_size=10000, end_time=2000), dict(start_size=1000)])
+    return b.resolve()
+
+
+def _split_pulse_migration():
+    import demes
+
+    b = demes.Builder(time_units="generations")
+    b.add_deme("anc", epochs=[dict(start_size=1000, end_time=500)])
+    b.add_deme("A", ancestors=["anc"], epochs=[dict(start_size=2000)])
+    b.add_deme("B", ancestors=["anc"],
+               epochs=[dict(start_size=500, end_time=100), dict(start_size=800)])  # fmt: skip
+    b.add_migration(source="A", dest="B", rate=2e-4)
+    b.add_pulse(sources=["A"], dest="B", time=50, proportions=[0.2])
+    return b.resolve()
+
+
+class DemographySFS:
+    """ptdcore.demography: the expected SFS of one deme with one size change (the lumped
+    lineage-count chain), and the gradient of a log-SFS summary in all its numbers; a new
+    recent size each call. Peers in one run: asv_bench/compare_peers.py."""
+
+    params = [10, 20, 40, 100]
+    param_names = ["n"]
+    timeout = 600
+
+    def setup(self, n):
+        import jax
+        import jax.numpy as jnp
+
+        from ptdcore import demography
+
+        d = demography.from_demes(_one_size_change(), {"A": n})
+        self.sfs = jax.jit(d.expected_sfs)
+        self.grad = jax.jit(jax.grad(lambda x: jnp.log(d.expected_sfs(x)[1:-1]).sum()))
+        base = np.asarray(d.values)
+        index = d.parameter_names.index("A.epochs[1].start_size")
+        self.values = []
+        for size in np.linspace(800.0, 1200.0, 16):
+            v = base.copy()
+            v[index] = size
+            self.values.append(jnp.asarray(v))
+        jax.block_until_ready((self.sfs(self.values[0]), self.grad(self.values[0])))
+        self.i = 0
+
+    def time_expected_sfs(self, n):
+        import jax
+
+        self.i = (self.i + 1) % len(self.values)
+        jax.block_until_ready(self.sfs(self.values[self.i]))
+
+    def time_gradient(self, n):
+        import jax
+
+        self.i = (self.i + 1) % len(self.values)
+        jax.block_until_ready(self.grad(self.values[self.i]))
+
+
+class TwoDemeSFS:
+    """ptdcore.demography: a split, asymmetric migration and a pulse; the pooled SFS (block
+    counts, lineage type = total count)."""
+
+    params = [(2, 2), (3, 3), (5, 5)]
+    param_names = ["samples"]
+    timeout = 600
+    kind = "pooled"
+
+    def setup(self, samples):
+        import jax
+
+        from ptdcore import demography
+
+        d = demography.from_demes(_split_pulse_migration(), dict(zip("AB", samples, strict=True)))
+        self.values = jax.numpy.asarray(d.values)
+        self.fn = jax.jit(lambda v: d.expected_sfs(v, kind=self.kind))
+        jax.block_until_ready(self.fn(self.values))
+
+    def time_expected_sfs(self, samples):
+        import jax
+
+        jax.block_until_ready(self.fn(self.values * 1.0001))
+
+
+class TwoDemeJointSFS(TwoDemeSFS):
+    """The same model's joint SFS (lineage type = count per deme; 5 + 5 would be 13,198
+    states, past the dense limit)."""
+
+    params = [(2, 2), (3, 3)]
+    kind = "joint"
