@@ -10,8 +10,10 @@ The package has three floors, each importing only from its own floor and below
 - the machine: ``float64``, ``results``, ``callback_adapter``, ``backend``, ``hookspecs``,
   ``registry``, ``quantile``, ``jax_model``, ``reward_matrix``;
 - applications and tools: ``inference`` (SVGD, maximum likelihood, the shared likelihood
-  layer, plots), ``testing`` (the equivalence suite), ``cli`` (the command line, demo,
-  bench), and ``_compat`` (the old API, for one release).
+  layer, plots), ``demography`` (demes and msprime models to exact SFS and T_MRCA
+  functions), ``sfs`` (spectra from tskit, folding, SFS likelihoods), ``testing`` (the
+  equivalence suite), ``cli`` (the command line, demo, bench), and ``_compat`` (the old
+  API, for one release).
 """
 
 from __future__ import annotations
