@@ -136,7 +136,7 @@ def loglik(expected: Any, observed: Any, kind: str = "multinomial", scale: Any =
     """
     import jax
     import jax.numpy as jnp
-    from jax.scipy.special import gammaln, xlogy
+    from jax.scipy.special import gammaln
 
     if kind not in LIKELIHOODS:
         raise ValueError(f"kind={kind!r}; expected one of {LIKELIHOODS}")
@@ -163,11 +163,20 @@ def loglik(expected: Any, observed: Any, kind: str = "multinomial", scale: Any =
     invalid = jnp.any(jnp.where(use, (expected < 0) | jnp.isnan(expected), False))
     if kind == "poisson":
         mean = scale * e
-        ll = jnp.sum(xlogy(o, mean) - mean - gammaln(o + 1.0))
+        ll = jnp.sum(_xlogy(o, mean) - mean - gammaln(o + 1.0))
     else:
         total = o.sum()
-        ll = gammaln(total + 1.0) + jnp.sum(xlogy(o, e / e.sum()) - gammaln(o + 1.0))
+        ll = gammaln(total + 1.0) + jnp.sum(_xlogy(o, e / e.sum()) - gammaln(o + 1.0))
     return jnp.where(invalid, jnp.nan, ll)
+
+
+def _xlogy(x: Any, y: Any) -> Any:
+    """x log y, 0 where x = 0, with a gradient that is 0 there too (jax's xlogy has a
+    NaN gradient at y = 0 even where x = 0, which would poison every entry)."""
+    import jax.numpy as jnp
+
+    seen = x > 0
+    return jnp.where(seen, x * jnp.log(jnp.where(seen, y, 1.0)), 0.0)
 
 
 def _check_later(expected: Any, counts: Any, use: Any) -> None:

@@ -153,3 +153,19 @@ def test_fit_recovers_the_truth_with_standard_errors(two_epoch_data):
     se = res.godambe(boots)
     assert se.cov.shape == (2, 2)
     assert np.all((se > 0.8 * res.stderr) & (se < 5.0 * res.stderr)), (se, res.stderr)
+
+
+def test_gradients_are_finite_with_zero_corners():
+    """Expected corners are zero (masked): the gradient of either likelihood is the closed
+    form on the other entries and 0 on the corners, not NaN."""
+    expected = jnp.array([0.0, 2.0, 1.0, 0.5, 0.0])
+    counts = np.array([0, 7, 3, 0, 0])
+    observed = np.ma.MaskedArray(counts, mask=sfs.corners((5,)))
+    use = ~observed.mask
+    g = np.asarray(jax.grad(lambda e: sfs.loglik(e, observed))(expected))
+    e = np.asarray(expected)
+    want = np.where(use, counts / np.where(use, e, 1) - counts.sum() / e[use].sum(), 0.0)
+    np.testing.assert_allclose(g, want, rtol=1e-12)
+    g = np.asarray(jax.grad(lambda e: sfs.loglik(e, observed, kind="poisson", scale=2.0))(expected))
+    want = np.where(use, counts / np.where(use, e, 1) - 2.0, 0.0)
+    np.testing.assert_allclose(g, want, rtol=1e-12)

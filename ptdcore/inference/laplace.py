@@ -33,6 +33,8 @@ class Mode:
     """The maximum."""
     gradient_norm: float
     """Norm of the exact gradient at ``x``."""
+    gradient: np.ndarray
+    """The exact gradient at ``x``."""
     hessian: np.ndarray
     """The Hessian at ``x`` (exact unless ``exact_hessian`` is False)."""
     exact_hessian: bool
@@ -47,9 +49,18 @@ def find_mode(f: Any, x0: Any, *, gtol: float = 1e-8, max_iter: int = 200) -> Mo
     from scipy.optimize import minimize
 
     x0 = np.asarray(x0, dtype=np.float64)
-    negative = jax.jit(lambda x: -f(x))
-    gradient = jax.jit(jax.grad(lambda x: -f(x)))
+    # value and gradient from one compiled function (each compilation of a model with
+    # matrix exponentials costs seconds; the optimiser's evaluations cost milliseconds)
+    value_and_gradient = jax.jit(jax.value_and_grad(lambda x: -f(x)))
     hessian = jax.jit(jax.hessian(lambda x: -f(x)))
+
+    def gradient(x: Any) -> Any:
+        return value_and_gradient(x)[1]
+
+    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+        v, g = value_and_gradient(x)
+        return float(v), np.asarray(g)
+
     try:  # (the probe's Hessian is the one trust-exact asks for first)
         at_x0 = np.asarray(hessian(jnp.asarray(x0)))
         exact = True
@@ -60,21 +71,19 @@ def find_mode(f: Any, x0: Any, *, gtol: float = 1e-8, max_iter: int = 200) -> Mo
         return at_x0 if np.array_equal(x, x0) else np.asarray(hessian(x))
 
     options = {"gtol": gtol, "maxiter": max_iter}
-    common = {
-        "fun": lambda x: float(negative(x)),
-        "x0": x0,
-        "jac": lambda x: np.asarray(gradient(x)),
-    }
+    common = {"fun": fun, "x0": x0, "jac": True}
     if exact:
         result = minimize(**common, hess=hess, method="trust-exact", options=options)
         H = -hess(np.asarray(result.x))
     else:
         result = minimize(**common, method="BFGS", options=options)
         H = -_difference_hessian(gradient, np.asarray(result.x))
+    g = -np.asarray(gradient(result.x))
     return Mode(
         x=np.asarray(result.x, dtype=np.float64),
         value=float(-result.fun),
-        gradient_norm=float(np.linalg.norm(np.asarray(gradient(result.x)))),
+        gradient_norm=float(np.linalg.norm(g)),
+        gradient=g,
         hessian=H,
         exact_hessian=exact,
         iterations=int(result.nit),

@@ -289,6 +289,11 @@ class Bounds:
                 )
         return Bounds(low, high)
 
+    @property
+    def open(self) -> bool:
+        """No finite bound: the fitted coordinates are theta itself."""
+        return not (np.isfinite(self.low).any() or np.isfinite(self.high).any())
+
     def to_theta(self, z: Any) -> Any:
         import jax
         import jax.numpy as jnp
@@ -326,8 +331,11 @@ def _fit(
     result = find_mode(lambda z: loglik(bounds.to_theta(z)), bounds.to_z(theta0), gtol=gtol,
                        max_iter=max_iter)  # fmt: skip
     theta = np.asarray(bounds.to_theta(jnp.asarray(result.x)))
-    H = np.asarray(jax.hessian(loglik)(jnp.asarray(theta)))  # natural scale
-    score = np.asarray(jax.grad(loglik)(jnp.asarray(theta)))
+    if bounds.open and result.exact_hessian:  # z is theta: the mode's own derivatives
+        H, score = result.hessian, result.gradient
+    else:  # natural scale (exact at a bound, where the chain rule would divide by ~0)
+        H = np.asarray(jax.hessian(loglik)(jnp.asarray(theta)))
+        score = np.asarray(jax.grad(loglik)(jnp.asarray(theta)))
     at_bound = _at_bound(score, H, bounds)
     free = np.flatnonzero(~at_bound)
     cov = np.full((P, P), np.nan)
