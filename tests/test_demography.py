@@ -91,10 +91,23 @@ def test_size_changes_against_the_engine_with_derivatives():
     g_ours = jax.jacfwd(lambda x: d.expected_sfs(x)[1:n])(v)
     g_engine = jax.jacfwd(lambda x: engine(x)[0])(v)
     np.testing.assert_allclose(g_ours, g_engine, rtol=1e-8, atol=1e-12 * np.abs(g_engine).max())
-    # the cross moments from the block-counting chain of the demography
-    m2, c2 = d.sfs_moments(kind="pooled")
+    # the cross moments: sfs_moments (the engine, for one deme) against the dense
+    # block-counting chain of the demography (Van Loan blocks in JAX)
+    from ptdcore.demography.chain import reward_cross_moments
+    from ptdcore.demography.lineages import reward_matrix
+
+    pooled = d._chain("pooled")
+    dense = jax.jit(
+        lambda x: reward_cross_moments(d.schedule, pooled, reward_matrix(pooled, (n + 1,)), x, 2)
+    )
+    m2, c2 = dense(v)
     np.testing.assert_allclose(np.asarray(m2)[1:n], mean, rtol=1e-10)
     np.testing.assert_allclose(np.asarray(c2)[1:n, 1:n], cross, rtol=1e-9)
+    m3, c3 = d.sfs_moments(kind="pooled")
+    np.testing.assert_allclose(c3, c2, rtol=1e-9, atol=1e-12 * np.abs(c2).max())
+    j_engine = jax.jacfwd(lambda x: d.sfs_moments(x)[1][1:n, 1:n])(v)
+    j_dense = jax.jacfwd(lambda x: dense(x)[1][1:n, 1:n])(v)
+    np.testing.assert_allclose(j_engine, j_dense, rtol=1e-7, atol=1e-10 * np.abs(j_dense).max())
 
 
 def test_hessian_in_event_times_closed_form():

@@ -166,10 +166,16 @@ class Demography:
     def sfs_moments(self, values: Any = None, kind: str = "pooled") -> tuple[Any, Any]:
         """(mean, cross moments) of the SFS's branch lengths, as ``reward_moments``
         returns them: ``E[xi_i]`` and ``E[xi_i xi_j]`` (flattened joint index for
-        ``kind="joint"``; ``kind="pooled"`` sums the demes)."""
+        ``kind="joint"``; ``kind="pooled"`` sums the demes).
+
+        One deme (the lumped case) goes through the engine's epochs on Kingman's
+        block-counting space (exact first derivatives; second derivatives through
+        epochs raise ``NotImplementedError`` there); other models through the dense
+        block-counting chain (derivatives of every order)."""
         if kind not in ("joint", "pooled"):
             raise ValueError(f"kind={kind!r}; expected 'joint' or 'pooled'")
-        # the lumped chain has no tree shapes: cross moments need the block counts
+        if self.lumped:
+            return self._engine_moments(self._values(values))
         struct = self._chain(kind)
         n = int(self.counts.sum())
         R = reward_matrix(struct, self.shape if kind == "joint" else (n + 1,))
@@ -179,6 +185,36 @@ class Demography:
             return self._guard(v, mean), self._guard(v, cross)
 
         return self._jitted(f"moments-{kind}", moments)(self._values(values))
+
+    def _engine_moments(self, v: Any) -> tuple[Any, Any]:
+        """The lumped model's SFS moments from the engine: Kingman's SFS chain with one
+        epoch per interval, pair rate ``1 / (ploidy N)`` of the deme holding the
+        lineages, breaks at the event times; padded with the zero corners."""
+        import jax.numpy as jnp
+
+        if "engine" not in self._cache:
+            from ..coalescent import kingman_sfs
+            from ..reward_matrix import reward_moments
+
+            n = int(self.counts.sum())
+            graph, rewards = kingman_sfs(n)
+            K = len(self.schedule.intervals)
+            holder = [
+                self._counts_chain.states[int(self._counts_chain.active[k][0])][0][0]
+                for k in range(K)
+            ]
+            sizes = np.array([self.schedule.intervals[k].size[d] for k, d in enumerate(holder)])
+            times = np.array(self.schedule.times, dtype=int)
+            rm = reward_moments(graph, rewards, epochs=K)
+
+            def moments(x: Any) -> tuple[Any, Any]:
+                rows = (1.0 / (self.ploidy * x[sizes]))[:, None]
+                mean, cross = rm(rows, x[times]) if K > 1 else rm(rows[0])
+                mean = jnp.pad(mean, (1, 1))
+                return self._guard(x, mean), self._guard(x, jnp.pad(cross, ((1, 1), (1, 1))))
+
+            self._cache["engine"] = self._jitted("engine-moments", moments)
+        return self._cache["engine"](v)
 
     # -- the T_MRCA --------------------------------------------------------------------
     def tmrca(self, values: Any = None) -> TMRCA:
