@@ -14,6 +14,7 @@ from ptdcore import coalescent
 
 demes = pytest.importorskip("demes")
 from ptdcore import demography  # noqa: E402
+from ptdcore.demography.examples import isolation_migration, split_pulse_migration  # noqa: E402
 from ptdcore.sfs import corners  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
@@ -25,27 +26,6 @@ def one_deme(sizes: list[float], ends: list[float]) -> demes.Graph:
     b.add_deme(
         "A", epochs=[dict(start_size=s, end_time=e) for s, e in zip(sizes, ends, strict=True)]
     )
-    return b.resolve()
-
-
-def split_pulse_migration() -> demes.Graph:
-    b = demes.Builder(time_units="generations")
-    b.add_deme("anc", epochs=[dict(start_size=1000, end_time=500)])
-    b.add_deme("A", ancestors=["anc"], epochs=[dict(start_size=2000)])
-    b.add_deme("B", ancestors=["anc"],
-               epochs=[dict(start_size=500, end_time=100), dict(start_size=800)])  # fmt: skip
-    b.add_migration(source="A", dest="B", rate=2e-4)
-    b.add_pulse(sources=["A"], dest="B", time=50, proportions=[0.2])
-    return b.resolve()
-
-
-def isolation_migration() -> demes.Graph:
-    b = demes.Builder(time_units="generations")
-    b.add_deme("anc", epochs=[dict(start_size=1500, end_time=800)])
-    b.add_deme("A", ancestors=["anc"], epochs=[dict(start_size=1000)])
-    b.add_deme("B", ancestors=["anc"], epochs=[dict(start_size=400)])
-    b.add_migration(source="A", dest="B", rate=5e-4)
-    b.add_migration(source="B", dest="A", rate=1e-4)
     return b.resolve()
 
 

@@ -109,27 +109,6 @@ class EpochLogLikelihood:
         jax.block_until_ready(self.fn(self.theta, self.breaks))
 
 
-def _one_size_change():
-    import demes
-
-    b = demes.Builder(time_units="generations")
-    b.add_deme("A", epochs=[dict(start_size=10000, end_time=2000), dict(start_size=1000)])
-    return b.resolve()
-
-
-def _split_pulse_migration():
-    import demes
-
-    b = demes.Builder(time_units="generations")
-    b.add_deme("anc", epochs=[dict(start_size=1000, end_time=500)])
-    b.add_deme("A", ancestors=["anc"], epochs=[dict(start_size=2000)])
-    b.add_deme("B", ancestors=["anc"],
-               epochs=[dict(start_size=500, end_time=100), dict(start_size=800)])  # fmt: skip
-    b.add_migration(source="A", dest="B", rate=2e-4)
-    b.add_pulse(sources=["A"], dest="B", time=50, proportions=[0.2])
-    return b.resolve()
-
-
 class DemographySFS:
     """ptdcore.demography: the expected SFS of one deme with one size change (the lumped
     lineage-count chain), and the gradient of a log-SFS summary in all its numbers; a new
@@ -144,8 +123,9 @@ class DemographySFS:
         import jax.numpy as jnp
 
         from ptdcore import demography
+        from ptdcore.demography import examples
 
-        d = demography.from_demes(_one_size_change(), {"A": n})
+        d = demography.from_demes(examples.one_size_change(), {"A": n})
         self.sfs = jax.jit(d.expected_sfs)
         self.grad = jax.jit(jax.grad(lambda x: jnp.log(d.expected_sfs(x)[1:-1]).sum()))
         base = np.asarray(d.values)
@@ -184,8 +164,11 @@ class TwoDemeSFS:
         import jax
 
         from ptdcore import demography
+        from ptdcore.demography import examples
 
-        d = demography.from_demes(_split_pulse_migration(), dict(zip("AB", samples, strict=True)))
+        d = demography.from_demes(
+            examples.split_pulse_migration(), dict(zip("AB", samples, strict=True))
+        )
         self.values = jax.numpy.asarray(d.values)
         self.fn = jax.jit(lambda v: d.expected_sfs(v, kind=self.kind))
         jax.block_until_ready(self.fn(self.values))

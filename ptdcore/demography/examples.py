@@ -1,0 +1,46 @@
+"""Small demes models used by the tests, the benchmarks and the docs (generations,
+individuals)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def one_size_change(ancient: float = 10_000.0, recent: float = 1_000.0,
+                    time: float = 2_000.0) -> Any:  # fmt: skip
+    """One deme: size ``ancient`` until ``time`` generations ago, ``recent`` since."""
+    import demes
+
+    b = demes.Builder(time_units="generations")
+    b.add_deme("A", epochs=[dict(start_size=ancient, end_time=time), dict(start_size=recent)])
+    return b.resolve()
+
+
+def isolation_migration() -> Any:
+    """An ancestor (1,500) splits 800 generations ago into A (1,000) and B (400), with
+    asymmetric migration (5e-4 into B from A, 1e-4 into A from B, forwards in time)."""
+    import demes
+
+    b = demes.Builder(time_units="generations")
+    b.add_deme("anc", epochs=[dict(start_size=1500, end_time=800)])
+    b.add_deme("A", ancestors=["anc"], epochs=[dict(start_size=1000)])
+    b.add_deme("B", ancestors=["anc"], epochs=[dict(start_size=400)])
+    b.add_migration(source="A", dest="B", rate=5e-4)
+    b.add_migration(source="B", dest="A", rate=1e-4)
+    return b.resolve()
+
+
+def split_pulse_migration() -> Any:
+    """An ancestor (1,000) splits 500 generations ago into A (2,000) and B (500, then 800
+    from 100 generations ago); migration into B from A at 2e-4; a pulse of 20 % from A into
+    B 50 generations ago."""
+    import demes
+
+    b = demes.Builder(time_units="generations")
+    b.add_deme("anc", epochs=[dict(start_size=1000, end_time=500)])
+    b.add_deme("A", ancestors=["anc"], epochs=[dict(start_size=2000)])
+    b.add_deme("B", ancestors=["anc"],
+               epochs=[dict(start_size=500, end_time=100), dict(start_size=800)])  # fmt: skip
+    b.add_migration(source="A", dest="B", rate=2e-4)
+    b.add_pulse(sources=["A"], dest="B", time=50, proportions=[0.2])
+    return b.resolve()
