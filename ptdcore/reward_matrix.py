@@ -57,10 +57,10 @@ class RewardMoments:
 
     def mean(self, theta: Any, breaks: Any = None) -> Any:
         """``E[Y_j]`` alone, ``(m,)`` (with epochs ``rm.mean(theta, breaks)``): one
-        transposed solve for all columns, no cross moments (contract section 9). Same
-        transforms and exact derivatives as the call; over epochs and for second
-        derivatives the engine still computes the cross moments and returns the means
-        (the same numbers, not yet cheaper)."""
+        transposed solve for all columns (per epoch), no cross moments (contract section
+        9). Same transforms and exact derivatives as the call; for second derivatives
+        (without epochs) the engine still computes the cross moments and returns the means
+        (the same numbers, not cheaper)."""
         import jax.numpy as jnp
 
         from .jax_model import Model

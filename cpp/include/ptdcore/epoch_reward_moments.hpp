@@ -198,6 +198,78 @@ inline void evaluate_epoch_reward_moments(const Structure& s, const SccTopology&
   }
 }
 
+// The means alone of a reward matrix over epochs (rewards n x m): E[Y_j] is the
+// sum over epochs of int v . r_j dt = q . r_j, q = (v(a) - v(b)) U (one transposed
+// solve per epoch; the open last epoch has v(b) = 0), without the augmented chains
+// of the cross moments. v crosses an epoch by state_at (the ladder or the series).
+// Break columns as for the full layout: the integrand at the start (-) and the end
+// (+), and the starting tangents v (S_before - S_after). out: m; dout: m x P. NaN
+// where a factorisation fails (as the full layout).
+inline void evaluate_epoch_reward_means(const Structure& s, const SccTopology& topo,
+                                        const double* row, double* out, double* dout,
+                                        EpochBuffers& buf, SeriesBuffers& series,
+                                        SquaringBuffers& squaring, BlockSolver& solver) {
+  const int64_t E = s.epochs, Pb = s.base_params(), P = s.nr_params, n = s.nr_states;
+  const int64_t m = s.reward_columns();
+  const bool jac = dout != nullptr;
+  const int64_t Pj = jac ? P : 0;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double* R = s.rewards.data();
+  auto fail = [&]() {
+    std::fill(out, out + m, nan);
+    if (jac) std::fill(dout, dout + m * P, nan);
+  };
+  const double* breaks = row + E * Pb;
+  if (!epoch_graphs(s, row, jac, buf)) return fail();
+  std::fill(out, out + m, 0.0);
+  if (jac) std::fill(dout, dout + m * P, 0.0);
+  buf.pi.assign(s.alpha.begin(), s.alpha.end());
+  buf.dpi.assign(n * Pj, 0.0);
+  std::vector<double> q(n), dq(Pj * n), diff(n), ddiff(Pj * n), c(n);
+  for (int64_t e = 0; e < E; ++e) {
+    NumericGraph& g = buf.graphs[e];
+    const bool last = e + 1 == E;
+    const double D = last ? 0.0 : breaks[e] - (e ? breaks[e - 1] : 0.0);
+    g.alpha = buf.pi;
+    g.dalpha = buf.dpi;
+    if (!last) {
+      buf.next.resize(n);
+      buf.dnext.assign(n * Pj, 0.0);
+      state_at(g, false, D, buf.next.data(), jac ? buf.dnext.data() : nullptr, series, squaring);
+    }
+    if (solver.factorise(topo, g) != MomentStatus::kFinite) return fail();
+    for (int64_t k = 0; k < n; ++k) diff[k] = buf.pi[k] - (last ? 0.0 : buf.next[k]);
+    solver.solve_transposed(diff.data(), q.data());
+    for (int64_t p = 0; p < Pj; ++p)
+      for (int64_t k = 0; k < n; ++k)
+        ddiff[p * n + k] = buf.dpi[k * P + p] - (last ? 0.0 : buf.dnext[k * P + p]);
+    detail::solve_transposed_tangents(g, solver, q.data(), ddiff.data(), dq.data(), Pj, c);
+    const int64_t b_start = e > 0 ? E * Pb + e - 1 : -1, b_end = last ? -1 : E * Pb + e;
+    for (int64_t j = 0; j < m; ++j) {
+      double value = 0.0, at_start = 0.0, at_end = 0.0;
+      for (int64_t k = 0; k < n; ++k) {
+        value += q[k] * R[k * m + j];
+        at_start += buf.pi[k] * R[k * m + j];
+        if (!last) at_end += buf.next[k] * R[k * m + j];
+      }
+      out[j] += value;
+      for (int64_t p = 0; p < Pj; ++p) {
+        double d = 0.0;
+        for (int64_t k = 0; k < n; ++k) d += dq[p * n + k] * R[k * m + j];
+        dout[j * P + p] += d;
+      }
+      if (jac && b_start >= 0) dout[j * P + b_start] -= at_start;
+      if (jac && b_end >= 0) dout[j * P + b_end] += at_end;
+    }
+    if (last) break;
+    if (jac)  // the break: starting tangents v (S_e - S_{e+1}) in column b_e
+      detail::add_generator_difference(g, buf.graphs[e + 1], buf.next.data(),
+                                       buf.dnext.data() + b_end, P);
+    buf.pi.swap(buf.next);
+    buf.dpi.swap(buf.dnext);
+  }
+}
+
 // E[Y^k], k = 1..K, of one reward vector over epochs: z = [v, u_1 .. u_{K-1}]
 // crosses each epoch along reward_chain(K blocks), and over an epoch
 //     int z dt = (z(a) - z(b)) (-A)^{-1}:  w_0 = dz_0 U,  w_l = (dz_l + w_{l-1} o r) U,

@@ -110,12 +110,9 @@ class PreparedModel {
         if (K == reward_matrix_size()) {
           evaluate_epoch_reward_moments(s_, topo_, theta, moments, dmoments, ws.epochs, ws.series,
                                         ws.squaring, ws.solver);
-        } else if (K == s_.reward_columns()) {  // the means: the full layout, cut
-          double* full = scratch(ws, dmoments != nullptr, false);
-          evaluate_epoch_reward_moments(s_, topo_, theta, full,
-                                        dmoments ? ws.dfull.data() : nullptr, ws.epochs,
-                                        ws.series, ws.squaring, ws.solver);
-          copy_means(ws, moments, dmoments, nullptr);
+        } else if (K == s_.reward_columns()) {  // the means alone: no augmented chains
+          evaluate_epoch_reward_means(s_, topo_, theta, moments, dmoments, ws.epochs, ws.series,
+                                      ws.squaring, ws.solver);
         } else {
           fill_nan(K, moments, dmoments, nullptr);
         }
