@@ -155,7 +155,7 @@ class TwoDemeSFS:
     """ptdcore.demography: a split, asymmetric migration and a pulse; the pooled SFS (block
     counts, lineage type = total count)."""
 
-    params = [(2, 2), (3, 3), (5, 5)]
+    params = ["2+2", "3+3", "5+5"]  # genomes sampled in A and B
     param_names = ["samples"]
     timeout = 600
     kind = "pooled"
@@ -167,7 +167,8 @@ class TwoDemeSFS:
         from ptdcore.demography import examples
 
         d = demography.from_demes(
-            examples.split_pulse_migration(), dict(zip("AB", samples, strict=True))
+            examples.split_pulse_migration(),
+            dict(zip("AB", map(int, samples.split("+")), strict=True)),
         )
         self.values = jax.numpy.asarray(d.values)
         self.fn = jax.jit(lambda v: d.expected_sfs(v, kind=self.kind))
@@ -183,5 +184,5 @@ class TwoDemeJointSFS(TwoDemeSFS):
     """The same model's joint SFS (lineage type = count per deme; 5 + 5 would be 13,198
     states, past the dense limit)."""
 
-    params = [(2, 2), (3, 3)]
+    params = ["2+2", "3+3"]
     kind = "joint"
