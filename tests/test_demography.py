@@ -300,3 +300,16 @@ def test_joint_sfs_against_moments_within_its_approximation():
     ours = np.asarray(demography.from_demes(graph, {"A": 3, "B": 3}).expected_sfs())
     inner = ~corners(ours.shape)
     np.testing.assert_allclose(theirs[inner], ours[inner], rtol=0.02)
+
+
+def test_a_long_strong_bottleneck_is_finite_and_exact():
+    """Size 10 for a million generations (rate x time ~ 1e7 at n = 20, past jax's default
+    squaring limit) before a size of 10,000: every lineage coalesces inside it, so the SFS
+    is the constant-size one of N = 10, 4N / i."""
+    b = demes.Builder(time_units="generations")
+    b.add_deme("A", epochs=[dict(start_size=1e4, end_time=1e6), dict(start_size=10.0)])
+    d = demography.from_demes(b.resolve(), {"A": 20})
+    sfs = np.asarray(d.expected_sfs())
+    np.testing.assert_allclose(sfs[1:20], 40.0 / np.arange(1, 20), rtol=1e-12)
+    two = demography.from_demes(b.resolve(), {"A": 2})
+    np.testing.assert_allclose(two.tmrca().moments(), [20.0, 800.0], rtol=1e-12)

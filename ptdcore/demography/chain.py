@@ -23,6 +23,30 @@ import numpy as np
 from .lineages import Structure
 from .schedule import Schedule
 
+MAX_SQUARINGS = 64
+"""Squarings allowed in the matrix exponential: rate x time up to about 5e19 (jax's default,
+16, returns NaN past about 3.5e5, which a long bottleneck reaches)."""
+
+
+def matrix_exponential(A: Any) -> Any:
+    from jax.scipy.linalg import expm
+
+    return expm(A, max_squarings=MAX_SQUARINGS)
+
+
+STIFF = 1.0
+"""An interval whose slowest state's out-rate times its length is at least this is
+integrated by solves, ``int_0^D p e^{Ss} ds = (p - p e^{SD}) (-S)^{-1}`` (no cancellation
+there, and exact where the block exponential's squarings lose digits: a long bottleneck);
+shorter ones by the block exponential (exact where the solves would cancel)."""
+
+
+def _stiff(S: Any, D: Any) -> tuple[Any, Any]:
+    """(the interval is stiff, S where it is and -I where not: safe to solve with)."""
+    jnp = _jnp()
+    stiff = jnp.min(-jnp.diag(S)) * D >= STIFF
+    return stiff, jnp.where(stiff, S, -jnp.eye(S.shape[0], dtype=S.dtype))
+
 
 def _jnp() -> Any:
     import jax.numpy as jnp
@@ -101,7 +125,6 @@ def durations(sched: Schedule, values: Any) -> list[Any]:
 def expected_rewards(sched: Schedule, struct: Structure, R: np.ndarray, values: Any,
                      ploidy: int) -> Any:  # fmt: skip
     """E[int r(X_t) dt] for every column of R (states x m)."""
-    import jax.scipy.linalg as jsl
 
     jnp = _jnp()
     m = R.shape[1]
@@ -119,10 +142,13 @@ def expected_rewards(sched: Schedule, struct: Structure, R: np.ndarray, values: 
         B = jnp.eye(n, dtype=values.dtype) if wide else jnp.asarray(Rk)
         c = B.shape[1]
         A = jnp.block([[S, B], [jnp.zeros((c, n + c), values.dtype)]])
-        E = jsl.expm(spans[k] * A)
+        E = matrix_exponential(spans[k] * A)
         acc = p @ E[:n, n:]
-        total = total + (acc @ Rk if wide else acc)
-        p = cross_event(struct, k, values, p @ E[:n, :n])
+        v = p @ E[:n, :n]
+        stiff, S_safe = _stiff(S, spans[k])
+        by_solves = jnp.linalg.solve(-S_safe.T, p - v) @ Rk
+        total = total + jnp.where(stiff, by_solves, acc @ Rk if wide else acc)
+        p = cross_event(struct, k, values, v)
     raise AssertionError("a schedule has at least one interval")
 
 
@@ -130,7 +156,6 @@ def reward_cross_moments(sched: Schedule, struct: Structure, R: np.ndarray, valu
                          ploidy: int) -> tuple[Any, Any]:  # fmt: skip
     """(E[Y_j], E[Y_i Y_j]) of the accumulated rewards Y_j = int r_j(X_t) dt."""
     import jax
-    import jax.scipy.linalg as jsl
 
     jnp = _jnp()
     m = R.shape[1]
@@ -153,9 +178,9 @@ def reward_cross_moments(sched: Schedule, struct: Structure, R: np.ndarray, valu
         # one column after the other (lax.map): a vmapped expm can wedge XLA CPU's
         # thread pool (jax-ml/jax#25861), and one column's block is all the memory needed
         u_next, acc = jax.lax.map(partial(_second_order, S, Rj, spans[k], p), (Rj.T, u))
-        E0 = jsl.expm(spans[k] * S)
+        E0 = matrix_exponential(spans[k] * S)
         A1 = jnp.block([[S, Rj], [zeros((m, n + m), values.dtype)]])
-        E1 = jsl.expm(spans[k] * A1)
+        E1 = matrix_exponential(spans[k] * A1)
         mean = mean + p @ E1[:n, n:]
         C = C + acc
         p, u = cross_event(struct, k, values, p @ E0), cross_event(struct, k, values, u_next)
@@ -165,7 +190,6 @@ def reward_cross_moments(sched: Schedule, struct: Structure, R: np.ndarray, valu
 def _second_order(S: Any, R: Any, D: Any, p: Any, column: tuple[Any, Any]) -> tuple[Any, Any]:
     """[v, u_i, acc_i] across an interval of length D from [p, u_i, 0]: (u_i at its end,
     int u_i . r_j for every j); ``column`` is (r_i, u_i)."""
-    import jax.scipy.linalg as jsl
 
     jnp = _jnp()
     n, m = R.shape
@@ -176,7 +200,7 @@ def _second_order(S: Any, R: Any, D: Any, p: Any, column: tuple[Any, Any]) -> tu
         [zeros((n, n), S.dtype), S, R],
         [zeros((m, 2 * n + m), S.dtype)],
     ])  # fmt: skip
-    E = jsl.expm(D * A)
+    E = matrix_exponential(D * A)
     u_next = p @ E[:n, n : 2 * n] + u_i @ E[n : 2 * n, n : 2 * n]
     acc = p @ E[:n, 2 * n :] + u_i @ E[n : 2 * n, 2 * n :]
     return u_next, acc
@@ -184,7 +208,6 @@ def _second_order(S: Any, R: Any, D: Any, p: Any, column: tuple[Any, Any]) -> tu
 
 def interval_starts(sched: Schedule, struct: Structure, values: Any, ploidy: int):
     """The state vector at the start of each interval, the generators and exit rates."""
-    import jax.scipy.linalg as jsl
 
     jnp = _jnp()
     p = start(struct, values)
@@ -196,7 +219,7 @@ def interval_starts(sched: Schedule, struct: Structure, values: Any, ploidy: int
         gens.append(S)
         exits.append(ex)
         if k + 1 < len(sched.intervals):
-            p = cross_event(struct, k, values, p @ jsl.expm(spans[k] * S))
+            p = cross_event(struct, k, values, p @ matrix_exponential(spans[k] * S))
     # padded to one size, so that a time picks its interval by index
     n = max(x.size for x in starts)
     pad = lambda x, *axes: jnp.pad(x, [(0, n - x.shape[a]) for a in axes])  # noqa: E731
@@ -210,7 +233,6 @@ def interval_starts(sched: Schedule, struct: Structure, values: Any, ploidy: int
 def absorption_moments(sched: Schedule, struct: Structure, values: Any, ploidy: int) -> Any:
     """(E[T], E[T^2]) of the time to the last exit: int sf and 2 int t sf over the
     intervals, with the third-order block for int s e^{Ss} ds."""
-    import jax.scipy.linalg as jsl
 
     jnp = _jnp()
     p = start(struct, values)
@@ -228,10 +250,19 @@ def absorption_moments(sched: Schedule, struct: Structure, values: Any, ploidy: 
             return m1 + w @ one, m2 + 2 * (t0 * (w @ one) + w2 @ one)
         D = spans[k]
         A = jnp.block([[S, eye, zero], [zero, zero, eye], [zero, zero, zero]])
-        E = jsl.expm(D * A)
+        E = matrix_exponential(D * A)
         F1, F2 = E[:n, n : 2 * n], E[:n, 2 * n :]  # int e^{Su}, int e^{Su} (D - u)
-        m1 = m1 + p @ F1 @ one
-        m2 = m2 + 2 * (t0 * (p @ F1 @ one) + p @ (D * F1 - F2) @ one)
-        p = cross_event(struct, k, values, p @ E[:n, :n])
+        v = p @ E[:n, :n]
+        # by solves where stiff: int e^{Su} = (I - e^{SD}) (-S)^-1 and
+        # int u e^{Su} = D e^{SD} S^-1 - (e^{SD} - I) S^-2
+        stiff, S_safe = _stiff(S, D)
+        q = jnp.linalg.solve(-S_safe.T, p - v)  # p int e^{Su}
+        r = jnp.linalg.solve(-S_safe.T, v)  # p e^{SD} (-S)^-1
+        first = jnp.where(stiff, q @ one, p @ F1 @ one)
+        timed = jnp.where(stiff, (jnp.linalg.solve(-S_safe.T, q) - D * r) @ one,
+                          p @ (D * F1 - F2) @ one)  # fmt: skip
+        m1 = m1 + first
+        m2 = m2 + 2 * (t0 * first + timed)
+        p = cross_event(struct, k, values, v)
         t0 = t0 + D
     raise AssertionError("a schedule has at least one interval")

@@ -11,6 +11,7 @@ from .chain import (
     absorption_moments,
     expected_rewards,
     interval_starts,
+    matrix_exponential,
     reward_cross_moments,
     valid,
 )
@@ -259,14 +260,13 @@ class TMRCA:
     def _state(self, t: Any) -> tuple[Any, Any]:
         import jax
         import jax.numpy as jnp
-        import jax.scipy.linalg as jsl
 
         t = jnp.asarray(t, dtype=jnp.float64)
 
         def one(s: Any) -> tuple[Any, Any]:
             k = jnp.clip(jnp.searchsorted(self._edges, s, side="right") - 1, 0)
             tau = jnp.maximum(s - self._edges[k], 0.0)
-            p = self._starts[k] @ jsl.expm(tau * self._gens[k])
+            p = self._starts[k] @ matrix_exponential(tau * self._gens[k])
             return p, self._exits[k]
 
         p, ex = jax.vmap(one)(t.reshape(-1))
