@@ -313,3 +313,23 @@ def test_a_long_strong_bottleneck_is_finite_and_exact():
     np.testing.assert_allclose(sfs[1:20], 40.0 / np.arange(1, 20), rtol=1e-12)
     two = demography.from_demes(b.resolve(), {"A": 2})
     np.testing.assert_allclose(two.tmrca().moments(), [20.0, 800.0], rtol=1e-12)
+
+
+def test_cross_moments_through_a_long_strong_bottleneck():
+    """Two demes split 100 generations ago from an ancestor of size 10 that lasted a million
+    generations (rate x time ~ 1e5): the SFS moments equal those of an ancestor of size 10 for
+    ever (the open last interval, by solves) to 1e-12."""
+
+    def model(bottleneck_forever):
+        b = demes.Builder(time_units="generations")
+        epochs = [dict(start_size=10.0)]
+        if not bottleneck_forever:
+            epochs = [dict(start_size=1e4, end_time=1e6 + 100), dict(start_size=10.0)]
+        b.add_deme("anc", epochs=[{**e, "end_time": e.get("end_time", 100)} for e in epochs])
+        b.add_deme("A", ancestors=["anc"], epochs=[dict(start_size=500)])
+        b.add_deme("B", ancestors=["anc"], epochs=[dict(start_size=300)])
+        return demography.from_demes(b.resolve(), {"A": 2, "B": 2})
+
+    (mean, cross), (mean_ref, cross_ref) = (model(x).sfs_moments() for x in (False, True))
+    np.testing.assert_allclose(mean, mean_ref, rtol=1e-12)
+    np.testing.assert_allclose(cross, cross_ref, rtol=1e-12)

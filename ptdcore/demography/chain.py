@@ -181,9 +181,15 @@ def reward_cross_moments(sched: Schedule, struct: Structure, R: np.ndarray, valu
         E0 = matrix_exponential(spans[k] * S)
         A1 = jnp.block([[S, Rj], [zeros((m, n + m), values.dtype)]])
         E1 = matrix_exponential(spans[k] * A1)
-        mean = mean + p @ E1[:n, n:]
-        C = C + acc
-        p, u = cross_event(struct, k, values, p @ E0), cross_event(struct, k, values, u_next)
+        v = p @ E0
+        # a stiff interval by solves, as the open last one but with the ends subtracted:
+        # int v = (p - v(D)) U, int u_i . r_j = sum_s q_s r_i(s) x_j(s) + (u_i - u_i(D)) . x_j
+        stiff, S_safe = _stiff(S, spans[k])
+        X = jnp.linalg.solve(-S_safe, Rj)
+        q = jnp.linalg.solve(-S_safe.T, p - v)
+        mean = mean + jnp.where(stiff, q @ Rj, p @ E1[:n, n:])
+        C = C + jnp.where(stiff, (Rj * q[:, None]).T @ X + (u - u_next) @ X, acc)
+        p, u = cross_event(struct, k, values, v), cross_event(struct, k, values, u_next)
     raise AssertionError("a schedule has at least one interval")
 
 
