@@ -193,7 +193,7 @@ class Demography:
         lineages, breaks at the event times; padded with the zero corners."""
         import jax.numpy as jnp
 
-        if "engine" not in self._cache:
+        if "engine-moments" not in self._cache:
             from ..coalescent import kingman_sfs
             from ..reward_matrix import reward_moments
 
@@ -214,8 +214,8 @@ class Demography:
                 mean = jnp.pad(mean, (1, 1))
                 return self._guard(x, mean), self._guard(x, jnp.pad(cross, ((1, 1), (1, 1))))
 
-            self._cache["engine"] = self._jitted("engine-moments", moments)
-        return self._cache["engine"](v)
+            self._jitted("engine-moments", moments)
+        return self._cache["engine-moments"](v)
 
     # -- the T_MRCA --------------------------------------------------------------------
     def tmrca(self, values: Any = None) -> TMRCA:

@@ -57,6 +57,60 @@ inline void reward_chain(const NumericGraph& g, const double* rewards, int64_t s
   }
 }
 
+namespace detail {
+
+// Starts g at buf.pi (with its tangents) and, unless the epoch is the open last
+// one, puts the state at its end (after D) in buf.next.
+inline void cross_epoch(NumericGraph& g, bool last, double D, bool jac, EpochBuffers& buf,
+                        SeriesBuffers& series, SquaringBuffers& squaring) {
+  const int64_t n = g.n, Pj = jac ? g.P : 0;
+  g.alpha = buf.pi;
+  g.dalpha = buf.dpi;
+  if (last) return;
+  buf.next.resize(n);
+  buf.dnext.assign(n * Pj, 0.0);
+  state_at(g, false, D, buf.next.data(), jac ? buf.dnext.data() : nullptr, series, squaring);
+}
+
+// The epoch's occupancy q = (v(a) - v(b)) U (v(b) = 0 for the open last epoch) and
+// its tangents dq (P x n), g factorised in `solver`; diff, ddiff and c are scratch.
+inline void epoch_occupancy(const NumericGraph& g, BlockSolver& solver, const EpochBuffers& buf,
+                            bool last, int64_t Pj, double* q, double* dq, double* diff,
+                            double* ddiff, std::vector<double>& c) {
+  const int64_t n = g.n, P = g.P;
+  for (int64_t k = 0; k < n; ++k) diff[k] = buf.pi[k] - (last ? 0.0 : buf.next[k]);
+  solver.solve_transposed(diff, q);
+  for (int64_t p = 0; p < Pj; ++p)
+    for (int64_t k = 0; k < n; ++k)
+      ddiff[p * n + k] = buf.dpi[k * P + p] - (last ? 0.0 : buf.dnext[k * P + p]);
+  solve_transposed_tangents(g, solver, q, ddiff, dq, Pj, c);
+}
+
+// Adds the epoch's means q . r_j (R: n x m) and their derivatives to out (m) and
+// dout (m x P): dq . r_j, and in the break columns the integrand at the start (-)
+// and the end (+) of the epoch (b < 0: no such break).
+inline void add_epoch_means(const double* R, int64_t m, int64_t n, int64_t P, int64_t Pj,
+                            const EpochBuffers& buf, bool last, const double* q,
+                            const double* dq, int64_t b_start, int64_t b_end, double* out,
+                            double* dout) {
+  for (int64_t j = 0; j < m; ++j) {
+    for (int64_t k = 0; k < n; ++k) out[j] += q[k] * R[k * m + j];
+    for (int64_t p = 0; p < Pj; ++p)
+      for (int64_t k = 0; k < n; ++k) dout[j * P + p] += dq[p * n + k] * R[k * m + j];
+    if (Pj) {
+      double at_start = 0.0, at_end = 0.0;
+      for (int64_t k = 0; k < n; ++k) {
+        at_start += buf.pi[k] * R[k * m + j];
+        if (!last) at_end += buf.next[k] * R[k * m + j];
+      }
+      if (b_start >= 0) dout[j * P + b_start] -= at_start;
+      if (b_end >= 0) dout[j * P + b_end] += at_end;
+    }
+  }
+}
+
+}  // namespace detail
+
 // Reward moments over epochs (a reward matrix, rewards n x m). With
 // v(t) the state vector and u_i(t) = E[Y_i(t); X_t = .] the reward accumulated
 // so far, [v, u_i] evolves by A_i = [[S, D_i], [0, S]] (D_i = diag(r_i)), and
@@ -102,13 +156,9 @@ inline void evaluate_epoch_reward_moments(const Structure& s, const SccTopology&
     NumericGraph& g = buf.graphs[e];
     const bool last = e + 1 == E;
     const double D = last ? 0.0 : breaks[e] - (e ? breaks[e - 1] : 0.0);
-    g.alpha = buf.pi;
-    g.dalpha = buf.dpi;
     // the ends of the epoch: v (next) and every u_i
+    detail::cross_epoch(g, last, D, jac, buf, series, squaring);
     if (!last) {
-      buf.next.resize(n);
-      buf.dnext.assign(n * Pj, 0.0);
-      state_at(g, false, D, buf.next.data(), jac ? buf.dnext.data() : nullptr, series, squaring);
       for (int64_t i = 0; i < m; ++i) {
         reward_chain(g, R + i, m, 2, aug);
         aug.alpha = buf.pi;
@@ -127,28 +177,14 @@ inline void evaluate_epoch_reward_moments(const Structure& s, const SccTopology&
       solver.solve(rhs.data(), X.data() + j * n);
       detail::solve_tangents(g, solver, X.data() + j * n, dX.data() + j * Pj * n, Pj, c);
     }
-    for (int64_t k = 0; k < n; ++k) diff[k] = buf.pi[k] - (last ? 0.0 : buf.next[k]);
-    solver.solve_transposed(diff.data(), q.data());
-    for (int64_t p = 0; p < Pj; ++p)
-      for (int64_t k = 0; k < n; ++k)
-        ddiff[p * n + k] = buf.dpi[k * P + p] - (last ? 0.0 : buf.dnext[k * P + p]);
-    detail::solve_transposed_tangents(g, solver, q.data(), ddiff.data(), dq.data(), Pj, c);
-    // this epoch's integrals
+    detail::epoch_occupancy(g, solver, buf, last, Pj, q.data(), dq.data(), diff.data(),
+                            ddiff.data(), c);
+    // this epoch's integrals: the means, then the cross moments
     const int64_t b_start = e > 0 ? E * Pb + e - 1 : -1, b_end = last ? -1 : E * Pb + e;
+    detail::add_epoch_means(R, m, n, P, Pj, buf, last, q.data(), dq.data(), b_start, b_end, out,
+                            dout);
     for (int64_t j = 0; j < m; ++j) {
       const double* xj = X.data() + j * n;
-      for (int64_t k = 0; k < n; ++k) out[j] += q[k] * R[k * m + j];
-      for (int64_t p = 0; p < Pj; ++p)
-        for (int64_t k = 0; k < n; ++k) dout[j * P + p] += dq[p * n + k] * R[k * m + j];
-      if (jac) {
-        double at_start = 0.0, at_end = 0.0;
-        for (int64_t k = 0; k < n; ++k) {
-          at_start += buf.pi[k] * R[k * m + j];
-          if (!last) at_end += buf.next[k] * R[k * m + j];
-        }
-        if (b_start >= 0) dout[j * P + b_start] -= at_start;
-        if (b_end >= 0) dout[j * P + b_end] += at_end;
-      }
       for (int64_t i = 0; i < m; ++i) {
         const double* dxj = dX.data() + j * Pj * n;
         double Cij = 0.0;
@@ -230,37 +266,13 @@ inline void evaluate_epoch_reward_means(const Structure& s, const SccTopology& t
     NumericGraph& g = buf.graphs[e];
     const bool last = e + 1 == E;
     const double D = last ? 0.0 : breaks[e] - (e ? breaks[e - 1] : 0.0);
-    g.alpha = buf.pi;
-    g.dalpha = buf.dpi;
-    if (!last) {
-      buf.next.resize(n);
-      buf.dnext.assign(n * Pj, 0.0);
-      state_at(g, false, D, buf.next.data(), jac ? buf.dnext.data() : nullptr, series, squaring);
-    }
+    detail::cross_epoch(g, last, D, jac, buf, series, squaring);
     if (solver.factorise(topo, g) != MomentStatus::kFinite) return fail();
-    for (int64_t k = 0; k < n; ++k) diff[k] = buf.pi[k] - (last ? 0.0 : buf.next[k]);
-    solver.solve_transposed(diff.data(), q.data());
-    for (int64_t p = 0; p < Pj; ++p)
-      for (int64_t k = 0; k < n; ++k)
-        ddiff[p * n + k] = buf.dpi[k * P + p] - (last ? 0.0 : buf.dnext[k * P + p]);
-    detail::solve_transposed_tangents(g, solver, q.data(), ddiff.data(), dq.data(), Pj, c);
+    detail::epoch_occupancy(g, solver, buf, last, Pj, q.data(), dq.data(), diff.data(),
+                            ddiff.data(), c);
     const int64_t b_start = e > 0 ? E * Pb + e - 1 : -1, b_end = last ? -1 : E * Pb + e;
-    for (int64_t j = 0; j < m; ++j) {
-      double value = 0.0, at_start = 0.0, at_end = 0.0;
-      for (int64_t k = 0; k < n; ++k) {
-        value += q[k] * R[k * m + j];
-        at_start += buf.pi[k] * R[k * m + j];
-        if (!last) at_end += buf.next[k] * R[k * m + j];
-      }
-      out[j] += value;
-      for (int64_t p = 0; p < Pj; ++p) {
-        double d = 0.0;
-        for (int64_t k = 0; k < n; ++k) d += dq[p * n + k] * R[k * m + j];
-        dout[j * P + p] += d;
-      }
-      if (jac && b_start >= 0) dout[j * P + b_start] -= at_start;
-      if (jac && b_end >= 0) dout[j * P + b_end] += at_end;
-    }
+    detail::add_epoch_means(R, m, n, P, Pj, buf, last, q.data(), dq.data(), b_start, b_end, out,
+                            dout);
     if (last) break;
     if (jac)  // the break: starting tangents v (S_e - S_{e+1}) in column b_e
       detail::add_generator_difference(g, buf.graphs[e + 1], buf.next.data(),
