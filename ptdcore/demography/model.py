@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from .chain import (
     absorption_moments,
+    durations,
     expected_rewards,
     interval_starts,
     matrix_exponential,
     reward_cross_moments,
     valid,
 )
+from .lineage_counts import time_with_k_lineages
 from .lineages import Structure, build, check_meeting, reward_matrix
 from .schedule import Schedule, check_samples
 
@@ -24,11 +25,16 @@ KINDS = ("joint", "pooled", "marginal")
 def lumping_weights(n: int) -> np.ndarray:
     """((n - 1) x (n + 1)): from the expected time with k = 2..n lineages to the expected
     SFS, E[xi_i] = sum_k k E[T_k] C(n-i-1, k-2) / C(n-1, k-1) (one panmictic deme: the
-    tree's shape does not depend on its times; Griffiths and Tavare 1998)."""
+    tree's shape does not depend on its times; Griffiths and Tavare 1998).
+
+    By the ratio of consecutive entries, C(n-i-2, k-2) / C(n-i-1, k-2) =
+    (n-i-k+1) / (n-i-1), from W[k, 1] = k (k - 1) / (n - 1): positive factors, so every
+    entry is exact to n ulps (n = 1,000 in milliseconds, where binomials take seconds)."""
+    k = np.arange(2, n + 1, dtype=np.float64)
     W = np.zeros((n - 1, n + 1))
-    for k in range(2, n + 1):
-        for i in range(1, n - k + 2):
-            W[k - 2, i] = k * math.comb(n - i - 1, k - 2) / math.comb(n - 1, k - 1)
+    W[:, 1] = k * (k - 1.0) / (n - 1.0)
+    for i in range(1, n - 1):
+        W[:, i + 1] = W[:, i] * np.maximum(n - i - k + 1.0, 0.0) / (n - i - 1.0)
     return W
 
 
@@ -67,10 +73,7 @@ class Demography:
         panmictic = all(len({d for d, _, _ in s}) == 1 for s in self._counts_chain.states)
         self.lumped = panmictic and len(self.sampled) == 1
         if self.lumped:
-            T = np.zeros((self._counts_chain.size, n - 1))
-            for i, s in enumerate(self._counts_chain.states):
-                T[i, sum(c for _, _, c in s) - 2] = 1.0
-            self._lumped_rewards = T @ lumping_weights(n)
+            self._lumping_weights = lumping_weights(n)
             self.representation = f"lumped lineage counts ({self._counts_chain.size} states)"
         else:
             self.representation = (
@@ -91,10 +94,28 @@ class Demography:
             return self._counts_chain.size
         return self._chain("pooled" if kind == "pooled" else "joint").size
 
+    def _lumped_sizes(self) -> np.ndarray:
+        """The index of the size of the deme that holds the lineages, per interval (one
+        deme: the sampled one and its ancestors)."""
+        chain, intervals = self._counts_chain, self.schedule.intervals
+        holder = [chain.states[int(chain.active[k][0])][0][0] for k in range(len(intervals))]
+        return np.array([intervals[k].size[d] for k, d in enumerate(holder)])
+
+    def _lumped_times(self, v: Any) -> Any:
+        """E[T_k], k = 2..n, of the lumped model (generations), by the lineage-count
+        distribution at the event times in coalescent units (no n x n matrix)."""
+        import jax.numpy as jnp
+
+        sizes = v[self._lumped_sizes()]
+        spans = jnp.stack(durations(self.schedule, v)) if self.schedule.times else sizes[:0]
+        coalescent = jnp.cumsum(spans / (self.ploidy * sizes[:-1]))
+        n = int(self.counts.sum())
+        return time_with_k_lineages(n, sizes, coalescent, self.ploidy)
+
     def _sfs_route(self, kind: str) -> tuple[Structure, np.ndarray, tuple[int, ...]]:
         """(chain, rewards, output shape) of the expected SFS of this kind."""
         if self.lumped:
-            return self._counts_chain, self._lumped_rewards, self.shape
+            return self._counts_chain, self._lumping_weights, self.shape
         if kind == "pooled":
             pooled = self._chain("pooled")
             n = int(self.counts.sum())
@@ -157,7 +178,10 @@ class Demography:
             struct, R, shape = self._sfs_route(route)
 
             def sfs(v: Any) -> Any:
-                out = expected_rewards(self.schedule, struct, R, v, self.ploidy)
+                if self.lumped:
+                    out = self._lumped_times(v) @ self._lumping_weights
+                else:
+                    out = expected_rewards(self.schedule, struct, R, v, self.ploidy)
                 return self._guard(v, out).reshape(shape)
 
             self._jitted(route, sfs)
@@ -200,11 +224,7 @@ class Demography:
             n = int(self.counts.sum())
             graph, rewards = kingman_sfs(n)
             K = len(self.schedule.intervals)
-            holder = [
-                self._counts_chain.states[int(self._counts_chain.active[k][0])][0][0]
-                for k in range(K)
-            ]
-            sizes = np.array([self.schedule.intervals[k].size[d] for k, d in enumerate(holder)])
+            sizes = self._lumped_sizes()
             times = np.array(self.schedule.times, dtype=int)
             rm = reward_moments(graph, rewards, epochs=K)
 
