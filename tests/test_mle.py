@@ -138,3 +138,21 @@ def test_log_likelihood_form_errors_name_the_problem():
         ptdcore.fit_mle(f, [1.0], [0.5])
     with pytest.raises(TypeError, match="log-likelihood of theta"):
         ptdcore.fit_mle("not a model", [1.0], [0.5])
+
+
+def test_the_optimum_is_reached_where_the_value_is_below_its_rounding():
+    """A log-likelihood carrying a large constant (as a multinomial of thousands of counts
+    does): near the optimum its changes are below the value's rounding, so a trust region
+    judged by the value stalls; the exact gradient still leads to the closed-form optimum
+    (Poisson counts c: theta = c, standard errors sqrt(c))."""
+    import jax.numpy as jnp
+
+    c = np.array([3.0, 7.0])
+
+    def loglik(theta):
+        return 1e9 + jnp.sum(c * jnp.log(theta) - theta)
+
+    fit = ptdcore.fit_mle(loglik, [40.0, 0.5], bounds=[(0, None), (0, None)])
+    np.testing.assert_allclose(fit.estimate, c, rtol=1e-12)
+    np.testing.assert_allclose(fit.stderr, np.sqrt(c), rtol=1e-10)
+    assert fit.converged

@@ -9,9 +9,9 @@ by *adaptive uniformisation*: over a step h with the fastest live state's rate L
     p(u + h) = e^{-L h} p sum_j (B h)^j / j!,   B = Q + L I >= 0 entrywise,
 
 a sum of non-negative terms (no cancellation: each step keeps every p_k to a few ulps
-relative, however small), truncated where the Poisson(L h) tail is below 1e-17. The top state is dropped
-once its probability is below :data:`DROP` (what is dropped in all is below n x DROP), so
-the steps lengthen as lineages coalesce: from n lineages to two in 12 steps (n = 20) to 72
+relative, however small), truncated where the Poisson(L h) tail is below 1e-17. The top
+state is dropped once its probability is below :data:`DROP` (in all, less than n x DROP),
+so the steps lengthen as lineages coalesce: from n lineages to two in 12 steps (n = 20) to 72
 (n = 1,000), and the last two exactly. Cost O(n) per term; no n x n matrix anywhere
 (n = 1,000 in a few milliseconds).
 

@@ -295,17 +295,24 @@ class Bounds:
         return not (np.isfinite(self.low).any() or np.isfinite(self.high).any())
 
     def to_theta(self, z: Any) -> Any:
-        import jax
-        import jax.numpy as jnp
+        """theta of the unbounded coordinates ``z`` (JAX in, JAX out; a numpy array in,
+        numpy out, without dispatching JAX operations)."""
+        if isinstance(z, np.ndarray):
+            from scipy.special import expit as sigmoid
+
+            xp = np
+        else:
+            import jax.numpy as xp
+            from jax.nn import sigmoid
 
         lower, upper = np.isfinite(self.low), np.isfinite(self.high)
-        lo = jnp.asarray(np.where(lower, self.low, 0.0))
-        hi = jnp.asarray(np.where(upper, self.high, 0.0))
-        zb = jnp.where(lower | upper, z, 0.0)  # (no exp of an open coordinate's value)
-        e = jnp.exp(zb)
-        both = lo + (hi - lo) * jax.nn.sigmoid(zb)
-        one_sided = jnp.where(lower, lo + e, hi - e)
-        return jnp.where(lower & upper, both, jnp.where(lower | upper, one_sided, z))
+        lo = xp.asarray(np.where(lower, self.low, 0.0))
+        hi = xp.asarray(np.where(upper, self.high, 0.0))
+        zb = xp.where(lower | upper, z, 0.0)  # (no exp of an open coordinate's value)
+        e = xp.exp(zb)
+        both = lo + (hi - lo) * sigmoid(zb)
+        one_sided = xp.where(lower, lo + e, hi - e)
+        return xp.where(lower & upper, both, xp.where(lower | upper, one_sided, z))
 
     def to_z(self, theta: np.ndarray) -> np.ndarray:
         lower, upper = np.isfinite(self.low), np.isfinite(self.high)
@@ -330,7 +337,7 @@ def _fit(
     P = theta0.size
     result = find_mode(lambda z: loglik(bounds.to_theta(z)), bounds.to_z(theta0), gtol=gtol,
                        max_iter=max_iter)  # fmt: skip
-    theta = np.asarray(bounds.to_theta(jnp.asarray(result.x)))
+    theta = bounds.to_theta(np.asarray(result.x, dtype=np.float64))
     if bounds.open and result.exact_hessian:  # z is theta: the mode's own derivatives
         H, score = result.hessian, result.gradient
     else:  # natural scale (exact at a bound, where the chain rule would divide by ~0)
