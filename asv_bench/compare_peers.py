@@ -60,6 +60,7 @@ def worker(tool: str, n: int) -> dict:
         i = d.parameter_names.index("A.epochs[1].start_size")
         f = jax.jit(d.expected_sfs)
         g = jax.jit(jax.grad(lambda x: jnp.log(d.expected_sfs(x)[1:-1]).sum()))
+        J = jax.jit(jax.jacfwd(d.expected_sfs))  # all 3 values: sizes and the time
 
         def call(fn):
             x = v.copy()
@@ -69,6 +70,7 @@ def worker(tool: str, n: int) -> dict:
         return {
             "sfs": _median_ms(lambda: call(f), 200, 20),
             "grad": _median_ms(lambda: call(g), 200, 20),
+            "jac": _median_ms(lambda: call(J), 200, 20),
         }
     if tool == "moments":
         import moments
@@ -76,7 +78,10 @@ def worker(tool: str, n: int) -> dict:
         def moments_sfs():
             return moments.Demes.SFS(_graph(recent()), sampled_demes=["A"], sample_sizes=[n])
 
-        return {"sfs": _median_ms(moments_sfs, 20, 20)}
+        def moments_jacobian():  # its optimisers' forward differences: 1 + 3 spectra
+            return [moments_sfs() for _ in range(4)]
+
+        return {"sfs": _median_ms(moments_sfs, 20, 20), "jac": _median_ms(moments_jacobian, 10, 20)}
     if tool == "momi":
         import momi
 
@@ -88,7 +93,24 @@ def worker(tool: str, n: int) -> dict:
             m.set_size("A", t=2000, N=10000)
             return m.expected_sfs(configs, normalized=False, length=1, return_dict=False)
 
-        return {"sfs": _median_ms(momi_sfs, 20, 20)}
+        import autograd
+
+        model = momi.DemographicModel(N_e=1000, gen_time=1, muts_per_gen=1e-8)
+        model.add_size_param("recent", N0=1000.0)
+        model.add_size_param("ancient", N0=10000.0)
+        model.add_time_param("t", t0=2000.0)
+        model.add_leaf("A", N="recent")
+        model.set_size("A", t="t", N="ancient")
+        counts = {((n - i, i),): 100.0 / i for i in range(1, n)}
+        model.set_data(momi.site_freq_spectrum(["A"], [counts]), length=1e6)
+        surface = model._get_surface()  # what momi's optimisers differentiate (autograd)
+        gradient = autograd.grad(surface.kl_div)
+        x0 = np.asarray(model._get_x(), dtype=float)
+
+        def momi_gradient():
+            return gradient(x0 + 1e-6 * recent())
+
+        return {"sfs": _median_ms(momi_sfs, 20, 20), "grad": _median_ms(momi_gradient, 20, 20)}
     if tool == "phasegen":
         import logging
 
@@ -140,6 +162,16 @@ def main() -> None:
                 cells.append(f"{r['sfs']:.3f} ({r['sfs'] / base:.1f}x)")
         grad = (rows.get((n, "ptdcore")) or {}).get("grad")
         print(f"| {n} | " + " | ".join(cells) + f" | {grad:.3f} |" if grad else " |")
+    print()
+    print(
+        "| n | ptdcore Jacobian, 3 values (ms) | ptdcore log-SFS gradient (ms) | "
+        "moments Jacobian by differences, 4 spectra (ms) | momi autograd gradient (ms) |"
+    )
+    print("|---|---|---|---|---|")
+    for n in args.n:
+        keys = (("ptdcore", "jac"), ("ptdcore", "grad"), ("moments", "jac"), ("momi", "grad"))
+        cells = [(rows.get((n, tool)) or {}).get(key) for tool, key in keys]
+        print(f"| {n} | " + " | ".join("-" if c is None else f"{c:.3f}" for c in cells) + " |")
     sys.stdout.flush()
 
 

@@ -110,11 +110,12 @@ class EpochLogLikelihood:
 
 
 class DemographySFS:
-    """ptdcore.demography: the expected SFS of one deme with one size change (the lumped
-    lineage-count chain), and the gradient of a log-SFS summary in all its numbers; a new
-    recent size each call. Peers in one run: asv_bench/compare_peers.py."""
+    """ptdcore.demography: the expected SFS of one deme with one size change (the
+    lineage-count distribution), the gradient of a log-SFS summary and the Jacobian of the
+    SFS in all its numbers; a new recent size each call. Peers in one run:
+    asv_bench/compare_peers.py."""
 
-    params = [10, 20, 40, 100]
+    params = [10, 20, 100, 1000]
     param_names = ["n"]
     timeout = 600
 
@@ -128,6 +129,7 @@ class DemographySFS:
         d = demography.from_demes(examples.one_size_change(), {"A": n})
         self.sfs = jax.jit(d.expected_sfs)
         self.grad = jax.jit(jax.grad(lambda x: jnp.log(d.expected_sfs(x)[1:-1]).sum()))
+        self.jacobian = jax.jit(jax.jacfwd(d.expected_sfs))
         base = np.asarray(d.values)
         index = d.parameter_names.index("A.epochs[1].start_size")
         self.values = []
@@ -135,7 +137,8 @@ class DemographySFS:
             v = base.copy()
             v[index] = size
             self.values.append(jnp.asarray(v))
-        jax.block_until_ready((self.sfs(self.values[0]), self.grad(self.values[0])))
+        v0 = self.values[0]
+        jax.block_until_ready((self.sfs(v0), self.grad(v0), self.jacobian(v0)))
         self.i = 0
 
     def time_expected_sfs(self, n):
@@ -149,6 +152,12 @@ class DemographySFS:
 
         self.i = (self.i + 1) % len(self.values)
         jax.block_until_ready(self.grad(self.values[self.i]))
+
+    def time_jacobian(self, n):
+        import jax
+
+        self.i = (self.i + 1) % len(self.values)
+        jax.block_until_ready(self.jacobian(self.values[self.i]))
 
 
 class TwoDemeSFS:
