@@ -148,3 +148,61 @@ def test_badly_scaled_parameters_move_together(precondition):
     assert svgd.diagnostics["preconditioned"]
     old = SVGD(loglik=loglik, theta_dim=2, n_iterations=100, init="spread", **flat).fit()
     assert not np.all(np.abs(old.theta_mean - mean) < 0.1 * sd)
+
+
+def test_three_parameter_demography_against_nuts():
+    """The two-epoch SFS model (log ancient size, log recent size, log time; a correlated,
+    skewed posterior: correlations 0.6-0.94) from 15,000 msprime sites: 20 particles x 200
+    iterations, defaults otherwise, within 0.1 sd of a NUTS run's means and 20 % of its
+    sds (before the bandwidth on the Laplace metric: 0.78-0.87 of the sds)."""
+    import jax
+    import jax.numpy as jnp
+
+    demes = pytest.importorskip("demes")
+    msprime = pytest.importorskip("msprime")
+    numpyro = pytest.importorskip("numpyro")
+    import numpyro.distributions as dist
+    from numpyro.infer import MCMC, NUTS
+
+    from ptdcore import demography, sfs
+
+    b = demes.Builder(time_units="generations")
+    b.add_deme("A", epochs=[dict(start_size=2000, end_time=300), dict(start_size=500)])
+    graph = b.resolve()
+    n, mu, length, loci = 16, 5e-6, 1000, 400
+    spectrum = np.zeros(n + 1)
+    replicates = msprime.sim_ancestry(
+        {"A": n}, demography=msprime.Demography.from_demes(graph), ploidy=1,
+        sequence_length=length, recombination_rate=1e-8, num_replicates=loci, random_seed=11,
+    )  # fmt: skip
+    for seed, ts in enumerate(replicates, start=1):
+        ts = msprime.sim_mutations(ts, rate=mu, random_seed=seed, discrete_genome=False)
+        spectrum += ts.allele_frequency_spectrum(mode="site", polarised=True, span_normalise=False)
+    observed = np.ma.MaskedArray(spectrum, mask=sfs.corners(spectrum.shape))
+    d = demography.from_demes(graph, {"A": n})
+    centre = jnp.log(jnp.array([1000.0, 1000.0, 300.0]))
+
+    def loglik(t):
+        return sfs.loglik(d.expected_sfs(jnp.exp(t)), observed, kind="poisson",
+                          scale=mu * length * loci)  # fmt: skip
+
+    def prior(t):
+        return jnp.sum(-0.5 * ((t - centre) / 2.0) ** 2)
+
+    def numpyro_model():
+        t = numpyro.sample("t", dist.Normal(centre, 2.0).to_event(1))
+        numpyro.factor("loglik", loglik(t))
+
+    mcmc = MCMC(NUTS(numpyro_model), num_warmup=500, num_samples=2000, progress_bar=False)
+    mcmc.run(jax.random.PRNGKey(0))
+    draws = np.asarray(mcmc.get_samples()["t"])
+    mean, sd = draws.mean(0), draws.std(0)
+    svgd = SVGD(loglik=loglik, theta_dim=3, prior=prior, positive=False, n_particles=20,
+                n_iterations=200, progress=False).fit()  # fmt: skip
+    off = np.abs(svgd.particles.mean(0) - mean) / sd
+    ratio = svgd.particles.std(0) / sd
+    assert np.all(off < 0.1), (off, ratio)
+    assert np.all(np.abs(ratio - 1) < 0.2), (off, ratio)
+    # (tighter than the issue's 20 %: the median bandwidth gave 0.86-0.88 here)
+    assert np.all(np.abs(ratio - 1) < 0.1), (off, ratio)
+    assert svgd.diagnostics["preconditioned"]

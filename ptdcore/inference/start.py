@@ -71,13 +71,20 @@ def check_strategy(init: Any, precondition: Any = "diagonal") -> None:
 def normal_points(n: int, d: int, seed: int) -> np.ndarray:
     """``n`` points of ``N(0, I_d)`` spread evenly: a Latin hypercube (each coordinate has
     one point in each of ``n`` equal-probability strata, in random order) through the
-    normal quantile function, so that a few particles already have about the right mean
-    and spread; reproducible from ``seed``."""
+    normal quantile function, then (with ``n > d``) centred and whitened so that their
+    mean is exactly 0 and their covariance exactly I: started at the Laplace approximation,
+    the particles have its mean and covariance, which SVGD's fixed point for a Gaussian
+    target keeps; reproducible from ``seed``."""
     from scipy.special import ndtri
 
     rng = np.random.default_rng(seed)
     u = (np.argsort(rng.random((n, d)), axis=0) + rng.random((n, d))) / n
-    return ndtri(u)
+    q = ndtri(u)
+    if n <= d:
+        return q
+    q = q - q.mean(axis=0)
+    lower = np.linalg.cholesky(np.atleast_2d(np.cov(q.T, bias=True)))
+    return np.linalg.solve(lower, q.T).T
 
 
 def spread_points(n: int, d: int, seed: int, center: float) -> np.ndarray:

@@ -8,7 +8,9 @@ log density ``log p``, each step moves every particle along
 
 with the RBF kernel ``k(x, y) = exp(-||x - y||^2 / h)``. The bandwidth follows
 the median heuristic ``h = med^2 / log(n + 1)``, ``med`` the median of the
-pairwise distances, so that ``sum_j k(x_i, x_j) ~ 1 + n exp(-med^2/h) = 2``.
+pairwise distances, so that ``sum_j k(x_i, x_j) ~ 1 + n exp(-med^2/h) = 2``, or,
+on a metric where the posterior is about N(0, I) (:func:`metric_bandwidth`), is
+fixed at ``8 d``.
 The step itself is left to an optax optimizer (ascent: the update is computed
 for ``-phi``).
 """
@@ -67,6 +69,19 @@ def median_heuristic(particles: jax.Array) -> jax.Array:
     sq = jnp.sum((subset[:, None, :] - subset[None, :, :]) ** 2, axis=-1)
     med2 = jnp.median(sq[jnp.triu_indices(m, k=1)]) if m > 1 else jnp.asarray(1.0)
     return jnp.maximum(med2, 1e-12) / jnp.log(n + 1.0)
+
+
+BANDWIDTH_PER_DIMENSION = 8.0
+"""On a metric where the posterior is about N(0, I_d) (the Laplace-preconditioned steps),
+the bandwidth is this times d: SVGD's fixed point for N(0, I_3) with 20 particles keeps
+0.64 of the variance with the median heuristic and 0.91 with h = 8 d (as h grows the
+kernel tends to the linear one, whose fixed point has the target's mean and covariance
+exactly for Gaussians: Liu and Wang 2018)."""
+
+
+def metric_bandwidth(particles: jax.Array) -> jax.Array:
+    """``h = BANDWIDTH_PER_DIMENSION x d`` (see there), whatever the particles."""
+    return jnp.asarray(BANDWIDTH_PER_DIMENSION * particles.shape[-1], particles.dtype)
 
 
 def stein_parts(
