@@ -159,33 +159,23 @@ def test_three_parameter_demography_against_nuts():
     import jax
     import jax.numpy as jnp
 
-    demes = pytest.importorskip("demes")
-    msprime = pytest.importorskip("msprime")
+    pytest.importorskip("demes")
+    pytest.importorskip("msprime")
     numpyro = pytest.importorskip("numpyro")
     import numpyro.distributions as dist
     from numpyro.infer import MCMC, NUTS
 
     from ptdcore import demography, sfs
+    from ptdcore.demography.examples import two_epoch_spectrum
 
-    b = demes.Builder(time_units="generations")
-    b.add_deme("A", epochs=[dict(start_size=2000, end_time=300), dict(start_size=500)])
-    graph = b.resolve()
-    n, mu, length, loci = 16, 5e-6, 1000, 400
-    spectrum = np.zeros(n + 1)
-    replicates = msprime.sim_ancestry(
-        {"A": n}, demography=msprime.Demography.from_demes(graph), ploidy=1,
-        sequence_length=length, recombination_rate=1e-8, num_replicates=loci, random_seed=11,
-    )  # fmt: skip
-    for seed, ts in enumerate(replicates, start=1):
-        ts = msprime.sim_mutations(ts, rate=mu, random_seed=seed, discrete_genome=False)
-        spectrum += ts.allele_frequency_spectrum(mode="site", polarised=True, span_normalise=False)
+    graph, spectrum, scale = two_epoch_spectrum()
     observed = np.ma.MaskedArray(spectrum, mask=sfs.corners(spectrum.shape))
+    n = spectrum.size - 1
     d = demography.from_demes(graph, {"A": n})
     centre = jnp.log(jnp.array([1000.0, 1000.0, 300.0]))
 
     def loglik(t):
-        return sfs.loglik(d.expected_sfs(jnp.exp(t)), observed, kind="poisson",
-                          scale=mu * length * loci)  # fmt: skip
+        return sfs.loglik(d.expected_sfs(jnp.exp(t)), observed, kind="poisson", scale=scale)
 
     def prior(t):
         return jnp.sum(-0.5 * ((t - centre) / 2.0) ** 2)

@@ -44,3 +44,28 @@ def split_pulse_migration() -> Any:
     b.add_migration(source="A", dest="B", rate=2e-4)
     b.add_pulse(sources=["A"], dest="B", time=50, proportions=[0.2])
     return b.resolve()
+
+
+def two_epoch_spectrum(
+    n: int = 16, mu: float = 5e-6, length: float = 1000.0, loci: int = 400, seed: int = 11
+) -> tuple[Any, Any, float]:
+    """(graph, observed SFS, mutation rate x total length) of the 3-parameter SFS model the
+    SVGD tests and comparisons use: one deme, 2,000 individuals until 300 generations ago
+    and 500 since; ``loci`` unlinked msprime loci of ``length`` bp, ``n`` haploid samples
+    (about 15,000 segregating sites with the defaults). Needs msprime."""
+    import demes
+    import msprime
+    import numpy as np
+
+    b = demes.Builder(time_units="generations")
+    b.add_deme("A", epochs=[dict(start_size=2000, end_time=300), dict(start_size=500)])
+    graph = b.resolve()
+    spectrum = np.zeros(n + 1)
+    replicates = msprime.sim_ancestry(
+        {"A": n}, demography=msprime.Demography.from_demes(graph), ploidy=1,
+        sequence_length=length, recombination_rate=1e-8, num_replicates=loci, random_seed=seed,
+    )  # fmt: skip
+    for k, ts in enumerate(replicates, start=1):
+        ts = msprime.sim_mutations(ts, rate=mu, random_seed=k, discrete_genome=False)
+        spectrum += ts.allele_frequency_spectrum(mode="site", polarised=True, span_normalise=False)
+    return graph, spectrum, mu * length * loci
