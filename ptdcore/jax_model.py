@@ -77,8 +77,11 @@ class Model:
                 fn = self.backend.jax_function(self.structure, K, output)
             else:
                 evaluator = self.backend.jax_evaluator(self.structure, K, output)
-                # (epochs: the engine has first derivatives only)
-                fn = _make_differentiable(evaluator, 1 if self.epochs > 1 else 2)
+                if self.epochs > 1:  # (the engine has first derivatives only there)
+                    second = epoch_second_derivatives(self.structure, K, output)
+                    fn = _make_differentiable(evaluator, 1, second=second)
+                else:
+                    fn = _make_differentiable(evaluator, 2)
             self._functions[output] = fn
         return self._functions[output]
 
@@ -281,16 +284,44 @@ def _check_concrete_times(times: Any, discrete: bool) -> None:
         raise ValueError("times of a discrete model must be whole numbers (steps)")
 
 
-def _make_differentiable(evaluate: Any, max_order: int = 2) -> Any:
+def epoch_second_derivatives(structure: Structure, nr_moments: int, output: str) -> Any:
+    """``second(row, times) -> (d2 output (T, P, P), d2 moments (K, P, P))`` of an epoch
+    model: the reference backend's algorithm (dense exponentials per epoch, independent of
+    the engine's) differentiated twice by JAX, break times included. The engine gives the
+    values and first derivatives over epochs; this gives ``jax.hessian`` its second ones
+    (exact up to rounding, at the reference backend's cost: dense matrices of the states,
+    which it accepts up to its size limit)."""
+    import jax
+
+    function = {}
+
+    def second(row: Any, times: Any) -> tuple[Any, Any]:
+        if "f" not in function:
+            try:
+                function["f"] = get_backend("reference").jax_function(structure, nr_moments, output)
+            except (KeyError, ValueError) as err:
+                raise NotImplementedError(
+                    "second derivatives over epochs come from the reference backend's JAX "
+                    f"algorithm, which is not available for this model: {err}"
+                ) from err
+        f = function["f"]
+        return jax.jacfwd(jax.jacfwd(lambda r: f(r, times)))(row)
+
+    return second
+
+
+def _make_differentiable(evaluate: Any, max_order: int = 2, second: Any = None) -> Any:
     """``fn(theta, times) -> (pmf, moments)`` with exact first and second derivatives.
 
     ``evaluate(theta, times, order)`` returns the outputs up to derivative ``order``
     (0: pmf, moments; 1: and their Jacobians; 2: and their Hessians). Two nested
     ``custom_jvp`` rules: ``fn``'s tangent is ``J dtheta`` with ``J`` from ``first``,
     whose own tangent (needed by ``jax.hessian``, ``jacfwd(jacrev)``, ...) is
-    ``H dtheta`` from the backend's exact second derivatives. One backend call per
-    evaluation at each order. Third derivatives are not available, nor second ones
-    when ``max_order`` is 1 (``NotImplementedError``).
+    ``H dtheta`` from the backend's exact second derivatives, or, when ``max_order`` is
+    1, from ``second(theta, times) -> (H of pmf, H of moments)`` (epochs:
+    :func:`epoch_second_derivatives`). One backend call per evaluation at each order.
+    Third derivatives are not available, nor second ones when ``max_order`` is 1 and no
+    ``second`` is given (``NotImplementedError``).
     """
     import jax
     import jax.numpy as jnp
@@ -311,11 +342,15 @@ def _make_differentiable(evaluate: Any, max_order: int = 2) -> Any:
         theta, times = primals
         dtheta, dtimes = tangents
         no_time_tangent(dtimes)
-        if max_order < 2:
+        if max_order >= 2:
+            pmf, moments, dpmf, dmoments, d2pmf, d2moments = evaluate(theta, times, 2)
+        elif second is not None:
+            pmf, moments, dpmf, dmoments = evaluate(theta, times, 1)
+            d2pmf, d2moments = second(theta, times)
+        else:
             raise NotImplementedError(
                 "second derivatives are not available for this output (first order only)"
             )
-        pmf, moments, dpmf, dmoments, d2pmf, d2moments = evaluate(theta, times, 2)
         out = (pmf, moments, dpmf, dmoments)
         if isinstance(dtheta, SymbolicZero):
             return out, tuple(jnp.zeros_like(a) for a in out)

@@ -16,8 +16,8 @@ class RewardMoments:
     rewards[X_t, j] dt`` (a multivariate phase-type distribution). The engine
     factorises the chain once per theta and serves every column from it. Works under
     ``jax.jit``, ``jax.vmap``, ``jax.grad`` and ``jax.hessian`` (exact first and second
-    derivatives; with epochs first derivatives only, second ones raise
-    ``NotImplementedError``). A theta at
+    derivatives; with epochs the second ones come from the reference backend's
+    algorithm, up to its 300 states). A theta at
     which a reachable state can never be absorbed gives NaN. With epochs,
     ``rm(theta (E, P), breaks (E - 1,))``; each finite epoch is crossed by the
     uniformisation series on a 2n-state chain, so very stiff finite epochs (rate x

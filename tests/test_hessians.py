@@ -135,3 +135,34 @@ def test_a_backend_without_second_derivatives_says_so():
     assert jax.grad(lambda th: m(th, times)[0][0])(jnp.array([2.0])).shape == (1,)
     with pytest.raises(NotImplementedError, match="does not provide second derivatives"):
         jax.hessian(lambda th: m(th, times)[0][0])(jnp.array([2.0]))
+
+
+@pytest.mark.parametrize("backend", ENGINE_BACKENDS)
+def test_hessians_over_epochs_and_breaks_against_the_closed_form(backend):
+    """An exponential whose rate is a before the break br and b after: density, cdf and
+    the first two moments in closed form, and their Hessians in (a, b, br) by JAX on the
+    closed form (contract section 7 over epochs; issue 24 item 6)."""
+    g = Graph.from_edges([1.0], [(0, -1, 0.0, [1.0])], nr_params=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # legacy
+        m = ptdcore.model(g, nr_moments=2, backend=require_backend(backend), epochs=2)
+    times = jnp.array([0.3, 0.7, 1.5, 2.5])
+
+    def closed(x):
+        a, b, br = x
+        late = jnp.exp(-a * br - b * (times - br))
+        pdf = jnp.where(times < br, a * jnp.exp(-a * times), b * late)
+        cdf = 1.0 - jnp.where(times < br, jnp.exp(-a * times), late)
+        s = jnp.exp(-a * br)
+        first = (1 - s) / a + s / b
+        second = 2 * (1 - s * (1 + a * br)) / a**2 + 2 * s * (br / b + 1 / b**2)
+        return pdf, cdf, jnp.stack([first, second])
+
+    def ours(x):
+        theta, breaks = jnp.stack([x[:1], x[1:2]]), x[2:]
+        pdf, moments = m(theta, times, breaks)
+        return pdf, m.cdf(theta, times, breaks), moments
+
+    for x in (jnp.array([1.3, 0.6, 1.0]), jnp.array([0.2, 4.0, 2.0])):
+        for got, want in zip(jax.hessian(ours)(x), jax.hessian(closed)(x), strict=True):
+            assert np.abs(np.asarray(got) - np.asarray(want)).max() <= 1e-10 * np.abs(want).max()

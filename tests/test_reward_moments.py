@@ -117,9 +117,28 @@ def test_gradients_jit_vmap_and_hessians():
     np.testing.assert_allclose(h_mean, [[4 / (3 * 1.3**3)]], rtol=1e-13)
     h_cross = jax.hessian(lambda th: rm(th)[1][0, 1])(c)
     np.testing.assert_allclose(h_cross, [[6 * rm(c)[1][0, 1] / 1.3**2]], rtol=1e-12)
+    # over epochs (second derivatives from the reference backend's algorithm): with the
+    # same c in both epochs the model is the one above whatever the break, so the four
+    # theta blocks of the Hessian add up to its closed form, d2/db2 vanishes and the
+    # break's mixed entries cancel; elsewhere, central differences of the engine's exact
+    # gradient (an independent algorithm)
     rm_epochs = ptdcore.reward_moments(graph, rewards, epochs=2)
-    with pytest.raises(NotImplementedError, match="second derivatives"):
-        jax.hessian(lambda th: rm_epochs(th, jnp.array([0.5]))[0][0])(jnp.ones((2, 1)))
+
+    def mean_over_epochs(x):
+        return rm_epochs(x[:2].reshape(2, 1), x[2:])[0][2]
+
+    h = jax.hessian(mean_over_epochs)(jnp.array([1.3, 1.3, 0.5]))
+    np.testing.assert_allclose(h[:2, :2].sum(), 4 / (3 * 1.3**3), rtol=1e-12)
+    assert abs(h[2, 2]) < 1e-12 and abs(h[2, 0] + h[2, 1]) < 1e-12 * abs(h[2, 0])
+    x = np.array([1.3, 0.4, 0.5])
+    h = np.asarray(jax.hessian(mean_over_epochs)(jnp.asarray(x)))
+    grad = jax.grad(mean_over_epochs)
+    step = 1e-5
+    differences = np.stack([
+        (np.asarray(grad(jnp.asarray(x + step * e))) - np.asarray(grad(jnp.asarray(x - step * e))))
+        / (2 * step) for e in np.eye(3)
+    ])  # fmt: skip
+    np.testing.assert_allclose(h, differences, rtol=0, atol=1e-8 * np.abs(h).max())
 
 
 @pytest.mark.filterwarnings("ignore:the 'legacy' backend:DeprecationWarning")

@@ -194,8 +194,8 @@ class Demography:
         ``kind="joint"``; ``kind="pooled"`` sums the demes).
 
         One deme (the lumped case) goes through the engine's epochs on Kingman's
-        block-counting space (exact first derivatives; second derivatives through
-        epochs raise ``NotImplementedError`` there); other models through the dense
+        block-counting space (exact first derivatives; second ones from the reference
+        backend's algorithm up to its 300 states: n <= 17); other models through the dense
         block-counting chain (derivatives of every order)."""
         if kind not in ("joint", "pooled"):
             raise ValueError(f"kind={kind!r}; expected 'joint' or 'pooled'")

@@ -2,8 +2,9 @@
 
 :func:`find_mode` maximises a scalar JAX function with its exact gradient and exact
 Hessian (scipy's trust-region Newton method, ``trust-exact``); it is the optimiser of
-``fit_mle`` and of SVGD's Laplace start. Where the Hessian is not available (models
-with epochs have exact first derivatives only), the mode is found by BFGS on the exact
+``fit_mle`` and of SVGD's Laplace start. Where the Hessian is not available (a backend
+with first derivatives only, or an epoch model larger than the reference backend takes
+for its second derivatives), the mode is found by BFGS on the exact
 gradient and the Hessian at the mode is the central difference of the exact gradient
 (:data:`HESSIAN_STEP`), which the result says (``exact_hessian``).
 
@@ -83,7 +84,7 @@ def find_mode(f: Any, x0: Any, *, gtol: float = 1e-8, max_iter: int = 200) -> Mo
     exact = True
     try:
         derivatives(x0)
-    except NotImplementedError:  # (epochs: first derivatives only)
+    except NotImplementedError:  # (no second derivatives for this model)
         exact = False
 
     def hess(x: np.ndarray) -> np.ndarray:
