@@ -74,7 +74,7 @@ class Demography:
         self.lumped = panmictic and len(self.sampled) == 1
         if self.lumped:
             self._lumping_weights = lumping_weights(n)
-            self.representation = f"lumped lineage counts ({self._counts_chain.size} states)"
+            self.representation = f"lineage counts ({n} lineages: their distribution, no matrix)"
         else:
             self.representation = (
                 "block counts per deme (joint: lineage types are sample counts per deme; "
@@ -113,9 +113,8 @@ class Demography:
         return time_with_k_lineages(n, sizes, coalescent, self.ploidy)
 
     def _sfs_route(self, kind: str) -> tuple[Structure, np.ndarray, tuple[int, ...]]:
-        """(chain, rewards, output shape) of the expected SFS of this kind."""
-        if self.lumped:
-            return self._counts_chain, self._lumping_weights, self.shape
+        """(chain, rewards, output shape) of the expected SFS of this kind (structured
+        models: the lumped one needs no chain)."""
         if kind == "pooled":
             pooled = self._chain("pooled")
             n = int(self.counts.sum())
@@ -174,14 +173,18 @@ class Demography:
         if kind not in KINDS:
             raise ValueError(f"kind={kind!r}; expected one of {KINDS}")
         route = "pooled" if kind == "pooled" and not self.lumped else "joint"
-        if route not in self._cache:
+        if route not in self._cache and self.lumped:
+
+            def sfs(v: Any) -> Any:
+                out = self._lumped_times(v) @ self._lumping_weights
+                return self._guard(v, out).reshape(self.shape)
+
+            self._jitted(route, sfs)
+        elif route not in self._cache:
             struct, R, shape = self._sfs_route(route)
 
             def sfs(v: Any) -> Any:
-                if self.lumped:
-                    out = self._lumped_times(v) @ self._lumping_weights
-                else:
-                    out = expected_rewards(self.schedule, struct, R, v, self.ploidy)
+                out = expected_rewards(self.schedule, struct, R, v, self.ploidy)
                 return self._guard(v, out).reshape(shape)
 
             self._jitted(route, sfs)
