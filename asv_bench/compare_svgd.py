@@ -1,7 +1,7 @@
 """SVGD in the seed's budget, side by side (issue 28): ptdcore's SVGD, numpyro's SteinVI
-and blackjax's svgd with 20 particles on the same log posterior (the two-epoch SFS model
-of ``ptdcore.demography.examples.two_epoch_spectrum``: log sizes and log time, prior
-Normal(log (1000, 1000, 300), 2^2)), against a long NUTS run; one process, one machine.
+and blackjax's svgd with 20 particles on the same log posterior
+(``ptdcore.demography.examples.two_epoch_posterior``: the two-epoch SFS model in log sizes
+and log time), against a long NUTS run; one process, one machine.
 
     PYTHONPATH=/path/to/blackjax .venv/bin/python asv_bench/compare_svgd.py
 
@@ -22,42 +22,27 @@ import time
 import numpy as np
 
 
-def problem():
+def numpyro_model(loglik):
+    """The same posterior for numpyro: the prior as a distribution, the likelihood as a
+    factor."""
     import jax.numpy as jnp
-
-    from ptdcore import demography, sfs
-    from ptdcore.demography.examples import two_epoch_spectrum
-
-    graph, spectrum, scale = two_epoch_spectrum()
-    observed = np.ma.MaskedArray(spectrum, mask=sfs.corners(spectrum.shape))
-    d = demography.from_demes(graph, {"A": spectrum.size - 1})
-    centre = jnp.log(jnp.array([1000.0, 1000.0, 300.0]))
-
-    def loglik(t):
-        return sfs.loglik(d.expected_sfs(jnp.exp(t)), observed, kind="poisson", scale=scale)
-
-    def log_prior(t):
-        return jnp.sum(-0.5 * ((t - centre) / 2.0) ** 2)
-
-    return loglik, log_prior, centre
-
-
-def numpyro_model(loglik, centre):
     import numpyro
     import numpyro.distributions as dist
 
+    from ptdcore.demography.examples import PRIOR_MEAN, PRIOR_SD
+
     def model():
-        t = numpyro.sample("t", dist.Normal(centre, 2.0).to_event(1))
+        t = numpyro.sample("t", dist.Normal(jnp.log(jnp.array(PRIOR_MEAN)), PRIOR_SD).to_event(1))
         numpyro.factor("loglik", loglik(t))
 
     return model
 
 
-def nuts(loglik, centre, draws: int) -> np.ndarray:
+def nuts(loglik, draws: int) -> np.ndarray:
     import jax
     from numpyro.infer import MCMC, NUTS
 
-    mcmc = MCMC(NUTS(numpyro_model(loglik, centre)), num_warmup=1000, num_samples=draws,
+    mcmc = MCMC(NUTS(numpyro_model(loglik)), num_warmup=1000, num_samples=draws,
                 progress_bar=False)  # fmt: skip
     mcmc.run(jax.random.PRNGKey(0))
     return np.asarray(mcmc.get_samples()["t"])
@@ -73,13 +58,13 @@ def ptdcore_svgd(loglik, log_prior, iterations: int, precondition: str):
     return np.asarray(svgd.particles), bool(svgd.diagnostics["converged"])
 
 
-def steinvi(loglik, centre, iterations: int):
+def steinvi(loglik, iterations: int):
     import jax
     from numpyro.contrib.einstein import RBFKernel, SteinVI
     from numpyro.infer.autoguide import AutoDelta
     from numpyro.optim import Adagrad
 
-    model = numpyro_model(loglik, centre)
+    model = numpyro_model(loglik)
     stein = SteinVI(model, AutoDelta(model), Adagrad(step_size=0.5), RBFKernel(),
                     num_stein_particles=20)  # fmt: skip
     result = stein.run(jax.random.PRNGKey(0), iterations, progress_bar=False)
@@ -87,7 +72,7 @@ def steinvi(loglik, centre, iterations: int):
     return np.asarray(params["t_auto_loc"]), None
 
 
-def blackjax_svgd(loglik, log_prior, centre, iterations: int):
+def blackjax_svgd(loglik, log_prior, iterations: int):
     import blackjax
     import jax
     import jax.numpy as jnp
@@ -99,7 +84,10 @@ def blackjax_svgd(loglik, log_prior, centre, iterations: int):
 
     svgd = blackjax.svgd(jax.grad(logdensity), optax.adam(0.1), rbf_kernel,
                          update_median_heuristic)  # fmt: skip
-    start = centre + 2.0 * jax.random.normal(jax.random.PRNGKey(0), (20, 3))
+    from ptdcore.demography.examples import PRIOR_MEAN, PRIOR_SD
+
+    noise = jax.random.normal(jax.random.PRNGKey(0), (20, 3))
+    start = jnp.log(jnp.array(PRIOR_MEAN)) + PRIOR_SD * noise  # prior draws
     state = svgd.init(start, {"length_scale": jnp.asarray(1.0)})
     step = jax.jit(svgd.step)
     for _ in range(iterations):
@@ -115,8 +103,10 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, nargs="+", default=[100, 200])
     parser.add_argument("--nuts-draws", type=int, default=4000)
     args = parser.parse_args()
-    loglik, log_prior, centre = problem()
-    ref = nuts(loglik, centre, args.nuts_draws)
+    from ptdcore.demography.examples import two_epoch_posterior
+
+    loglik, log_prior = two_epoch_posterior()
+    ref = nuts(loglik, args.nuts_draws)
     mean, sd = ref.mean(0), ref.std(0)
     print(f"NUTS ({args.nuts_draws} draws): mean {np.round(mean, 4)}, sd {np.round(sd, 4)}")
     print("| method | iterations | worst mean error (NUTS sd) | sd / NUTS sd | converged | "
@@ -126,8 +116,8 @@ def main() -> None:
         "ptdcore SVGD (default: diagonal metric)": lambda k: ptdcore_svgd(
             loglik, log_prior, k, "diagonal"),
         "ptdcore SVGD (precondition='full')": lambda k: ptdcore_svgd(loglik, log_prior, k, "full"),
-        "numpyro SteinVI": lambda k: steinvi(loglik, centre, k),
-        "blackjax svgd": lambda k: blackjax_svgd(loglik, log_prior, centre, k),
+        "numpyro SteinVI": lambda k: steinvi(loglik, k),
+        "blackjax svgd": lambda k: blackjax_svgd(loglik, log_prior, k),
     }  # fmt: skip
     for name, run in methods.items():
         for k in args.iterations:

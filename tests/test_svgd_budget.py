@@ -165,23 +165,12 @@ def test_three_parameter_demography_against_nuts():
     import numpyro.distributions as dist
     from numpyro.infer import MCMC, NUTS
 
-    from ptdcore import demography, sfs
-    from ptdcore.demography.examples import two_epoch_spectrum
+    from ptdcore.demography.examples import PRIOR_MEAN, PRIOR_SD, two_epoch_posterior
 
-    graph, spectrum, scale = two_epoch_spectrum()
-    observed = np.ma.MaskedArray(spectrum, mask=sfs.corners(spectrum.shape))
-    n = spectrum.size - 1
-    d = demography.from_demes(graph, {"A": n})
-    centre = jnp.log(jnp.array([1000.0, 1000.0, 300.0]))
+    loglik, prior = two_epoch_posterior()
 
-    def loglik(t):
-        return sfs.loglik(d.expected_sfs(jnp.exp(t)), observed, kind="poisson", scale=scale)
-
-    def prior(t):
-        return jnp.sum(-0.5 * ((t - centre) / 2.0) ** 2)
-
-    def numpyro_model():
-        t = numpyro.sample("t", dist.Normal(centre, 2.0).to_event(1))
+    def numpyro_model():  # (the same prior, as a distribution)
+        t = numpyro.sample("t", dist.Normal(jnp.log(jnp.array(PRIOR_MEAN)), PRIOR_SD).to_event(1))
         numpyro.factor("loglik", loglik(t))
 
     mcmc = MCMC(NUTS(numpyro_model), num_warmup=500, num_samples=2000, progress_bar=False)

@@ -69,3 +69,35 @@ def two_epoch_spectrum(
         ts = msprime.sim_mutations(ts, rate=mu, random_seed=k, discrete_genome=False)
         spectrum += ts.allele_frequency_spectrum(mode="site", polarised=True, span_normalise=False)
     return graph, spectrum, mu * length * loci
+
+
+PRIOR_MEAN = (1000.0, 1000.0, 300.0)
+"""The prior's centre (ancient size, recent size, time) of :func:`two_epoch_posterior`,
+on the natural scale; its parameters are their logs, Normal around the logs of these."""
+PRIOR_SD = 2.0
+"""... with this standard deviation per coordinate."""
+
+
+def two_epoch_posterior() -> tuple[Any, Any]:
+    """(log-likelihood, log prior) of log (ancient size, recent size, time) given
+    :func:`two_epoch_spectrum`'s data (Poisson SFS likelihood; prior Normal(log
+    :data:`PRIOR_MEAN`, :data:`PRIOR_SD` ^ 2) per coordinate): the 3-parameter posterior
+    the SVGD test and ``asv_bench/compare_svgd.py`` sample. Needs msprime."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from .. import sfs
+    from . import from_demes
+
+    graph, spectrum, scale = two_epoch_spectrum()
+    observed = np.ma.MaskedArray(spectrum, mask=sfs.corners(spectrum.shape))
+    d = from_demes(graph, {"A": spectrum.size - 1})
+    centre = jnp.log(jnp.array(PRIOR_MEAN))
+
+    def loglik(t: Any) -> Any:
+        return sfs.loglik(d.expected_sfs(jnp.exp(t)), observed, kind="poisson", scale=scale)
+
+    def log_prior(t: Any) -> Any:
+        return jnp.sum(-0.5 * ((t - centre) / PRIOR_SD) ** 2)
+
+    return loglik, log_prior
