@@ -69,7 +69,7 @@ class Demography:
         self._chains: dict[str, Structure] = {}
         self._counts_chain = self._chain("count")
         check_meeting(sched, self._counts_chain)
-        n = int(self.counts.sum())
+        n = self._n = int(self.counts.sum())  # all sampled genomes
         panmictic = all(len({d for d, _, _ in s}) == 1 for s in self._counts_chain.states)
         self.lumped = panmictic and len(self.sampled) == 1
         if self.lumped:
@@ -109,16 +109,14 @@ class Demography:
         sizes = v[self._lumped_sizes()]
         spans = jnp.stack(durations(self.schedule, v)) if self.schedule.times else sizes[:0]
         coalescent = jnp.cumsum(spans / (self.ploidy * sizes[:-1]))
-        n = int(self.counts.sum())
-        return time_with_k_lineages(n, sizes, coalescent, self.ploidy)
+        return time_with_k_lineages(self._n, sizes, coalescent, self.ploidy)
 
     def _sfs_route(self, kind: str) -> tuple[Structure, np.ndarray, tuple[int, ...]]:
         """(chain, rewards, output shape) of the expected SFS of this kind (structured
         models: the lumped one needs no chain)."""
         if kind == "pooled":
             pooled = self._chain("pooled")
-            n = int(self.counts.sum())
-            return pooled, reward_matrix(pooled, (n + 1,)), (n + 1,)
+            return pooled, reward_matrix(pooled, (self._n + 1,)), (self._n + 1,)
         joint = self._chain("joint")
         return joint, reward_matrix(joint, self.shape), self.shape
 
@@ -205,8 +203,7 @@ class Demography:
         if self.lumped:
             return self._engine_moments(self._values(values))
         struct = self._chain(kind)
-        n = int(self.counts.sum())
-        R = reward_matrix(struct, self.shape if kind == "joint" else (n + 1,))
+        R = reward_matrix(struct, self.shape if kind == "joint" else (self._n + 1,))
 
         def moments(v: Any) -> tuple[Any, Any]:
             mean, cross = reward_cross_moments(self.schedule, struct, R, v, self.ploidy)
@@ -224,8 +221,7 @@ class Demography:
             from ..coalescent import kingman_sfs
             from ..reward_matrix import reward_moments
 
-            n = int(self.counts.sum())
-            graph, rewards = kingman_sfs(n)
+            graph, rewards = kingman_sfs(self._n)
             K = len(self.schedule.intervals)
             sizes = self._lumped_sizes()
             times = np.array(self.schedule.times, dtype=int)

@@ -72,12 +72,7 @@ def find_mode(f: Any, x0: Any, *, gtol: float = 1e-8, max_iter: int = 200) -> Mo
         v, g, H = last["out"]
         return v, g.copy(), H.copy()  # (the optimiser may write into what it is given)
 
-    def gradient(x: Any) -> Any:
-        return derivatives(x)[1] if exact else value_and_gradient(x)[1]
-
-    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
-        if exact:
-            return derivatives(x)[:2]
+    def first_order(x: np.ndarray) -> tuple[float, np.ndarray]:
         v, g = value_and_gradient(x)
         return float(v), np.asarray(g)
 
@@ -86,6 +81,10 @@ def find_mode(f: Any, x0: Any, *, gtol: float = 1e-8, max_iter: int = 200) -> Mo
         derivatives(x0)
     except NotImplementedError:  # (no second derivatives for this model)
         exact = False
+    fun = (lambda x: derivatives(x)[:2]) if exact else first_order
+
+    def gradient(x: Any) -> Any:
+        return fun(x)[1]
 
     def hess(x: np.ndarray) -> np.ndarray:
         return derivatives(x)[2]
