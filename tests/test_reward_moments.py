@@ -205,18 +205,31 @@ def _epoch_models():
     g, r = coalescent.structured_sfs((2, 1))
     s = g.structure().with_reward_matrix(r).with_epochs(2)
     yield "structured_sfs((2, 1)), 2 epochs", s, [1.0, 0.3, 2.0, 1.5, 0.6]
+    # no migration in the first epoch: lineages in both demes form a class closed in that
+    # epoch only (no solve there; the moments stay finite)
+    yield "structured_sfs((2, 1)), closed first epoch", s, [1.0, 0.0, 2.0, 1.5, 0.6]
+    g, r = coalescent.structured_sfs((2, 2))
+    s = g.structure().with_reward_matrix(r).with_epochs(3)
+    yield "structured_sfs((2, 2)), closed middle epoch", s, [1.0, 0.5, 4.0, 0.0, 0.7, 1.3, 0.2, 0.9]
+    g, r = coalescent.structured_sfs((1, 1))
+    s = g.structure().with_reward_matrix(r).with_epochs(2)
+    yield "structured_sfs((1, 1)), frozen first epoch", s, [1.0, 0.0, 1.0, 0.5, 0.8]
 
 
 @pytest.mark.parametrize("backend", ENGINE_BACKENDS)
-@pytest.mark.parametrize("name, structure, row", list(_epoch_models()), ids=lambda x: str(x)[:26])
-def test_epochs_every_engine_backend_against_reference(backend, name, structure, row):
-    """Reference: dense Van Loan integrals of the augmented [v, u_i] chain per epoch."""
+@pytest.mark.parametrize("name, structure, row", list(_epoch_models()), ids=lambda x: str(x)[:44])
+@pytest.mark.parametrize("means_alone", [False, True], ids=["cross", "means"])
+def test_epochs_every_engine_backend_against_reference(backend, name, structure, row,
+                                                       means_alone):  # fmt: skip
+    """Reference: dense Van Loan integrals of the augmented [v, u_i] chain per epoch.
+    Both engine layouts: means and cross moments, and the means alone."""
     require_backend(backend)
     m = structure.reward_columns
     theta = np.array([row])
-    args = (structure, theta, np.zeros(0), m + m * m)
+    args = (structure, theta, np.zeros(0), m if means_alone else m + m * m)
     ref = ptdcore.get_backend("reference").compute_pmf_and_moments(*args, jacobian=True)
     got = ptdcore.get_backend(backend).compute_pmf_and_moments(*args, jacobian=True)
+    assert np.all(np.isfinite(ref[1])) and np.all(np.isfinite(ref[3]))
     np.testing.assert_allclose(got[1], ref[1], rtol=1e-12)
     np.testing.assert_allclose(got[3], ref[3], rtol=1e-10, atol=1e-13 * np.abs(ref[3]).max())
 

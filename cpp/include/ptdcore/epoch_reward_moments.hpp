@@ -86,6 +86,101 @@ inline void epoch_occupancy(const NumericGraph& g, BlockSolver& solver, const Ep
   solve_transposed_tangents(g, solver, q, ddiff, dq, Pj, c);
 }
 
+// Crosses a finite epoch whose generator cannot be factorised (a class closed in
+// this epoch only) without solves: the series on g with accumulators gives the
+// state at its end (buf.next, buf.dnext) and the occupancy q = int v dt with its
+// tangents dq (P x n) at once. An epoch in which no state moves keeps v = pi.
+inline void integrate_occupancy(const NumericGraph& g, double D, bool jac, EpochBuffers& buf,
+                                SeriesBuffers& series, NumericGraph& aug, double* q,
+                                double* dq) {
+  const int64_t n = g.n, P = g.P, Pj = jac ? P : 0;
+  buf.next.resize(n);
+  buf.dnext.assign(n * Pj, 0.0);
+  if (!(max_out_rate(g) * D > 0.0)) {
+    std::copy(buf.pi.begin(), buf.pi.end(), buf.next.begin());
+    if (jac) std::copy(buf.dpi.begin(), buf.dpi.end(), buf.dnext.begin());
+    for (int64_t k = 0; k < n; ++k) q[k] = buf.pi[k] * D;
+    for (int64_t p = 0; p < Pj; ++p)
+      for (int64_t k = 0; k < n; ++k) dq[p * n + k] = buf.dpi[k * P + p] * D;
+    return;
+  }
+  reward_chain(g, nullptr, 0, 1, aug);
+  add_accumulators(aug, n);
+  aug.alpha.assign(2 * n, 0.0);
+  std::copy(buf.pi.begin(), buf.pi.end(), aug.alpha.begin());
+  aug.dalpha.assign(jac ? 2 * n * P : 0, 0.0);
+  if (jac) std::copy(buf.dpi.begin(), buf.dpi.end(), aug.dalpha.begin());
+  std::vector<double> full(2 * n), dfull(jac ? 2 * n * P : 0);
+  series_state(aug, false, D, full.data(), jac ? dfull.data() : nullptr, series);
+  std::copy(full.begin(), full.begin() + n, buf.next.begin());
+  std::copy(full.begin() + n, full.end(), q);
+  if (!jac) return;
+  std::copy(dfull.begin(), dfull.begin() + n * P, buf.dnext.begin());
+  for (int64_t p = 0; p < P; ++p)  // (state, parameter) rows to parameter-major
+    for (int64_t k = 0; k < n; ++k) dq[p * n + k] = dfull[(n + k) * P + p];
+}
+
+// The epoch's occupancy q = int v dt (P x n tangents dq) and, unless it is the open
+// last epoch, the state at its end (buf.next): by solves where g factorises (then
+// *solved = true), else, a class being closed in this finite epoch only, by the
+// series with accumulators. False where the open last epoch cannot be factorised
+// (mass trapped for ever). diff, ddiff and c are scratch.
+inline bool occupancy(NumericGraph& g, const SccTopology& topo, BlockSolver& solver, bool last,
+                      double D, bool jac, EpochBuffers& buf, SeriesBuffers& series,
+                      SquaringBuffers& squaring, NumericGraph& aug, double* q, double* dq,
+                      double* diff, double* ddiff, std::vector<double>& c, bool* solved) {
+  *solved = solver.factorise(topo, g) == MomentStatus::kFinite;
+  if (!*solved && last) return false;
+  if (!*solved) {
+    integrate_occupancy(g, D, jac, buf, series, aug, q, dq);
+    return true;
+  }
+  cross_epoch(g, last, D, jac, buf, series, squaring);
+  epoch_occupancy(g, solver, buf, last, jac ? g.P : 0, q, dq, diff, ddiff, c);
+  return true;
+}
+
+// The same for reward column r (stride apart) of the cross moments: the series on
+// [v, u] (reward_chain) with accumulators gives u at the epoch's end and
+// y = int u dt, with tangents (y: P x n). With no state moving, u grows as
+// u(a) + t v o r, so y = D u(a) + D^2 / 2 v o r.
+inline void integrate_rewards(const NumericGraph& g, const double* r, int64_t stride, double D,
+                              bool jac, const EpochBuffers& buf, const std::vector<double>& u,
+                              const std::vector<double>& du, SeriesBuffers& series,
+                              NumericGraph& aug, std::vector<double>& full,
+                              std::vector<double>& dfull, std::vector<double>& u_end,
+                              std::vector<double>& du_end, double* y, double* dy) {
+  const int64_t n = g.n, P = g.P, Pj = jac ? P : 0;
+  if (!(max_out_rate(g) * D > 0.0)) {
+    for (int64_t k = 0; k < n; ++k) {
+      u_end[k] = u[k] + D * buf.pi[k] * r[k * stride];
+      y[k] = D * u[k] + 0.5 * D * D * buf.pi[k] * r[k * stride];
+      for (int64_t p = 0; p < Pj; ++p) {
+        du_end[k * P + p] = du[k * P + p] + D * buf.dpi[k * P + p] * r[k * stride];
+        dy[p * n + k] = D * du[k * P + p] + 0.5 * D * D * buf.dpi[k * P + p] * r[k * stride];
+      }
+    }
+    return;
+  }
+  reward_chain(g, r, stride, 2, aug);
+  add_accumulators(aug, 2 * n);
+  aug.alpha.assign(4 * n, 0.0);
+  std::copy(buf.pi.begin(), buf.pi.end(), aug.alpha.begin());
+  std::copy(u.begin(), u.end(), aug.alpha.begin() + n);
+  aug.dalpha.assign(4 * n * Pj, 0.0);
+  if (jac) {
+    std::copy(buf.dpi.begin(), buf.dpi.end(), aug.dalpha.begin());
+    std::copy(du.begin(), du.end(), aug.dalpha.begin() + n * P);
+  }
+  series_state(aug, false, D, full.data(), jac ? dfull.data() : nullptr, series);
+  std::copy(full.begin() + n, full.begin() + 2 * n, u_end.begin());
+  std::copy(full.begin() + 3 * n, full.end(), y);
+  if (!jac) return;
+  std::copy(dfull.begin() + n * P, dfull.begin() + 2 * n * P, du_end.begin());
+  for (int64_t p = 0; p < P; ++p)
+    for (int64_t k = 0; k < n; ++k) dy[p * n + k] = dfull[(3 * n + k) * P + p];
+}
+
 // Adds the epoch's means q . r_j (R: n x m) and their derivatives to out (m) and
 // dout (m x P): dq . r_j, and in the break columns the integrand at the start (-)
 // and the end (+) of the epoch (b < 0: no such break).
@@ -115,15 +210,17 @@ inline void add_epoch_means(const double* R, int64_t m, int64_t n, int64_t P, in
 // v(t) the state vector and u_i(t) = E[Y_i(t); X_t = .] the reward accumulated
 // so far, [v, u_i] evolves by A_i = [[S, D_i], [0, S]] (D_i = diag(r_i)), and
 //     E[Y_j] = int v . r_j dt,   E[Y_i Y_j] = C_ij + C_ji,  C_ij = int u_i . r_j dt.
-// Over an epoch, with x_j = U r_j and q = (v(a) - v(b)) U (transposed solve),
-//     int v . r_j = q . r_j,   int u_i . r_j = sum_s q_s r_i(s) x_j(s)
-//                                              + (u_i(a) - u_i(b)) . x_j
+// Over an epoch, with q = int v dt = (v(a) - v(b)) U and
+// y_i = int u_i dt = (q o r_i + u_i(a) - u_i(b)) U (transposed solves),
+//     int v . r_j = q . r_j,   C_ij = y_i . r_j
 // (the open last epoch: v(b) = u_i(b) = 0). [v, u_i] crosses an epoch by the
 // series on the 2n-state augmented graph (not the ladder: A_i is not a
-// sub-generator). Break columns as for the density: starting tangents
-// [v, u_i] (S_before - S_after), and each integral's shift (-integrand at
-// the start) and end (+integrand at the end). out: mean (m), cross (m x m);
-// dout: (m + m^2) x P. NaN where a factorisation fails.
+// sub-generator). A finite epoch that cannot be factorised (a class closed in
+// it only) gets q and y_i from the series with accumulators instead; only a
+// closed class in the open last epoch gives NaN. Break columns as for the
+// density: starting tangents [v, u_i] (S_before - S_after), and each
+// integral's shift (-integrand at the start) and end (+integrand at the end).
+// out: mean (m), cross (m x m); dout: (m + m^2) x P.
 inline void evaluate_epoch_reward_moments(const Structure& s, const SccTopology& topo,
                                           const double* row, double* out, double* dout,
                                           EpochBuffers& buf, SeriesBuffers& series,
@@ -148,18 +245,22 @@ inline void evaluate_epoch_reward_moments(const Structure& s, const SccTopology&
   for (int64_t i = 0; i < m; ++i) du[i].assign(n * Pj, 0.0), du_end[i].assign(n * Pj, 0.0);
   buf.pi.assign(s.alpha.begin(), s.alpha.end());
   buf.dpi.assign(n * Pj, 0.0);
-  std::vector<double> X(m * n), dX(m * Pj * n), q(n), dq(Pj * n), diff(n), ddiff(Pj * n), c(n),
-      rhs(n);
+  std::vector<double> q(n), dq(Pj * n), diff(n), ddiff(Pj * n), c(n), a(n), da(Pj * n);
+  std::vector<double> Y(m * n), dY(m * Pj * n);  // y_i = int u_i dt over the epoch (P x n)
   NumericGraph aug;
-  std::vector<double> zend(2 * n), dzend(2 * n * Pj);
+  std::vector<double> zend(2 * n), dzend(2 * n * Pj), full(4 * n), dfull(4 * n * Pj);
   for (int64_t e = 0; e < E; ++e) {
     NumericGraph& g = buf.graphs[e];
     const bool last = e + 1 == E;
     const double D = last ? 0.0 : breaks[e] - (e ? breaks[e - 1] : 0.0);
-    // the ends of the epoch: v (next) and every u_i
-    detail::cross_epoch(g, last, D, jac, buf, series, squaring);
-    if (!last) {
-      for (int64_t i = 0; i < m; ++i) {
+    bool solvable = false;
+    if (!detail::occupancy(g, topo, solver, last, D, jac, buf, series, squaring, aug, q.data(),
+                           dq.data(), diff.data(), ddiff.data(), c, &solvable))
+      return fail();
+    if (solvable) {
+      // the ends of every u_i, then y_i = (q o r_i + u_i(a) - u_i(b)) U, as
+      // u_i' = u_i S + v o r_i
+      for (int64_t i = 0; i < m && !last; ++i) {
         reward_chain(g, R + i, m, 2, aug);
         aug.alpha = buf.pi;
         aug.alpha.insert(aug.alpha.end(), u[i].begin(), u[i].end());
@@ -169,41 +270,38 @@ inline void evaluate_epoch_reward_moments(const Structure& s, const SccTopology&
         std::copy(zend.begin() + n, zend.end(), u_end[i].begin());
         if (jac) std::copy(dzend.begin() + n * P, dzend.end(), du_end[i].begin());
       }
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t k = 0; k < n; ++k)
+          a[k] = q[k] * R[k * m + i] + u[i][k] - (last ? 0.0 : u_end[i][k]);
+        for (int64_t p = 0; p < Pj; ++p)
+          for (int64_t k = 0; k < n; ++k)
+            da[p * n + k] = dq[p * n + k] * R[k * m + i] + du[i][k * P + p] -
+                            (last ? 0.0 : du_end[i][k * P + p]);
+        solver.solve_transposed(a.data(), Y.data() + i * n);
+        detail::solve_transposed_tangents(g, solver, Y.data() + i * n, da.data(),
+                                          dY.data() + i * Pj * n, Pj, c);
+      }
+    } else {  // a class closed in this epoch only: the series with accumulators
+      for (int64_t i = 0; i < m; ++i)
+        detail::integrate_rewards(g, R + i, m, D, jac, buf, u[i], du[i], series, aug, full,
+                                  dfull, u_end[i], du_end[i], Y.data() + i * n,
+                                  dY.data() + i * Pj * n);
     }
-    // x_j = U r_j and q = (v(a) - v(b)) U, with tangents
-    if (solver.factorise(topo, g) != MomentStatus::kFinite) return fail();
-    for (int64_t j = 0; j < m; ++j) {
-      for (int64_t k = 0; k < n; ++k) rhs[k] = R[k * m + j];
-      solver.solve(rhs.data(), X.data() + j * n);
-      detail::solve_tangents(g, solver, X.data() + j * n, dX.data() + j * Pj * n, Pj, c);
-    }
-    detail::epoch_occupancy(g, solver, buf, last, Pj, q.data(), dq.data(), diff.data(),
-                            ddiff.data(), c);
-    // this epoch's integrals: the means, then the cross moments
+    // this epoch's integrals: the means q . r_j, then C_ij = y_i . r_j
     const int64_t b_start = e > 0 ? E * Pb + e - 1 : -1, b_end = last ? -1 : E * Pb + e;
     detail::add_epoch_means(R, m, n, P, Pj, buf, last, q.data(), dq.data(), b_start, b_end, out,
                             dout);
-    for (int64_t j = 0; j < m; ++j) {
-      const double* xj = X.data() + j * n;
-      for (int64_t i = 0; i < m; ++i) {
-        const double* dxj = dX.data() + j * Pj * n;
+    for (int64_t i = 0; i < m; ++i) {
+      const double* yi = Y.data() + i * n;
+      const double* dyi = dY.data() + i * Pj * n;
+      for (int64_t j = 0; j < m; ++j) {
         double Cij = 0.0;
-        for (int64_t k = 0; k < n; ++k) {
-          const double du_k = u[i][k] - (last ? 0.0 : u_end[i][k]);
-          Cij += q[k] * R[k * m + i] * xj[k] + du_k * xj[k];
-        }
-        double* o = out + m + i * m + j;
-        double* o2 = out + m + j * m + i;
-        *o += Cij;
-        *o2 += Cij;
+        for (int64_t k = 0; k < n; ++k) Cij += yi[k] * R[k * m + j];
+        out[m + i * m + j] += Cij;
+        out[m + j * m + i] += Cij;
         for (int64_t p = 0; p < Pj; ++p) {
           double d = 0.0;
-          for (int64_t k = 0; k < n; ++k) {
-            const double du_k = u[i][k] - (last ? 0.0 : u_end[i][k]);
-            const double ddu = du[i][k * P + p] - (last ? 0.0 : du_end[i][k * P + p]);
-            d += dq[p * n + k] * R[k * m + i] * xj[k] + q[k] * R[k * m + i] * dxj[p * n + k] +
-                 ddu * xj[k] + du_k * dxj[p * n + k];
-          }
+          for (int64_t k = 0; k < n; ++k) d += dyi[p * n + k] * R[k * m + j];
           dout[(m + i * m + j) * P + p] += d;
           dout[(m + j * m + i) * P + p] += d;
         }
@@ -239,8 +337,9 @@ inline void evaluate_epoch_reward_moments(const Structure& s, const SccTopology&
 // solve per epoch; the open last epoch has v(b) = 0), without the augmented chains
 // of the cross moments. v crosses an epoch by state_at (the ladder or the series).
 // Break columns as for the full layout: the integrand at the start (-) and the end
-// (+), and the starting tangents v (S_before - S_after). out: m; dout: m x P. NaN
-// where a factorisation fails (as the full layout).
+// (+), and the starting tangents v (S_before - S_after). out: m; dout: m x P. A
+// finite epoch that cannot be factorised is integrated by the series (as the full
+// layout); NaN only where the open last epoch cannot be.
 inline void evaluate_epoch_reward_means(const Structure& s, const SccTopology& topo,
                                         const double* row, double* out, double* dout,
                                         EpochBuffers& buf, SeriesBuffers& series,
@@ -262,14 +361,15 @@ inline void evaluate_epoch_reward_means(const Structure& s, const SccTopology& t
   buf.pi.assign(s.alpha.begin(), s.alpha.end());
   buf.dpi.assign(n * Pj, 0.0);
   std::vector<double> q(n), dq(Pj * n), diff(n), ddiff(Pj * n), c(n);
+  NumericGraph aug;
   for (int64_t e = 0; e < E; ++e) {
     NumericGraph& g = buf.graphs[e];
     const bool last = e + 1 == E;
     const double D = last ? 0.0 : breaks[e] - (e ? breaks[e - 1] : 0.0);
-    detail::cross_epoch(g, last, D, jac, buf, series, squaring);
-    if (solver.factorise(topo, g) != MomentStatus::kFinite) return fail();
-    detail::epoch_occupancy(g, solver, buf, last, Pj, q.data(), dq.data(), diff.data(),
-                            ddiff.data(), c);
+    bool solvable = false;
+    if (!detail::occupancy(g, topo, solver, last, D, jac, buf, series, squaring, aug, q.data(),
+                           dq.data(), diff.data(), ddiff.data(), c, &solvable))
+      return fail();
     const int64_t b_start = e > 0 ? E * Pb + e - 1 : -1, b_end = last ? -1 : E * Pb + e;
     detail::add_epoch_means(R, m, n, P, Pj, buf, last, q.data(), dq.data(), b_start, b_end, out,
                             dout);
