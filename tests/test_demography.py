@@ -79,7 +79,9 @@ def test_size_changes_against_the_engine_with_derivatives():
 
     pooled = d._chain("pooled")
     dense = jax.jit(
-        lambda x: reward_cross_moments(d.schedule, pooled, reward_matrix(pooled, (n + 1,)), x, 2)
+        lambda x: reward_cross_moments(
+            d.schedule, pooled, reward_matrix(pooled.states, (n + 1,)), x, 2
+        )
     )
     m2, c2 = dense(v)
     np.testing.assert_allclose(np.asarray(m2)[1:n], mean, rtol=1e-10)

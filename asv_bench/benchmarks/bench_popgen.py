@@ -195,3 +195,45 @@ class TwoDemeJointSFS(TwoDemeSFS):
 
     params = ["2+2", "3+3"]
     kind = "joint"
+
+
+class IslandSFS:
+    """ptdcore.demography on the engine's sparse route: the pooled SFS of two demes with
+    symmetric migration, for ever (one interval: a solve) or since a split 2,000
+    generations ago (two epochs: the series across the first); 10 + 10 is 24,840 states.
+    PhaseGen's island model at 10 + 10: asv_bench/compare_peers.py --island."""
+
+    params = (["5+5", "10+10"], ["island", "split"])
+    param_names = ["samples", "model"]
+    timeout = 900
+
+    def setup(self, samples, model):
+        import jax
+        import jax.numpy as jnp
+
+        from ptdcore import demography
+        from ptdcore.demography import examples
+
+        graph = examples.island(split=None if model == "island" else 2000.0)
+        counts = dict(zip("AB", map(int, samples.split("+")), strict=True))
+        d = demography.from_demes(graph, counts)
+        self.values = jnp.asarray(d.values)
+        self.fn = jax.jit(lambda v: d.expected_sfs(v, kind="pooled"))
+        summary = lambda v: jnp.log(d.expected_sfs(v, kind="pooled")[1:-1]).sum()  # noqa: E731
+        self.grad = jax.jit(jax.grad(summary))
+        jax.block_until_ready((self.fn(self.values), self.grad(self.values)))
+        self.i = 0
+
+    def _next(self):
+        self.i += 1
+        return self.values * (1.0 + 1e-4 * (self.i % 16))
+
+    def time_expected_sfs(self, samples, model):
+        import jax
+
+        jax.block_until_ready(self.fn(self._next()))
+
+    def time_gradient(self, samples, model):
+        import jax
+
+        jax.block_until_ready(self.grad(self._next()))

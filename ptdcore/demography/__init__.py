@@ -7,7 +7,9 @@ one ancestor, no migration or pulse reaching it), the chain of lineage counts (`
 states) and the Griffiths-Tavare weights; otherwise the block counts per deme (a lineage's
 type is how many samples of each sampled deme it subtends). Event times join intervals
 through the maps their events apply (a split moves lineages to the ancestor, a pulse
-each lineage with its proportion), not through extreme rates.
+each lineage with its proportion), not through extreme rates. Where no event moves
+lineages (sizes and migration rates change only), the block counts go to the engine as a
+sparse model with epochs (one interval always; several beyond 5,000 states), else dense.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ __all__ = [
 
 
 def from_demes(model: Any, samples: dict[str, int], ploidy: int = 2,
-               max_states: int = 5000) -> Demography:  # fmt: skip
+               max_states: int | None = None) -> Demography:  # fmt: skip
     """A :class:`Demography` of a demes model and a sample.
 
     Parameters
@@ -42,9 +44,10 @@ def from_demes(model: Any, samples: dict[str, int], ploidy: int = 2,
     ploidy : int
         2 (default): the pair coalescence rate in a deme of size N is 1 / (2N) per
         generation (msprime's default); 1: 1 / N.
-    max_states : int
-        Refuse to build a state space larger than this (dense algebra: memory grows as
-        its square).
+    max_states : int, optional
+        Refuse to build a state space larger than this. Default: 200,000 where no event
+        moves lineages (no split, branch or pulse: the engine's sparse route can take it),
+        else 5,000 (dense algebra: memory grows as its square).
     """
     import demes
 
@@ -56,6 +59,6 @@ def from_demes(model: Any, samples: dict[str, int], ploidy: int = 2,
 
 
 def from_msprime(demography: Any, samples: dict[str, int], ploidy: int = 2,
-                 max_states: int = 5000) -> Demography:  # fmt: skip
+                 max_states: int | None = None) -> Demography:  # fmt: skip
     """A :class:`Demography` of an ``msprime.Demography`` (through its demes form)."""
     return from_demes(demography.to_demes(), samples, ploidy=ploidy, max_states=max_states)

@@ -30,6 +30,23 @@ def isolation_migration() -> Any:
     return b.resolve()
 
 
+def island(size: float = 1000.0, rate: float = 5e-4, split: float | None = None) -> Any:
+    """Two demes A and B of ``size`` with symmetric migration ``rate``, for ever (the
+    island model), or since an ancestor of the same size split ``split`` generations ago."""
+    import demes
+
+    b = demes.Builder(time_units="generations")
+    if split is None:
+        b.add_deme("A", epochs=[dict(start_size=size)])
+        b.add_deme("B", epochs=[dict(start_size=size)])
+    else:
+        b.add_deme("anc", epochs=[dict(start_size=size, end_time=split)])
+        b.add_deme("A", ancestors=["anc"], epochs=[dict(start_size=size)])
+        b.add_deme("B", ancestors=["anc"], epochs=[dict(start_size=size)])
+    b.add_migration(demes=["A", "B"], rate=rate)
+    return b.resolve()
+
+
 def split_pulse_migration() -> Any:
     """An ancestor (1,000) splits 500 generations ago into A (2,000) and B (500, then 800
     from 100 generations ago); migration into B from A at 2e-4; a pulse of 20 % from A into

@@ -51,23 +51,29 @@ def _lineages(state: State) -> int:
     return sum(c for _, _, c in state)
 
 
-def _coalescences(state: State, alive: tuple[int, ...]):
-    """(next state, number of pairs, deme) for each coalescence."""
+def merges(state: State):
+    """(next state, number of pairs, label of each) for every coalescence of two lineages,
+    whatever demes they are in (the merged lineage takes the lower label)."""
     for a, b in itertools.combinations_with_replacement(range(len(state)), 2):
         (d1, t1, c1), (d2, t2, c2) = state[a], state[b]
-        if d1 != d2 or d1 not in alive:
-            continue
         pairs = c1 * (c1 - 1) // 2 if a == b else c1 * c2
         if pairs == 0:
             continue
         counter = Counter({(d, t): c for d, t, c in state})
         counter[d1, t1] -= 1
         counter[d2, t2] -= 1
-        counter[d1, tuple(x + y for x, y in zip(t1, t2, strict=True))] += 1
-        yield _make(counter), pairs, d1
+        counter[min(d1, d2), tuple(x + y for x, y in zip(t1, t2, strict=True))] += 1
+        yield _make(counter), pairs, d1, d2
 
 
-def _migrations(state: State, routes: tuple[tuple[int, int, int], ...]):
+def _coalescences(state: State, alive: tuple[int, ...]):
+    """(next state, number of pairs, deme) for each coalescence within a living deme."""
+    for nxt, pairs, d1, d2 in merges(state):
+        if d1 == d2 and d1 in alive:
+            yield nxt, pairs, d1
+
+
+def migrations(state: State, routes: tuple[tuple[int, int, int], ...]):
     """(next state, lineages, rate index) for each migration."""
     for d, t, c in state:
         for src, dst, rate in routes:
@@ -120,23 +126,33 @@ def initial_state(counts: np.ndarray, types: str) -> State:
     return _make(counter)
 
 
-def build(sched: Schedule, counts: np.ndarray, types: str, max_states: int) -> Structure:
-    """Every state the sample can reach, and the chain's moves, interval by interval."""
-    index: dict[State, int] = {}
-    states: list[State] = []
+class StateIndex:
+    """States numbered in the order found; ``add`` refuses (``MemoryError``) past
+    ``max_states``, naming the sample and the lineage types."""
 
-    def add(s: State) -> int:
-        if s not in index:
-            if len(states) >= max_states:
+    def __init__(self, sched: Schedule, counts: np.ndarray, types: str, max_states: int) -> None:
+        self.index: dict[State, int] = {}
+        self.states: list[State] = []
+        self._limit, self._what = max_states, (sched, counts, types)
+
+    def add(self, s: State) -> int:
+        if s not in self.index:
+            if len(self.states) >= self._limit:
+                sched, counts, types = self._what
                 raise MemoryError(
-                    f"the state space passes max_states={max_states} (sample sizes "
+                    f"the state space passes max_states={self._limit} (sample sizes "
                     f"{dict(zip(sched.demes, counts.tolist(), strict=True))}, lineage types "
                     f"{types!r}); raise max_states or sample fewer genomes"
                 )
-            index[s] = len(states)
-            states.append(s)
-        return index[s]
+            self.index[s] = len(self.states)
+            self.states.append(s)
+        return self.index[s]
 
+
+def build(sched: Schedule, counts: np.ndarray, types: str, max_states: int) -> Structure:
+    """Every state the sample can reach, and the chain's moves, interval by interval."""
+    numbering = StateIndex(sched, counts, types, max_states)
+    index, states, add = numbering.index, numbering.states, numbering.add
     out = Structure(states)
     current = {initial_state(counts, types)}
     for k, interval in enumerate(sched.intervals):
@@ -154,7 +170,7 @@ def build(sched: Schedule, counts: np.ndarray, types: str, max_states: int) -> S
                 if j >= 0 and nxt not in seen:
                     seen.add(nxt)
                     todo.append(nxt)
-            for nxt, lineages, rate in _migrations(s, interval.migration):
+            for nxt, lineages, rate in migrations(s, interval.migration):
                 j = add(nxt)
                 mig.append((i, j, lineages, rate))
                 if nxt not in seen:
@@ -215,10 +231,16 @@ def check_meeting(sched: Schedule, struct: Structure) -> None:
             )
 
 
-def reward_matrix(struct: Structure, shape: tuple[int, ...]) -> np.ndarray:
+def reward_matrix(states: list[State], shape: tuple[int, ...]) -> np.ndarray:
     """(states x prod(shape)): the number of lineages of each type (flattened joint index)."""
-    R = np.zeros((struct.size, int(np.prod(shape))))
-    for i, s in enumerate(struct.states):
+    rows, types, counts = [], [], []
+    for i, s in enumerate(states):
         for _, t, c in s:
-            R[i, np.ravel_multi_index(t, shape)] += c
+            rows.append(i)
+            types.append(t)
+            counts.append(c)
+    R = np.zeros((len(states), int(np.prod(shape))))
+    if rows:
+        cols = np.ravel_multi_index(np.array(types, dtype=np.int64).T, shape)
+        np.add.at(R, (np.array(rows), cols), np.array(counts, dtype=np.float64))
     return R

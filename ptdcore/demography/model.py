@@ -15,11 +15,18 @@ from .chain import (
     reward_cross_moments,
     valid,
 )
+from .engine_chain import EngineChain, relabels_only
 from .lineage_counts import time_with_k_lineages
 from .lineages import Structure, build, check_meeting, reward_matrix
 from .schedule import Schedule, check_samples
 
 KINDS = ("joint", "pooled", "marginal")
+DENSE_MAX_STATES = 5_000
+"""Largest chain built for the dense route (its block exponentials hold a few matrices of
+this order squared: 5,000 states are about 0.8 GB each)."""
+ENGINE_MAX_STATES = 200_000
+"""Largest chain built where the engine's sparse route can take it (memory grows with the
+edges; Python builds about 14,000 states a second)."""
 
 
 def lumping_weights(n: int) -> np.ndarray:
@@ -53,7 +60,7 @@ class Demography:
     """
 
     def __init__(self, sched: Schedule, samples: dict[str, int], ploidy: int = 2,
-                 max_states: int = 5000) -> None:  # fmt: skip
+                 max_states: int | None = None) -> None:  # fmt: skip
         if ploidy not in (1, 2) and not (isinstance(ploidy, int) and ploidy > 0):
             raise ValueError(f"ploidy={ploidy!r}: a positive integer")
         self.schedule = sched
@@ -65,8 +72,12 @@ class Demography:
         self.parameter_names = list(sched.names)
         self.values = np.array(sched.values, dtype=np.float64)
         self.aliases = dict(sched.aliases)
+        self._engine_possible = relabels_only(sched)
+        if max_states is None:
+            max_states = ENGINE_MAX_STATES if self._engine_possible else DENSE_MAX_STATES
         self._max_states = max_states
         self._chains: dict[str, Structure] = {}
+        self._engine_chains: dict[str, EngineChain] = {}
         self._counts_chain = self._chain("count")
         check_meeting(sched, self._counts_chain)
         n = self._n = int(self.counts.sum())  # all sampled genomes
@@ -78,8 +89,11 @@ class Demography:
         else:
             self.representation = (
                 "block counts per deme (joint: lineage types are sample counts per deme; "
-                "pooled: their total), built on first use"
-            )
+                "pooled: their total), built on first use; "
+                + ("on the engine (sparse) where one interval or more than "
+                   f"{DENSE_MAX_STATES:,} states, else dense"
+                   if self._engine_possible else "dense")
+            )  # fmt: skip
         self._cache: dict[str, Any] = {}
 
     def _chain(self, types: str) -> Structure:
@@ -92,7 +106,9 @@ class Demography:
         """The number of states behind ``expected_sfs(kind=...)`` (building it)."""
         if self.lumped:
             return self._counts_chain.size
-        return self._chain("pooled" if kind == "pooled" else "joint").size
+        kind = "pooled" if kind == "pooled" else "joint"
+        sparse = self._on_engine(kind)
+        return self._chain(kind).size if sparse is None else sparse.size
 
     def _lumped_sizes(self) -> np.ndarray:
         """The index of the size of the deme that holds the lineages, per interval (one
@@ -116,9 +132,25 @@ class Demography:
         models: the lumped one needs no chain)."""
         if kind == "pooled":
             pooled = self._chain("pooled")
-            return pooled, reward_matrix(pooled, (self._n + 1,)), (self._n + 1,)
+            return pooled, reward_matrix(pooled.states, (self._n + 1,)), (self._n + 1,)
         joint = self._chain("joint")
-        return joint, reward_matrix(joint, self.shape), self.shape
+        return joint, reward_matrix(joint.states, self.shape), self.shape
+
+    def _on_engine(self, kind: str) -> EngineChain | None:
+        """The engine's sparse chain for this kind, where the model allows it (its events
+        only relabel lineages) and it is the better route: one interval (a solve), or
+        more states than the dense route takes. None: the dense route."""
+        if not self._engine_possible:
+            return None
+        if kind not in self._engine_chains:
+            shape = (self._n + 1,) if kind == "pooled" else self.shape
+            self._engine_chains[kind] = EngineChain(
+                self.schedule, self.counts, kind, shape, self.ploidy, self._max_states
+            )
+        sparse = self._engine_chains[kind]
+        if len(self.schedule.intervals) > 1 and sparse.size <= DENSE_MAX_STATES:
+            return None
+        return sparse
 
     def __repr__(self) -> str:
         return (
@@ -179,10 +211,17 @@ class Demography:
 
             self._jitted(route, sfs)
         elif route not in self._cache:
-            struct, R, shape = self._sfs_route(route)
+            sparse = self._on_engine(route)
+            if sparse is None:
+                struct, R, shape = self._sfs_route(route)
+            else:
+                shape = (self._n + 1,) if route == "pooled" else self.shape
 
             def sfs(v: Any) -> Any:
-                out = expected_rewards(self.schedule, struct, R, v, self.ploidy)
+                if sparse is not None:
+                    out = sparse.means(v)
+                else:
+                    out = expected_rewards(self.schedule, struct, R, v, self.ploidy)
                 return self._guard(v, out).reshape(shape)
 
             self._jitted(route, sfs)
@@ -196,17 +235,22 @@ class Demography:
 
         One deme (the lumped case) goes through the engine's epochs on Kingman's
         block-counting space (exact first derivatives; second ones from the reference
-        backend's algorithm up to its 300 states: n <= 17); other models through the dense
-        block-counting chain (derivatives of every order)."""
+        backend's algorithm up to its 300 states: n <= 17); other models through the
+        block-counting chain, on the engine where ``expected_sfs`` uses it (exact first
+        derivatives; second ones as there), else dense (derivatives of every order)."""
         if kind not in ("joint", "pooled"):
             raise ValueError(f"kind={kind!r}; expected 'joint' or 'pooled'")
         if self.lumped:
             return self._engine_moments(self._values(values))
-        struct = self._chain(kind)
-        R = reward_matrix(struct, self.shape if kind == "joint" else (self._n + 1,))
+        sparse = self._on_engine(kind)
+        if sparse is None:
+            struct, R, _ = self._sfs_route(kind)
 
         def moments(v: Any) -> tuple[Any, Any]:
-            mean, cross = reward_cross_moments(self.schedule, struct, R, v, self.ploidy)
+            if sparse is not None:
+                mean, cross = sparse.moments(v)
+            else:
+                mean, cross = reward_cross_moments(self.schedule, struct, R, v, self.ploidy)
             return self._guard(v, mean), self._guard(v, cross)
 
         return self._jitted(f"moments-{kind}", moments)(self._values(values))
