@@ -197,43 +197,59 @@ class TwoDemeJointSFS(TwoDemeSFS):
     kind = "joint"
 
 
-class IslandSFS:
-    """ptdcore.demography on the engine's sparse route: the pooled SFS of two demes with
-    symmetric migration, for ever (one interval: a solve) or since a split 2,000
-    generations ago (two epochs: the series across the first); 10 + 10 is 24,840 states.
-    PhaseGen's island model at 10 + 10: asv_bench/compare_peers.py --island."""
+class SplitMigrationSFS:
+    """ptdcore.demography: the pooled SFS of two demes with symmetric migration since a
+    split 2,000 generations ago; 5 + 5 on the dense route, 10 + 10 (24,840 states) on the
+    engine's sparse route (two epochs, the first crossed by the series, whose cost grows
+    with the split time). The value only (its gradient at 10 + 10 takes seconds). PhaseGen
+    and moments in one run: asv_bench/compare_island.py."""
 
-    params = (["5+5", "10+10"], ["island", "split"])
-    param_names = ["samples", "model"]
+    params = ["5+5", "10+10"]
+    param_names = ["samples"]
     timeout = 900
+    split: float | None = 2000.0
 
-    def setup(self, samples, model):
+    def setup(self, samples):
         import jax
         import jax.numpy as jnp
 
         from ptdcore import demography
         from ptdcore.demography import examples
 
-        graph = examples.island(split=None if model == "island" else 2000.0)
         counts = dict(zip("AB", map(int, samples.split("+")), strict=True))
-        d = demography.from_demes(graph, counts)
+        self.model = d = demography.from_demes(examples.island(split=self.split), counts)
         self.values = jnp.asarray(d.values)
         self.fn = jax.jit(lambda v: d.expected_sfs(v, kind="pooled"))
-        summary = lambda v: jnp.log(d.expected_sfs(v, kind="pooled")[1:-1]).sum()  # noqa: E731
-        self.grad = jax.jit(jax.grad(summary))
-        jax.block_until_ready((self.fn(self.values), self.grad(self.values)))
+        jax.block_until_ready(self.fn(self.values))
         self.i = 0
 
     def _next(self):
         self.i += 1
         return self.values * (1.0 + 1e-4 * (self.i % 16))
 
-    def time_expected_sfs(self, samples, model):
+    def time_expected_sfs(self, samples):
         import jax
 
         jax.block_until_ready(self.fn(self._next()))
 
-    def time_gradient(self, samples, model):
+
+class IslandSFS(SplitMigrationSFS):
+    """The same two demes for ever (the island model, one interval: a solve), the value
+    and the gradient of a log-SFS summary."""
+
+    split = None
+
+    def setup(self, samples):
+        import jax
+        import jax.numpy as jnp
+
+        super().setup(samples)
+        d = self.model
+        summary = lambda v: jnp.log(d.expected_sfs(v, kind="pooled")[1:-1]).sum()  # noqa: E731
+        self.grad = jax.jit(jax.grad(summary))
+        jax.block_until_ready(self.grad(self.values))
+
+    def time_gradient(self, samples):
         import jax
 
         jax.block_until_ready(self.grad(self._next()))
