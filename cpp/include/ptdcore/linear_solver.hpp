@@ -283,13 +283,16 @@ class BlockSolver {
       if (!(pivot > 0.0)) return false;
       a[k * s + k] = pivot;
       const double inv = 1.0 / pivot;
+      const double* pivot_row = a + k * s;
       for (int64_t r = k + 1; r < s; ++r) {
         const double f = a[r * s + k] * inv;  // <= 0
         a[r * s + k] = f;
         if (f == 0.0) continue;
-        for (int64_t col = k + 1; col < s; ++col)
-          if (col != r) a[r * s + col] -= f * a[k * s + col];  // both terms <= 0
-        e[r] -= f * e[k];                                       // both terms >= 0
+        // (col = r too: the diagonal is not read before row r's pivot overwrites it,
+        // and a loop without a branch vectorises)
+        double* row = a + r * s;
+        for (int64_t col = k + 1; col < s; ++col) row[col] -= f * pivot_row[col];  // <= 0
+        e[r] -= f * e[k];  // both terms >= 0
       }
     }
     return true;
