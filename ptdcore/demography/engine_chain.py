@@ -86,17 +86,20 @@ class EngineChain:
             leads[k, a] == leads[k, b] and leads[k, a] in iv.size for k, iv in ivs)]  # fmt: skip
         routes = sorted({(d, b) for k, iv in ivs for a, b, _ in iv.migration
                          for d in labels if leads[k, d] == a})  # fmt: skip
-        self._pairs, self._routes = pairs, routes
         states, edges = _explore(initial_state(counts, types), pairs, routes, max_states, sched,
                                  counts, types)  # fmt: skip
         self.states = states
         keys = np.array(list(edges), dtype=np.int64).reshape(-1, 3)
+        # only the slots some edge uses are engine parameters (each costs a tangent)
+        used, slot = np.unique(keys[:, 2], return_inverse=True)
+        self._pairs = [pairs[i] for i in used if i < len(pairs)]
+        self._routes = [routes[i - len(pairs)] for i in used if i >= len(pairs)]
         alpha = np.zeros(len(states))
         alpha[0] = 1.0
         self.structure = Structure(
-            nr_states=len(states), nr_params=len(pairs) + len(routes), discrete=False,
+            nr_states=len(states), nr_params=used.size, discrete=False,
             alpha=alpha, src=keys[:, 0], dst=keys[:, 1], constant=np.zeros(len(keys)),
-            coef_ptr=np.arange(len(keys) + 1), coef_index=keys[:, 2],
+            coef_ptr=np.arange(len(keys) + 1), coef_index=slot.reshape(-1),
             coef_value=np.array(list(edges.values()), dtype=np.float64),
         )  # fmt: skip
         self.R = reward_matrix(states, shape)

@@ -62,14 +62,15 @@ namespace detail {
 // Starts g at buf.pi (with its tangents) and, unless the epoch is the open last
 // one, puts the state at its end (after D) in buf.next.
 inline void cross_epoch(NumericGraph& g, bool last, double D, bool jac, EpochBuffers& buf,
-                        SeriesBuffers& series, SquaringBuffers& squaring) {
+                        SeriesBuffers& series, SquaringBuffers& squaring, NumericGraph& compact) {
   const int64_t n = g.n, Pj = jac ? g.P : 0;
   g.alpha = buf.pi;
   g.dalpha = buf.dpi;
   if (last) return;
   buf.next.resize(n);
   buf.dnext.assign(n * Pj, 0.0);
-  state_at(g, false, D, buf.next.data(), jac ? buf.dnext.data() : nullptr, series, squaring);
+  state_at_active(g, D, buf.next.data(), jac ? buf.dnext.data() : nullptr, series, squaring,
+                  compact);
 }
 
 // The epoch's occupancy q = (v(a) - v(b)) U (v(b) = 0 for the open last epoch) and
@@ -135,7 +136,7 @@ inline bool occupancy(NumericGraph& g, const SccTopology& topo, BlockSolver& sol
     integrate_occupancy(g, D, jac, buf, series, aug, q, dq);
     return true;
   }
-  cross_epoch(g, last, D, jac, buf, series, squaring);
+  cross_epoch(g, last, D, jac, buf, series, squaring, aug);
   epoch_occupancy(g, solver, buf, last, jac ? g.P : 0, q, dq, diff, ddiff, c);
   return true;
 }

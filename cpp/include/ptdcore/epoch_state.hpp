@@ -42,6 +42,64 @@ inline void state_at(const NumericGraph& g, bool discrete, double t, double* sv,
 
 namespace detail {
 
+// The tangent columns p that can be non-zero over an epoch of g: a non-zero
+// entry in the weights' gradients or in the starting tangents (a row carries
+// every epoch's parameters; one epoch's graph depends on its own only).
+inline std::vector<int64_t> active_columns(const NumericGraph& g) {
+  const int64_t P = g.P, n = g.n, E = g.nr_edges();
+  std::vector<char> on(P, 0);
+  for (int64_t e = 0; e < E; ++e)
+    for (int64_t p = 0; p < P; ++p) on[p] |= g.g[e * P + p] != 0.0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t p = 0; p < P; ++p)
+      on[p] |= g.dout[i * P + p] != 0.0 || g.dexit[i * P + p] != 0.0 ||
+               (!g.dalpha.empty() && g.dalpha[i * P + p] != 0.0);
+  std::vector<int64_t> cols;
+  for (int64_t p = 0; p < P; ++p)
+    if (on[p]) cols.push_back(p);
+  return cols;
+}
+
+}  // namespace detail
+
+// state_at with the tangents of the active columns only (the others stay zero):
+// the series' cost grows with the number of tangents it carries. `compact` is
+// scratch. Without gradients, or with every column active, state_at itself.
+inline void state_at_active(const NumericGraph& g, double t, double* sv, double* sdv,
+                            SeriesBuffers& series, SquaringBuffers& squaring,
+                            NumericGraph& compact) {
+  if (!g.with_grad || !sdv) return state_at(g, false, t, sv, sdv, series, squaring);
+  const std::vector<int64_t> cols = detail::active_columns(g);
+  const int64_t P = g.P, Q = static_cast<int64_t>(cols.size()), n = g.n;
+  if (Q == P) return state_at(g, false, t, sv, sdv, series, squaring);
+  compact.n = n;
+  compact.P = Q;
+  compact.with_grad = Q > 0;
+  compact.src = g.src;
+  compact.dst = g.dst;
+  compact.w = g.w;
+  compact.alpha = g.alpha;
+  compact.out = g.out;
+  compact.exit = g.exit;
+  auto pick = [&](const std::vector<double>& from, int64_t rows, std::vector<double>& to) {
+    to.assign(from.empty() ? 0 : rows * Q, 0.0);
+    if (!from.empty())
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t q = 0; q < Q; ++q) to[r * Q + q] = from[r * P + cols[q]];
+  };
+  pick(g.g, g.nr_edges(), compact.g);
+  pick(g.dout, n, compact.dout);
+  pick(g.dexit, n, compact.dexit);
+  pick(g.dalpha, n, compact.dalpha);
+  std::vector<double> dv(n * Q);
+  state_at(compact, false, t, sv, Q ? dv.data() : nullptr, series, squaring);
+  std::fill(sdv, sdv + n * P, 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t q = 0; q < Q; ++q) sdv[i * P + cols[q]] = dv[i * Q + q];
+}
+
+namespace detail {
+
 // y += x (S_a - S_b) for two epochs' graphs of one structure (same internal
 // edges): (x S)_j = sum_{i -> j} x_i w_ij - x_j out_j.
 inline void add_generator_difference(const NumericGraph& a, const NumericGraph& b,
