@@ -20,17 +20,13 @@ import subprocess
 import sys
 
 import numpy as np
-from compare_peers import _median_ms
+from compare_peers import _median_ms, new_values
 
 SAMPLES = 10
 
 
 def worker(tool: str) -> dict:
-    k = [0]
-
-    def size() -> float:  # a new parameter each call (no tool may serve it from a cache)
-        k[0] += 1
-        return 1000.0 + 1e-3 * k[0]
+    size = new_values()
 
     if tool == "ptdcore":
         import time

@@ -33,6 +33,17 @@ def _median_ms(f, reps: int, budget: float) -> float:
     return float(np.median(times) * 1e3)
 
 
+def new_values(start: float = 1000.0):
+    """A function that returns a new size each call (no tool may serve it from a cache)."""
+    k = [0]
+
+    def next_value() -> float:
+        k[0] += 1
+        return start + 1e-3 * k[0]
+
+    return next_value
+
+
 def _graph(recent: float):
     import demes
 
@@ -42,11 +53,7 @@ def _graph(recent: float):
 
 
 def worker(tool: str, n: int) -> dict:
-    k = [0]
-
-    def recent() -> float:  # a new parameter each call (no tool may serve it from a cache)
-        k[0] += 1
-        return 1000.0 + 1e-3 * k[0]
+    recent = new_values()
 
     if tool == "ptdcore":
         import jax
