@@ -127,14 +127,15 @@ class Demography:
         coalescent = jnp.cumsum(spans / (self.ploidy * sizes[:-1]))
         return time_with_k_lineages(self._n, sizes, coalescent, self.ploidy)
 
+    def _shape(self, kind: str) -> tuple[int, ...]:
+        """The shape of the SFS computed for ``kind`` ("pooled" or "joint")."""
+        return (self._n + 1,) if kind == "pooled" else self.shape
+
     def _sfs_route(self, kind: str) -> tuple[Structure, np.ndarray, tuple[int, ...]]:
-        """(chain, rewards, output shape) of the expected SFS of this kind (structured
+        """(chain, rewards, output shape) of the dense expected SFS of this kind (structured
         models: the lumped one needs no chain)."""
-        if kind == "pooled":
-            pooled = self._chain("pooled")
-            return pooled, reward_matrix(pooled.states, (self._n + 1,)), (self._n + 1,)
-        joint = self._chain("joint")
-        return joint, reward_matrix(joint.states, self.shape), self.shape
+        chain = self._chain(kind)
+        return chain, reward_matrix(chain.states, self._shape(kind)), self._shape(kind)
 
     def _on_engine(self, kind: str) -> EngineChain | None:
         """The engine's sparse chain for this kind, where the model allows it (its events
@@ -143,9 +144,8 @@ class Demography:
         if not self._engine_possible:
             return None
         if kind not in self._engine_chains:
-            shape = (self._n + 1,) if kind == "pooled" else self.shape
             self._engine_chains[kind] = EngineChain(
-                self.schedule, self.counts, kind, shape, self.ploidy, self._max_states
+                self.schedule, self.counts, kind, self._shape(kind), self.ploidy, self._max_states
             )
         sparse = self._engine_chains[kind]
         if len(self.schedule.intervals) > 1 and sparse.size <= DENSE_MAX_STATES:
@@ -211,11 +211,9 @@ class Demography:
 
             self._jitted(route, sfs)
         elif route not in self._cache:
-            sparse = self._on_engine(route)
+            sparse, shape = self._on_engine(route), self._shape(route)
             if sparse is None:
-                struct, R, shape = self._sfs_route(route)
-            else:
-                shape = (self._n + 1,) if route == "pooled" else self.shape
+                struct, R, _ = self._sfs_route(route)
 
             def sfs(v: Any) -> Any:
                 if sparse is not None:
