@@ -35,7 +35,11 @@ from .schedule import Schedule
 def relabels_only(sched: Schedule) -> bool:
     """True where every event moves all the lineages of a deme into one ancestor (splits,
     branches) or moves none (size and migration changes): no pulse, no admixture."""
-    return all(len(move.targets) == 1 and not move.stay for moves in sched.events for move in moves)
+    return all(
+        len(move.targets) == 1 and not move.stay and tuple(move.prob) == (-1,)
+        for moves in sched.events
+        for move in moves
+    )
 
 
 def deme_of_label(sched: Schedule) -> np.ndarray:
