@@ -92,14 +92,18 @@ class EngineChain:
                          for d in labels if leads[k, d] == a})  # fmt: skip
         states, edges = _explore(initial_state(counts, types), pairs, routes, max_states, sched,
                                  counts, types)  # fmt: skip
-        self.states = states
         keys = np.array(list(edges), dtype=np.int64).reshape(-1, 3)
+        new = _banded_numbering(len(states), keys, first_route=len(pairs))
+        keys[:, 0] = new[keys[:, 0]]
+        keys[:, 1] = np.where(keys[:, 1] >= 0, new[keys[:, 1]], -1)
+        order = np.argsort(new)
+        self.states = states = [states[i] for i in order]
         # only the slots some edge uses are engine parameters (each costs a tangent)
         used, slot = np.unique(keys[:, 2], return_inverse=True)
         self._pairs = [pairs[i] for i in used if i < len(pairs)]
         self._routes = [routes[i - len(pairs)] for i in used if i >= len(pairs)]
         alpha = np.zeros(len(states))
-        alpha[0] = 1.0
+        alpha[new[0]] = 1.0  # (the sample's state, found first)
         self.structure = Structure(
             nr_states=len(states), nr_params=used.size, discrete=False,
             alpha=alpha, src=keys[:, 0], dst=keys[:, 1], constant=np.zeros(len(keys)),
@@ -161,6 +165,28 @@ class EngineChain:
         rows, breaks = self._rows(v)
         rm = self._reward_moments()
         return rm(rows[0]) if rm.epochs == 1 else rm(rows, breaks)
+
+
+def _banded_numbering(n: int, keys: np.ndarray, first_route: int) -> np.ndarray:
+    """A new number for each state: the states that migration connects (a strongly
+    connected block for the engine's solver) numbered together in reverse Cuthill-McKee
+    order, so that each block's matrix is banded and its elimination touches little
+    beyond the band."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+    moves = keys[keys[:, 2] >= first_route]
+    adjacency = coo_matrix(
+        (
+            np.ones(2 * len(moves)),
+            (np.r_[moves[:, 0], moves[:, 1]], np.r_[moves[:, 1], moves[:, 0]]),
+        ),
+        shape=(n, n),
+    ).tocsr()
+    order = reverse_cuthill_mckee(adjacency, symmetric_mode=True)
+    new = np.empty(n, dtype=np.int64)
+    new[order] = np.arange(n)
+    return new
 
 
 def _explore(start: State, pairs: list[tuple[int, int]], routes: list[tuple[int, int]],

@@ -250,7 +250,7 @@ class BlockSolver {
             e[q] += g.w[edge];
         }
       }
-      if (!gth_factor(a, e, s)) return MomentStatus::kInfinite;
+      if (!gth_factor(a, e, s, last_)) return MomentStatus::kInfinite;
     }
     return MomentStatus::kFinite;
   }
@@ -275,15 +275,26 @@ class BlockSolver {
   // GTH elimination of one block in place: a holds the off-diagonal entries
   // (<= 0) on entry, e the row sums (exit flows, >= 0). On return a holds the
   // unit lower factor (multipliers) and the upper factor with its pivots.
-  // False when a pivot is zero (a closed class).
-  static bool gth_factor(double* a, double* e, int64_t s) {
+  // False when a pivot is zero (a closed class). Each row's last non-zero
+  // column (`last`, scratch) bounds its updates: the entries beyond are zero and
+  // stay zero (a banded block is eliminated within its band), and skipping them
+  // changes no rounding.
+  static bool gth_factor(double* a, double* e, int64_t s, std::vector<int64_t>& last) {
+    last.assign(s, 0);
+    for (int64_t r = 0; r < s; ++r)
+      for (int64_t col = s - 1; col > r; --col)
+        if (a[r * s + col] != 0.0) {
+          last[r] = col;
+          break;
+        }
     for (int64_t k = 0; k < s; ++k) {
+      const double* pivot_row = a + k * s;
+      const int64_t end = std::max(last[k], k) + 1;
       double pivot = e[k];
-      for (int64_t j = k + 1; j < s; ++j) pivot -= a[k * s + j];  // adds |a_kj|
+      for (int64_t j = k + 1; j < end; ++j) pivot -= pivot_row[j];  // adds |a_kj|
       if (!(pivot > 0.0)) return false;
       a[k * s + k] = pivot;
       const double inv = 1.0 / pivot;
-      const double* pivot_row = a + k * s;
       for (int64_t r = k + 1; r < s; ++r) {
         const double f = a[r * s + k] * inv;  // <= 0
         a[r * s + k] = f;
@@ -291,7 +302,8 @@ class BlockSolver {
         // (col = r too: the diagonal is not read before row r's pivot overwrites it,
         // and a loop without a branch vectorises)
         double* row = a + r * s;
-        for (int64_t col = k + 1; col < s; ++col) row[col] -= f * pivot_row[col];  // <= 0
+        for (int64_t col = k + 1; col < end; ++col) row[col] -= f * pivot_row[col];  // <= 0
+        last[r] = std::max(last[r], end - 1);
         e[r] -= f * e[k];  // both terms >= 0
       }
     }
@@ -321,7 +333,7 @@ class BlockSolver {
   const SccTopology* topo_ = nullptr;
   const NumericGraph* graph_ = nullptr;
   std::vector<double> lu_, excess_;
-  std::vector<int64_t> lu_off_, stack_;
+  std::vector<int64_t> lu_off_, stack_, last_;
   std::vector<char> reached_;
   bool all_reached_ = true;
   mutable std::vector<double> rhs_, inflow_;
