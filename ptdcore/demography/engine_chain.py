@@ -82,14 +82,17 @@ class EngineChain:
         if not relabels_only(sched):
             raise ValueError("the engine's chain needs a schedule whose events only relabel")
         self.schedule, self.ploidy = sched, ploidy
-        self._leads = leads = deme_of_label(sched)
+        leads = deme_of_label(sched)
         labels = range(len(sched.demes))
-        ivs = list(enumerate(sched.intervals))
-        # the label pairs that meet in a living deme, and the label routes, in some interval
-        pairs = [(a, b) for a in labels for b in labels if a <= b and any(
-            leads[k, a] == leads[k, b] and leads[k, a] in iv.size for k, iv in ivs)]  # fmt: skip
-        routes = sorted({(d, b) for k, iv in ivs for a, b, _ in iv.migration
+        routes = sorted({(d, b) for k, iv in enumerate(sched.intervals) for a, b, _ in iv.migration
                          for d in labels if leads[k, d] == a})  # fmt: skip
+        candidates = [(a, b) for a in labels for b in labels if a <= b]
+        index, kind = _slot_values(sched, leads, candidates, routes)
+        # only the label pairs that meet in a living deme in some interval are explored
+        meets = kind[:, : len(candidates)].any(axis=0)
+        pairs = [p for p, m in zip(candidates, meets, strict=True) if m]
+        keep = np.r_[np.flatnonzero(meets), len(candidates) + np.arange(len(routes))]
+        index, kind = index[:, keep], kind[:, keep]
         states, edges = _explore(initial_state(counts, types), pairs, routes, max_states, sched,
                                  counts, types)  # fmt: skip
         keys = np.array(list(edges), dtype=np.int64).reshape(-1, 3)
@@ -100,8 +103,7 @@ class EngineChain:
         self.states = states = [states[i] for i in order]
         # only the slots some edge uses are engine parameters (each costs a tangent)
         used, slot = np.unique(keys[:, 2], return_inverse=True)
-        self._pairs = [pairs[i] for i in used if i < len(pairs)]
-        self._routes = [routes[i - len(pairs)] for i in used if i >= len(pairs)]
+        self._fill = index[:, used], kind[:, used]
         alpha = np.zeros(len(states))
         alpha[new[0]] = 1.0  # (the sample's state, found first)
         self.structure = Structure(
@@ -111,29 +113,11 @@ class EngineChain:
             coef_value=np.array(list(edges.values()), dtype=np.float64),
         )  # fmt: skip
         self.R = reward_matrix(states, shape)
-        self._fill = self._slot_values()
         self._moments: Any = None
 
     @property
     def size(self) -> int:
         return len(self.states)
-
-    def _slot_values(self) -> tuple[np.ndarray, np.ndarray]:
-        """(value index (intervals x slots), kind: 1 a size (its pair rate), 2 a rate,
-        0 closed)."""
-        K = len(self.schedule.intervals)
-        index = np.zeros((K, len(self._pairs) + len(self._routes)), dtype=np.int64)
-        kind = np.zeros_like(index)
-        for k, iv in enumerate(self.schedule.intervals):
-            lead = self._leads[k]
-            for s, (a, b) in enumerate(self._pairs):
-                if lead[a] == lead[b] and lead[a] in iv.size:
-                    index[k, s], kind[k, s] = iv.size[lead[a]], 1
-            rate = {(a, b): idx for a, b, idx in iv.migration}
-            for s, (d, b) in enumerate(self._routes, start=len(self._pairs)):
-                if (lead[d], b) in rate:
-                    index[k, s], kind[k, s] = rate[lead[d], b], 2
-        return index, kind
 
     def _rows(self, v: Any) -> tuple[Any, Any]:
         """(theta (intervals, slots), breaks) at the values ``v``."""
@@ -165,6 +149,25 @@ class EngineChain:
         rows, breaks = self._rows(v)
         rm = self._reward_moments()
         return rm(rows[0]) if rm.epochs == 1 else rm(rows, breaks)
+
+
+def _slot_values(sched: Schedule, leads: np.ndarray, pairs: list[tuple[int, int]],
+                 routes: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(value index, kind), each (intervals x slots), the slots being the label pairs then
+    the label routes: kind 1 a size (the pair rate where both labels lead to that living
+    deme), 2 a migration rate (where the deme the label leads to has the route), 0 closed."""
+    index = np.zeros((len(sched.intervals), len(pairs) + len(routes)), dtype=np.int64)
+    kind = np.zeros_like(index)
+    for k, iv in enumerate(sched.intervals):
+        lead = leads[k]
+        for s, (a, b) in enumerate(pairs):
+            if lead[a] == lead[b] and lead[a] in iv.size:
+                index[k, s], kind[k, s] = iv.size[lead[a]], 1
+        rate = {(a, b): idx for a, b, idx in iv.migration}
+        for s, (d, b) in enumerate(routes, start=len(pairs)):
+            if (lead[d], b) in rate:
+                index[k, s], kind[k, s] = rate[lead[d], b], 2
+    return index, kind
 
 
 def _banded_numbering(n: int, keys: np.ndarray, first_route: int) -> np.ndarray:
