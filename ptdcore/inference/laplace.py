@@ -49,6 +49,8 @@ def find_mode(f: Any, x0: Any, *, gtol: float = 1e-8, max_iter: int = 200) -> Mo
     import jax.numpy as jnp
     from scipy.optimize import minimize
 
+    from .quick_jit import quick_jit
+
     x0 = np.asarray(x0, dtype=np.float64)
 
     def negative(x: Any) -> Any:
@@ -59,10 +61,11 @@ def find_mode(f: Any, x0: Any, *, gtol: float = 1e-8, max_iter: int = 200) -> Mo
         return grad, (value, grad)
 
     # value, gradient and Hessian from one compiled function (each compilation of a model
-    # costs a good part of a second, one evaluation milliseconds), kept for the last point
+    # costs a good part of a second, one evaluation milliseconds: compiled for speed of
+    # compilation, quick_jit), kept for the last point
     # (the optimiser asks for the value and gradient, then the Hessian, at one point)
-    all_three = jax.jit(jax.jacfwd(with_gradient, has_aux=True))
-    value_and_gradient = jax.jit(jax.value_and_grad(negative))
+    all_three = quick_jit(jax.jacfwd(with_gradient, has_aux=True))
+    value_and_gradient = quick_jit(jax.value_and_grad(negative))
     last: dict[str, Any] = {}
 
     def derivatives(x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:

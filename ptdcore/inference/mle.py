@@ -333,6 +333,7 @@ def _fit(
     import jax.numpy as jnp
 
     from .laplace import find_mode
+    from .quick_jit import quick_jit
 
     P = theta0.size
     result = find_mode(lambda z: loglik(bounds.to_theta(z)), bounds.to_z(theta0), gtol=gtol,
@@ -341,8 +342,10 @@ def _fit(
     if bounds.open and result.exact_hessian:  # z is theta: the mode's own derivatives
         H, score = result.hessian, result.gradient
     else:  # natural scale (exact at a bound, where the chain rule would divide by ~0)
-        H = np.asarray(jax.hessian(loglik)(jnp.asarray(theta)))
-        score = np.asarray(jax.grad(loglik)(jnp.asarray(theta)))
+        score, H = quick_jit(lambda t: (jax.grad(loglik)(t), jax.hessian(loglik)(t)))(
+            jnp.asarray(theta)
+        )
+        score, H = np.asarray(score), np.asarray(H)
     at_bound = _at_bound(score, H, bounds)
     free = np.flatnonzero(~at_bound)
     cov = np.full((P, P), np.nan)

@@ -105,14 +105,16 @@ def moment_matching(
     import jax.numpy as jnp
     from scipy.optimize import least_squares
 
+    from .quick_jit import quick_jit
+
     log_targets = np.log(targets)
 
     def residual(z: Any) -> Any:
         theta = jnp.exp(z) if positive else z
         return jnp.log(moments_of(theta)[: targets.size]) - log_targets
 
-    r = jax.jit(residual)
-    jac = jax.jit(jax.jacfwd(residual))
+    r = quick_jit(residual)
+    jac = quick_jit(jax.jacfwd(residual))
     try:
         result = least_squares(lambda z: np.asarray(r(z)), z0, jac=lambda z: np.asarray(jac(z)))
     except (ValueError, FloatingPointError) as exc:
@@ -189,9 +191,9 @@ def _finite_start(
 ) -> np.ndarray | None:
     """``z0`` where the log density is finite there, else the candidate with the highest
     finite log density, else None."""
-    import jax
+    from .quick_jit import quick_jit
 
-    f = jax.jit(log_density)
+    f = quick_jit(log_density)
     if math.isfinite(float(f(z0))):
         return z0
     values = np.array([float(f(z)) for z in candidates])
