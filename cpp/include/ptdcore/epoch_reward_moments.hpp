@@ -59,6 +59,35 @@ inline void reward_chain(const NumericGraph& g, const double* rewards, int64_t s
 
 namespace detail {
 
+// The series with accumulators: `aug` (a chain of N states, already built) gains
+// N accumulators fed from its states and is carried over D from z (N) with
+// tangents dz (N x P, state-major; null: no tangents). Out: zend = z(D) and dzend
+// (N x P, state-major), W = int_0^D z dt (N) and dW in blocks of n states,
+// parameter-major within each block: dW[(l P + p) n + i] for state l n + i.
+// full and dfull are scratch.
+inline void series_with_integral(NumericGraph& aug, int64_t n, const double* z, const double* dz,
+                                 double D, SeriesBuffers& series, std::vector<double>& full,
+                                 std::vector<double>& dfull, double* zend, double* dzend,
+                                 double* W, double* dW) {
+  const int64_t N = aug.n, P = aug.P, Pj = dz ? P : 0;
+  add_accumulators(aug, N);
+  aug.alpha.assign(2 * N, 0.0);
+  std::copy(z, z + N, aug.alpha.begin());
+  aug.dalpha.assign(2 * N * Pj, 0.0);
+  std::copy(dz, dz + N * Pj, aug.dalpha.begin());
+  full.resize(2 * N);
+  dfull.resize(2 * N * Pj);
+  series_state(aug, false, D, full.data(), dz ? dfull.data() : nullptr, series);
+  std::copy(full.begin(), full.begin() + N, zend);
+  std::copy(full.begin() + N, full.end(), W);
+  if (!dz) return;
+  std::copy(dfull.begin(), dfull.begin() + N * P, dzend);
+  for (int64_t l = 0; l < N / n; ++l)  // (state, parameter) rows to parameter-major
+    for (int64_t p = 0; p < P; ++p)
+      for (int64_t i = 0; i < n; ++i)
+        dW[(l * P + p) * n + i] = dfull[(N + l * n + i) * P + p];
+}
+
 // Starts g at buf.pi (with its tangents) and, unless the epoch is the open last
 // one, puts the state at its end (after D) in buf.next.
 inline void cross_epoch(NumericGraph& g, bool last, double D, bool jac, EpochBuffers& buf,
@@ -106,19 +135,19 @@ inline void integrate_occupancy(const NumericGraph& g, double D, bool jac, Epoch
     return;
   }
   reward_chain(g, nullptr, 0, 1, aug);
-  add_accumulators(aug, n);
-  aug.alpha.assign(2 * n, 0.0);
-  std::copy(buf.pi.begin(), buf.pi.end(), aug.alpha.begin());
-  aug.dalpha.assign(jac ? 2 * n * P : 0, 0.0);
-  if (jac) std::copy(buf.dpi.begin(), buf.dpi.end(), aug.dalpha.begin());
-  std::vector<double> full(2 * n), dfull(jac ? 2 * n * P : 0);
-  series_state(aug, false, D, full.data(), jac ? dfull.data() : nullptr, series);
-  std::copy(full.begin(), full.begin() + n, buf.next.begin());
-  std::copy(full.begin() + n, full.end(), q);
-  if (!jac) return;
-  std::copy(dfull.begin(), dfull.begin() + n * P, buf.dnext.begin());
-  for (int64_t p = 0; p < P; ++p)  // (state, parameter) rows to parameter-major
-    for (int64_t k = 0; k < n; ++k) dq[p * n + k] = dfull[(n + k) * P + p];
+  std::vector<double> full, dfull;
+  series_with_integral(aug, n, buf.pi.data(), jac ? buf.dpi.data() : nullptr, D, series, full,
+                       dfull, buf.next.data(), buf.dnext.data(), q, dq);
+}
+
+// The epoch's occupancy q = (v(a) - v(b)) U and its tangents dq (P x n) by solves, g
+// factorised, and the state at its end (buf.next) unless it is the open last epoch.
+inline void solved_occupancy(NumericGraph& g, BlockSolver& solver, bool last, double D, bool jac,
+                             EpochBuffers& buf, SeriesBuffers& series, SquaringBuffers& squaring,
+                             NumericGraph& aug, double* q, double* dq, double* diff,
+                             double* ddiff, std::vector<double>& c) {
+  cross_epoch(g, last, D, jac, buf, series, squaring, aug);
+  epoch_occupancy(g, solver, buf, last, jac ? g.P : 0, q, dq, diff, ddiff, c);
 }
 
 // The epoch's occupancy q = int v dt (P x n tangents dq) and, unless it is the open
@@ -132,25 +161,26 @@ inline bool occupancy(NumericGraph& g, const SccTopology& topo, BlockSolver& sol
                       double* diff, double* ddiff, std::vector<double>& c, bool* solved) {
   *solved = solver.factorise(topo, g) == MomentStatus::kFinite;
   if (!*solved && last) return false;
-  if (!*solved) {
+  if (*solved)
+    solved_occupancy(g, solver, last, D, jac, buf, series, squaring, aug, q, dq, diff, ddiff, c);
+  else
     integrate_occupancy(g, D, jac, buf, series, aug, q, dq);
-    return true;
-  }
-  cross_epoch(g, last, D, jac, buf, series, squaring, aug);
-  epoch_occupancy(g, solver, buf, last, jac ? g.P : 0, q, dq, diff, ddiff, c);
   return true;
 }
 
-// The same for reward column r (stride apart) of the cross moments: the series on
-// [v, u] (reward_chain) with accumulators gives u at the epoch's end and
-// y = int u dt, with tangents (y: P x n). With no state moving, u grows as
+// The same for reward column r (stride apart) of the cross moments in a finite
+// epoch that cannot be factorised: the series on [v, u] (reward_chain) with
+// accumulators gives u at the epoch's end and y = int u dt, with tangents (y: P x n),
+// and, where q is given, v's: the state at the end (buf.next) and q = int v dt (dq:
+// P x n), so that no series runs for v alone. With no state moving, u grows as
 // u(a) + t v o r, so y = D u(a) + D^2 / 2 v o r.
 inline void integrate_rewards(const NumericGraph& g, const double* r, int64_t stride, double D,
-                              bool jac, const EpochBuffers& buf, const std::vector<double>& u,
+                              bool jac, EpochBuffers& buf, const std::vector<double>& u,
                               const std::vector<double>& du, SeriesBuffers& series,
                               NumericGraph& aug, std::vector<double>& full,
                               std::vector<double>& dfull, std::vector<double>& u_end,
-                              std::vector<double>& du_end, double* y, double* dy) {
+                              std::vector<double>& du_end, double* y, double* dy, double* q,
+                              double* dq) {
   const int64_t n = g.n, P = g.P, Pj = jac ? P : 0;
   if (!(max_out_rate(g) * D > 0.0)) {
     for (int64_t k = 0; k < n; ++k) {
@@ -161,25 +191,27 @@ inline void integrate_rewards(const NumericGraph& g, const double* r, int64_t st
         dy[p * n + k] = D * du[k * P + p] + 0.5 * D * D * buf.dpi[k * P + p] * r[k * stride];
       }
     }
+    if (q) integrate_occupancy(g, D, jac, buf, series, aug, q, dq);  // (v = pi: no series)
     return;
   }
   reward_chain(g, r, stride, 2, aug);
-  add_accumulators(aug, 2 * n);
-  aug.alpha.assign(4 * n, 0.0);
-  std::copy(buf.pi.begin(), buf.pi.end(), aug.alpha.begin());
-  std::copy(u.begin(), u.end(), aug.alpha.begin() + n);
-  aug.dalpha.assign(4 * n * Pj, 0.0);
+  std::vector<double> z(buf.pi), dz(buf.dpi), zend(2 * n), dzend(2 * n * Pj), W(2 * n),
+      dW(2 * n * Pj);
+  z.insert(z.end(), u.begin(), u.end());
+  dz.insert(dz.end(), du.begin(), du.end());
+  series_with_integral(aug, n, z.data(), jac ? dz.data() : nullptr, D, series, full, dfull,
+                       zend.data(), dzend.data(), W.data(), dW.data());
+  std::copy(zend.begin() + n, zend.end(), u_end.begin());
+  std::copy(W.begin() + n, W.end(), y);
   if (jac) {
-    std::copy(buf.dpi.begin(), buf.dpi.end(), aug.dalpha.begin());
-    std::copy(du.begin(), du.end(), aug.dalpha.begin() + n * P);
+    std::copy(dzend.begin() + n * P, dzend.end(), du_end.begin());
+    std::copy(dW.begin() + n * P, dW.end(), dy);  // block 1: int u dt
   }
-  series_state(aug, false, D, full.data(), jac ? dfull.data() : nullptr, series);
-  std::copy(full.begin() + n, full.begin() + 2 * n, u_end.begin());
-  std::copy(full.begin() + 3 * n, full.end(), y);
-  if (!jac) return;
-  std::copy(dfull.begin() + n * P, dfull.begin() + 2 * n * P, du_end.begin());
-  for (int64_t p = 0; p < P; ++p)
-    for (int64_t k = 0; k < n; ++k) dy[p * n + k] = dfull[(3 * n + k) * P + p];
+  if (!q) return;
+  buf.next.assign(zend.begin(), zend.begin() + n);
+  std::copy(W.begin(), W.begin() + n, q);
+  buf.dnext.assign(dzend.begin(), dzend.begin() + n * Pj);
+  std::copy(dW.begin(), dW.begin() + n * Pj, dq);  // block 0: int v dt
 }
 
 // Adds the epoch's means q . r_j (R: n x m) and their derivatives to out (m) and
@@ -235,6 +267,7 @@ inline void evaluate_epoch_reward_moments(const Structure& s, const SccTopology&
     std::fill(out, out + K, nan);
     if (jac) std::fill(dout, dout + K * P, nan);
   };
+  if (m == 0) return;
   const double* breaks = row + E * Pb;
   if (!epoch_graphs(s, row, jac, buf)) return fail();
   const int64_t Pj = jac ? P : 0;
@@ -254,10 +287,11 @@ inline void evaluate_epoch_reward_moments(const Structure& s, const SccTopology&
     NumericGraph& g = buf.graphs[e];
     const bool last = e + 1 == E;
     const double D = last ? 0.0 : breaks[e] - (e ? breaks[e - 1] : 0.0);
-    bool solvable = false;
-    if (!detail::occupancy(g, topo, solver, last, D, jac, buf, series, squaring, aug, q.data(),
-                           dq.data(), diff.data(), ddiff.data(), c, &solvable))
-      return fail();
+    const bool solvable = solver.factorise(topo, g) == MomentStatus::kFinite;
+    if (!solvable && last) return fail();  // mass trapped for ever
+    if (solvable)
+      detail::solved_occupancy(g, solver, last, D, jac, buf, series, squaring, aug, q.data(),
+                               dq.data(), diff.data(), ddiff.data(), c);
     if (solvable) {
       // the ends of every u_i, then y_i = (q o r_i + u_i(a) - u_i(b)) U, as
       // u_i' = u_i S + v o r_i
@@ -283,10 +317,11 @@ inline void evaluate_epoch_reward_moments(const Structure& s, const SccTopology&
                                           dY.data() + i * Pj * n, Pj, c);
       }
     } else {  // a class closed in this epoch only: the series with accumulators
-      for (int64_t i = 0; i < m; ++i)
+      for (int64_t i = 0; i < m; ++i)  // (column 0 also carries v: q and the end state)
         detail::integrate_rewards(g, R + i, m, D, jac, buf, u[i], du[i], series, aug, full,
                                   dfull, u_end[i], du_end[i], Y.data() + i * n,
-                                  dY.data() + i * Pj * n);
+                                  dY.data() + i * Pj * n, i ? nullptr : q.data(),
+                                  i ? nullptr : dq.data());
     }
     // this epoch's integrals: the means q . r_j, then C_ij = y_i . r_j
     const int64_t b_start = e > 0 ? E * Pb + e - 1 : -1, b_end = last ? -1 : E * Pb + e;
@@ -453,23 +488,9 @@ inline void evaluate_epoch_reward_power_moments(const Structure& s, const SccTop
         aug.dalpha = dz;
         series_state(aug, false, D, zend.data(), jac ? dzend.data() : nullptr, series);
       } else {
-        detail::add_accumulators(aug, N);
-        aug.alpha.assign(2 * N, 0.0);
-        std::copy(z.begin(), z.end(), aug.alpha.begin());
-        aug.dalpha.assign(jac ? 2 * N * P : 0, 0.0);
-        if (jac) std::copy(dz.begin(), dz.end(), aug.dalpha.begin());
-        full.resize(2 * N);
-        dfull.resize(jac ? 2 * N * P : 0);
-        series_state(aug, false, D, full.data(), jac ? dfull.data() : nullptr, series);
-        std::copy(full.begin(), full.begin() + N, zend.begin());
-        std::copy(full.begin() + N, full.end(), w.begin());  // W_l = int z_l dt
-        if (jac) {
-          std::copy(dfull.begin(), dfull.begin() + N * P, dzend.begin());
-          for (int64_t l = 0; l < K; ++l)  // (state, parameter) rows to parameter-major
-            for (int64_t p = 0; p < P; ++p)
-              for (int64_t i = 0; i < n; ++i)
-                dw[(l * P + p) * n + i] = dfull[(N + l * n + i) * P + p];
-        }
+        detail::series_with_integral(aug, n, z.data(), jac ? dz.data() : nullptr, D, series,
+                                     full, dfull, zend.data(), dzend.data(), w.data(),
+                                     dw.data());  // W_l = int z_l dt
       }
     } else {
       std::fill(zend.begin(), zend.end(), 0.0);
