@@ -212,6 +212,46 @@ int main() {
     for (double x : draws) mean += x / 20000.0;
     check(std::fabs(mean - dmom_v[0]) < 0.05, "discrete epoch sampler mean");
   }
+  {  // adaptive uniformisation against the plain series: Kingman's lineage count
+     // from 12 (rates C(k, 2) theta_0), without and with a 2-cycle at the top
+     // (rate theta_1 back from 11 to 12: the rate never falls, one series), tangents on
+    for (int cycle = 0; cycle < 2; ++cycle) {
+      const int n = 12;
+      ptdcore::Structure s;
+      s.nr_states = n;  // state i holds n - i lineages
+      s.nr_params = 2;
+      s.alpha.assign(n, 0.0);
+      s.alpha[0] = 1.0;
+      auto edge = [&](int from, int to, int p, double c) {
+        s.src.push_back(from);
+        s.dst.push_back(to);
+        s.constant.push_back(0.0);
+        s.coef_index.push_back(p);
+        s.coef_value.push_back(c);
+        s.coef_ptr.push_back(static_cast<int64_t>(s.coef_index.size()));
+      };
+      s.coef_ptr.assign(1, 0);
+      for (int i = 0; i + 1 < n; ++i) edge(i, i + 1, 0, 0.5 * (n - i) * (n - i - 1));
+      if (cycle) edge(1, 0, 1, 1.0);
+      const double theta[2] = {0.7, 3.0};
+      ptdcore::NumericGraph g;
+      ptdcore::build_numeric_graph(s, theta, true, g);
+      const double t = 12.0;  // lambda t = 46.2 x 12 = 554: adaptive
+      std::vector<double> v(n), dv(2 * n), w(n), dw(2 * n);
+      ptdcore::SeriesBuffers series;
+      ptdcore::NumericGraph work;
+      ptdcore::adaptive_series_state(g, t, v.data(), dv.data(), series, work);
+      ptdcore::series_state(g, false, t, w.data(), dw.data(), series);
+      double vmax = 0.0, dmax = 0.0, verr = 0.0, derr = 0.0;
+      for (int i = 0; i < n; ++i) vmax = std::max(vmax, std::fabs(w[i]));
+      for (int i = 0; i < 2 * n; ++i) dmax = std::max(dmax, std::fabs(dw[i]));
+      for (int i = 0; i < n; ++i)
+        verr = std::max(verr, std::fabs(v[i] - w[i]) / std::max(std::fabs(w[i]), 1e-20 * vmax));
+      for (int i = 0; i < 2 * n; ++i) derr = std::max(derr, std::fabs(dv[i] - dw[i]));
+      check(verr < 1e-12 && derr < 1e-12 * dmax && dmax > 0.0,
+            cycle ? "adaptive series with a recurrent top" : "adaptive series on a pure death");
+    }
+  }
   {  // the C ABI rejects arrays that would be read out of bounds, with a message
     const double alpha[1] = {1.0};
     const int64_t src[1] = {0}, dst[1] = {5}, ptr[2] = {0, 0};

@@ -280,11 +280,11 @@ inline void power_series(const NumericGraph& g, double lambda, int64_t K, Series
 
 // The state vector v(t) = alpha exp(S t) = sum_k Pois(k; lambda t) alpha P^k
 // (discrete: alpha T^t) and its derivatives (sdv: n x P, when g.with_grad),
-// by the series; NaN beyond kMaxSeriesTerms.
-inline void series_state(const NumericGraph& g, bool discrete, double t, double* sv, double* sdv,
-                         SeriesBuffers& buf) {
+// by the series; NaN beyond kMaxSeriesTerms. lambda: the uniformisation rate, at
+// least the out-rate of every state that alpha (or dalpha) can reach.
+inline void series_state_at_rate(const NumericGraph& g, bool discrete, double lambda, double t,
+                                 double* sv, double* sdv, SeriesBuffers& buf) {
   const int64_t n = g.n, P = g.with_grad ? g.P : 0;
-  const double lambda = discrete ? 1.0 : max_out_rate(g);
   std::fill(sv, sv + n, 0.0);
   if (P) std::fill(sdv, sdv + n * P, 0.0);
   const double m = lambda * t;
@@ -314,6 +314,12 @@ inline void series_state(const NumericGraph& g, bool discrete, double t, double*
     for (double& x : w) x /= total;
   }
   power_series(g, lambda, K, buf, false, false, SeriesState{w.data(), sv, P ? sdv : nullptr});
+}
+
+// series_state_at_rate at the largest out-rate of g (discrete: 1).
+inline void series_state(const NumericGraph& g, bool discrete, double t, double* sv, double* sdv,
+                         SeriesBuffers& buf) {
+  series_state_at_rate(g, discrete, discrete ? 1.0 : max_out_rate(g), t, sv, sdv, buf);
 }
 
 // f = atom + (1 / lambda) sum_k P(N > k) c_k, N ~ Poisson(m): the distribution

@@ -27,6 +27,103 @@ struct EpochBuffers {
   std::vector<double> Jmag;
 };
 
+// Adaptive uniformisation: a series longer than this (lambda t) runs in steps.
+inline constexpr double kAdaptiveMinRateTime = 256.0;
+// The first step's Poisson mean (lambda h); it doubles at each step after which
+// the rate has not fallen, and after kAdaptiveStalls of those the rest of the
+// time goes in one series (a chain whose fastest states keep their mass pays at
+// most these few short steps more than one series).
+inline constexpr double kAdaptiveStepMean = 64.0;
+inline constexpr int kAdaptiveStalls = 3;
+// A state whose mass and tangents are below this fraction of their totals, and
+// that no state above it reaches, is set to zero before a step.
+inline constexpr double kAdaptiveDrop = 1e-25;
+
+namespace detail {
+
+// The states that hold mass or a tangent above kAdaptiveDrop of its total (v: n,
+// dv: n x P or null), and every state they reach (out: CSR by source); the
+// others are set to zero. Returns the largest out-rate among those kept.
+inline double keep_live_states(const NumericGraph& g, const std::vector<int64_t>& out_ptr,
+                               const std::vector<int64_t>& out_dst, double* v, double* dv,
+                               std::vector<char>& live, std::vector<int64_t>& stack) {
+  const int64_t n = g.n, P = dv ? g.P : 0;
+  double total = 0.0;
+  std::vector<double> column(P, 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    total += std::fabs(v[i]);
+    for (int64_t p = 0; p < P; ++p) column[p] += std::fabs(dv[i * P + p]);
+  }
+  live.assign(n, 0);
+  stack.clear();
+  for (int64_t i = 0; i < n; ++i) {
+    bool above = std::fabs(v[i]) > kAdaptiveDrop * total;
+    for (int64_t p = 0; p < P && !above; ++p)
+      above = std::fabs(dv[i * P + p]) > kAdaptiveDrop * column[p];
+    if (above) live[i] = 1, stack.push_back(i);
+  }
+  while (!stack.empty()) {
+    const int64_t i = stack.back();
+    stack.pop_back();
+    for (int64_t e = out_ptr[i]; e < out_ptr[i + 1]; ++e)
+      if (!live[out_dst[e]]) live[out_dst[e]] = 1, stack.push_back(out_dst[e]);
+  }
+  double lambda = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (live[i]) {
+      lambda = std::max(lambda, g.out[i]);
+      continue;
+    }
+    v[i] = 0.0;
+    for (int64_t p = 0; p < P; ++p) dv[i * P + p] = 0.0;
+  }
+  return lambda;
+}
+
+}  // namespace detail
+
+// The state vector at time t of g by adaptive uniformisation (van Moorsel and
+// Sanders 1994): steps of Poisson mean kAdaptiveStepMean, each at the largest
+// out-rate of the states that still hold mass (detail::keep_live_states: states
+// with less than kAdaptiveDrop of it, reached by none that hold more, are set to
+// zero and never fed again), so that the steps lengthen as the mass leaves the
+// fast states (lineages coalescing). Every term non-negative, as in the series.
+inline void adaptive_series_state(const NumericGraph& g, double t, double* sv, double* sdv,
+                                  SeriesBuffers& series, NumericGraph& work) {
+  const int64_t n = g.n, P = g.with_grad && sdv ? g.P : 0, E = g.nr_edges();
+  std::vector<int64_t> out_ptr(n + 1, 0), out_dst(E), stack;
+  for (int64_t e = 0; e < E; ++e) ++out_ptr[g.src[e] + 1];
+  for (int64_t i = 0; i < n; ++i) out_ptr[i + 1] += out_ptr[i];
+  {
+    std::vector<int64_t> at(out_ptr.begin(), out_ptr.end() - 1);
+    for (int64_t e = 0; e < E; ++e) out_dst[at[g.src[e]]++] = g.dst[e];
+  }
+  std::vector<char> live;
+  work = g;
+  std::vector<double> v(g.alpha), dv(n * P, 0.0);
+  if (P && !g.dalpha.empty()) std::copy(g.dalpha.begin(), g.dalpha.end(), dv.begin());
+  double rest = t, previous = max_out_rate(g), mean = kAdaptiveStepMean;
+  int stalls = 0;
+  while (rest > 0.0) {
+    const double lambda = detail::keep_live_states(g, out_ptr, out_dst, v.data(),
+                                                   P ? dv.data() : nullptr, live, stack);
+    if (!(lambda > 0.0)) break;  // nothing left moves
+    if (rest < t && lambda >= previous) ++stalls, mean *= 2.0;
+    const double h = stalls >= kAdaptiveStalls ? rest : std::min(rest, mean / lambda);
+    work.alpha = v;
+    work.dalpha = dv;
+    series_state_at_rate(work, false, lambda, h, sv, P ? sdv : nullptr, series);
+    std::copy(sv, sv + n, v.begin());
+    if (P) std::copy(sdv, sdv + n * P, dv.begin());
+    if (!std::isfinite(sv[0])) break;  // (beyond kMaxSeriesTerms: NaN, kept)
+    rest = h < rest ? rest - h : 0.0;
+    previous = lambda;
+  }
+  std::copy(v.begin(), v.end(), sv);
+  if (sdv) std::fill(sdv, sdv + n * (g.with_grad ? g.P : 0), 0.0);
+  if (P) std::copy(dv.begin(), dv.end(), sdv);
+}
+
 // The state vector at local time t of g (started from g.alpha, g.dalpha).
 inline void state_at(const NumericGraph& g, bool discrete, double t, double* sv, double* sdv,
                      SeriesBuffers& series, SquaringBuffers& squaring) {
@@ -35,6 +132,11 @@ inline void state_at(const NumericGraph& g, bool discrete, double t, double* sv,
   if (lambda > 0.0 && std::isfinite(m) &&
       choose_density_method(g, g.with_grad, m, 1, discrete) == DensityMethod::kSquaring) {
     ladder_state(g, discrete, lambda, t, sv, sdv, squaring);
+    return;
+  }
+  if (!discrete && std::isfinite(m) && m > kAdaptiveMinRateTime) {
+    NumericGraph work;
+    adaptive_series_state(g, t, sv, sdv, series, work);
     return;
   }
   series_state(g, discrete, t, sv, sdv, series);
