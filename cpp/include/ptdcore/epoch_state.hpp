@@ -87,35 +87,68 @@ inline double keep_live_states(const NumericGraph& g, const std::vector<int64_t>
 // out-rate of the states that still hold mass (detail::keep_live_states: states
 // with less than kAdaptiveDrop of it, reached by none that hold more, are set to
 // zero and never fed again), so that the steps lengthen as the mass leaves the
-// fast states (lineages coalescing). Every term non-negative, as in the series.
+// fast states (lineages coalescing), each step on the subgraph of the states kept
+// (they shrink with the rate). Every term non-negative, as in the series.
 inline void adaptive_series_state(const NumericGraph& g, double t, double* sv, double* sdv,
-                                  SeriesBuffers& series, NumericGraph& work) {
+                                  SeriesBuffers& series, NumericGraph& sub) {
   const int64_t n = g.n, P = g.with_grad && sdv ? g.P : 0, E = g.nr_edges();
-  std::vector<int64_t> out_ptr(n + 1, 0), out_dst(E), stack;
+  std::vector<int64_t> out_ptr(n + 1, 0), out_edge(E), out_dst(E), stack, states;
   for (int64_t e = 0; e < E; ++e) ++out_ptr[g.src[e] + 1];
   for (int64_t i = 0; i < n; ++i) out_ptr[i + 1] += out_ptr[i];
   {
     std::vector<int64_t> at(out_ptr.begin(), out_ptr.end() - 1);
-    for (int64_t e = 0; e < E; ++e) out_dst[at[g.src[e]]++] = g.dst[e];
+    for (int64_t e = 0; e < E; ++e) out_edge[at[g.src[e]]++] = e;
+    for (int64_t k = 0; k < E; ++k) out_dst[k] = g.dst[out_edge[k]];
   }
   std::vector<char> live;
-  work = g;
-  std::vector<double> v(g.alpha), dv(n * P, 0.0);
+  std::vector<int64_t> index(n, -1);
+  std::vector<double> v(g.alpha), dv(n * P, 0.0), sub_v, sub_dv;
   if (P && !g.dalpha.empty()) std::copy(g.dalpha.begin(), g.dalpha.end(), dv.begin());
   double rest = t, previous = max_out_rate(g), mean = kAdaptiveStepMean;
   int stalls = 0;
-  while (rest > 0.0) {
+  bool finite = true;
+  while (rest > 0.0 && finite) {
     const double lambda = detail::keep_live_states(g, out_ptr, out_dst, v.data(),
                                                    P ? dv.data() : nullptr, live, stack);
     if (!(lambda > 0.0)) break;  // nothing left moves
     if (rest < t && lambda >= previous) ++stalls, mean *= 2.0;
     const double h = stalls >= kAdaptiveStalls ? rest : std::min(rest, mean / lambda);
-    work.alpha = v;
-    work.dalpha = dv;
-    series_state_at_rate(work, false, lambda, h, sv, P ? sdv : nullptr, series);
-    std::copy(sv, sv + n, v.begin());
-    if (P) std::copy(sdv, sdv + n * P, dv.begin());
-    if (!std::isfinite(sv[0])) break;  // (beyond kMaxSeriesTerms: NaN, kept)
+    // the step on the subgraph of the live states (closed under the edges)
+    states.clear();
+    for (int64_t i = 0; i < n; ++i)
+      if (live[i]) index[i] = static_cast<int64_t>(states.size()), states.push_back(i);
+    const int64_t m = static_cast<int64_t>(states.size());
+    sub.n = m;
+    sub.P = P;
+    sub.with_grad = P > 0;
+    sub.src.clear(), sub.dst.clear(), sub.w.clear(), sub.g.clear();
+    sub.alpha.resize(m), sub.out.resize(m), sub.exit.resize(m);
+    sub.dalpha.resize(m * P), sub.dout.resize(m * P), sub.dexit.resize(m * P);
+    for (int64_t a = 0; a < m; ++a) {
+      const int64_t i = states[a];
+      sub.alpha[a] = v[i], sub.out[a] = g.out[i], sub.exit[a] = g.exit[i];
+      for (int64_t p = 0; p < P; ++p) {
+        sub.dalpha[a * P + p] = dv[i * P + p];
+        sub.dout[a * P + p] = g.dout[i * P + p];
+        sub.dexit[a * P + p] = g.dexit[i * P + p];
+      }
+      for (int64_t k = out_ptr[i]; k < out_ptr[i + 1]; ++k) {
+        const int64_t e = out_edge[k];
+        sub.src.push_back(a);
+        sub.dst.push_back(index[g.dst[e]]);
+        sub.w.push_back(g.w[e]);
+        if (P) sub.g.insert(sub.g.end(), g.g.begin() + e * P, g.g.begin() + (e + 1) * P);
+      }
+    }
+    sub_v.resize(m);
+    sub_dv.resize(m * P);
+    series_state_at_rate(sub, false, lambda, h, sub_v.data(), P ? sub_dv.data() : nullptr,
+                         series);
+    for (int64_t a = 0; a < m; ++a) {
+      v[states[a]] = sub_v[a];
+      for (int64_t p = 0; p < P; ++p) dv[states[a] * P + p] = sub_dv[a * P + p];
+      finite = finite && std::isfinite(sub_v[a]);  // (beyond kMaxSeriesTerms: NaN, kept)
+    }
     rest = h < rest ? rest - h : 0.0;
     previous = lambda;
   }
