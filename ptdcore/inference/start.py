@@ -9,10 +9,12 @@ parameters):
   evenly spread standard normal points (:func:`normal_points`). The steps are taken in
   coordinates scaled by the Laplace standard deviations (``precondition="diagonal"``,
   the default), whitened by the whole covariance (``"full"``), or on ``z`` itself
-  (``None``); see docs/svgd.md. Where there is no Laplace approximation (the mode search fails, or
-  ``-H`` is not positive definite), the start falls back to a moment-matching estimate
-  (:func:`moment_matching`) with unit spread, or to ``"spread"``, with a warning naming
-  the reason.
+  (``None``); see docs/svgd.md. Where the Laplace approximation is poor at its own
+  particles (:func:`importance_start`), they are drawn by importance sampling instead,
+  and its mean and covariance set the metric. Where there is no Laplace approximation
+  (the mode search fails, or ``-H`` is not positive definite), the start falls back to a
+  moment-matching estimate (:func:`moment_matching`) with unit spread, or to
+  ``"spread"``, with a warning naming the reason.
 - ``"spread"``: the old start, ``z ~ Normal(log(init_scale), 1)`` independently, plain
   steps in ``z``.
 - a callable ``init(n_particles, theta_dim, seed) -> z`` of shape
@@ -157,13 +159,25 @@ def choose_start(
     if isinstance(approx, Laplace):
         kind = "exact Hessian" if approx.exact_hessian else "differenced exact gradient"
         z = approx.mode + q @ approx.factor.T
+        center, covariance, how = approx.mode, approx.covariance, f"laplace ({kind})"
+        checked = importance_start(log_density, approx, q, seed)
+        if isinstance(checked, str):
+            warnings.warn(
+                f"SVGD: the Laplace approximation is a poor start here and {checked}; "
+                "particles start from it anyway",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        elif checked is not None:
+            z, center, covariance = checked.z, checked.mean, checked.covariance
+            how = f"importance ({checked.description}; laplace by {kind})"
         if precondition is None:
-            return Start(z, zero, eye, f"laplace ({kind})", approx)
-        factor = approx.factor
+            return Start(z, zero, eye, how, approx)
+        factor = np.linalg.cholesky(covariance)
         if precondition == "diagonal":
-            factor = np.diag(np.sqrt(np.diag(approx.covariance)))
-        u = np.linalg.solve(factor, (z - approx.mode).T).T
-        return Start(u, approx.mode, factor, f"laplace ({kind})", approx)
+            factor = np.diag(np.sqrt(np.diag(covariance)))
+        u = np.linalg.solve(factor, (z - center).T).T
+        return Start(u, center, factor, how, approx)
     reason = approx
     pair = moments() if moments is not None and z0 is not None else None
     if pair is not None:
@@ -184,6 +198,104 @@ def choose_start(
         stacklevel=4,
     )
     return Start(spread, zero, eye, f"spread ({reason})")
+
+
+LAPLACE_LOG_WEIGHT_SD = 0.5
+"""The Laplace start stands where the log density at its particles differs from the
+Gaussian's by less than this (standard deviation over the particles of the log ratio);
+else the start is drawn by importance sampling (:func:`importance_start`)."""
+
+IMPORTANCE_DRAWS = 2000
+"""Proposal draws per round of :func:`importance_start`."""
+
+IMPORTANCE_MIN_ESS = 50.0
+"""The effective sample size of the last round below which the importance start gives
+up (a warning, and the Laplace start)."""
+
+
+@dataclass(frozen=True)
+class ImportanceStart:
+    z: np.ndarray
+    mean: np.ndarray
+    covariance: np.ndarray
+    description: str
+
+
+def importance_start(
+    log_density: Callable[[Any], Any], approx: Laplace, q: np.ndarray, seed: int
+) -> ImportanceStart | str | None:
+    """Particles drawn from the target by importance sampling where the Laplace
+    approximation is poor; None where it is good; a sentence where sampling failed.
+
+    The check: the log density at the Laplace particles ``mode + L q`` against the
+    Gaussian's, ``log w = f(z) + |q|^2 / 2``; it stands where ``sd(log w)`` is at most
+    :data:`LAPLACE_LOG_WEIGHT_SD`. A weakly identified parameter (a migration rate whose
+    likelihood flattens once the demes mix, so that its posterior is the prior's long tail
+    beyond a cliff at the mode) fails it. Then two rounds of importance sampling
+    (:data:`IMPORTANCE_DRAWS` draws each): a defensive mixture of Student-t (3 degrees of
+    freedom) around the mode with the Laplace covariance scaled by 2 and by 20, then one
+    around the weighted mean with the weighted covariance scaled by 1 and by 2; the
+    particles are the last round's draws resampled systematically (``n`` equally spaced
+    quantiles of the weights), separated by a jitter of 0.05 Laplace standard deviations,
+    and moved by one affine map to the weighted mean and covariance exactly."""
+    import jax
+    import jax.numpy as jnp
+    from scipy.special import gammaln
+
+    from .quick_jit import quick_jit
+
+    n, d = q.shape
+    batch = quick_jit(jax.vmap(log_density))
+    z = approx.mode + q @ approx.factor.T
+    log_w = np.asarray(batch(jnp.asarray(z))) + 0.5 * np.sum(q**2, axis=1)
+    if np.all(np.isfinite(log_w)) and np.std(log_w) <= LAPLACE_LOG_WEIGHT_SD:
+        return None
+    spread = float(np.std(log_w)) if np.all(np.isfinite(log_w)) else np.inf
+    rng = np.random.default_rng(seed)
+    df = 3.0
+
+    def log_t(y: np.ndarray, scale: float) -> np.ndarray:  # d-variate t, scale * I
+        quad = np.sum(y**2, axis=1) / scale**2
+        return (
+            gammaln((df + d) / 2) - gammaln(df / 2) - d / 2 * np.log(df * np.pi)
+            - d * np.log(scale) - (df + d) / 2 * np.log1p(quad / df)
+        )  # fmt: skip
+
+    center, factor = approx.mode, approx.factor
+    for scales in ((2.0, 20.0), (1.0, 2.0)):
+        pick = np.where(rng.random(IMPORTANCE_DRAWS) < 0.5, scales[0], scales[1])
+        t = rng.standard_normal((IMPORTANCE_DRAWS, d))
+        t /= np.sqrt(rng.chisquare(df, IMPORTANCE_DRAWS) / df)[:, None]
+        y = t * pick[:, None]
+        draws = center + y @ factor.T
+        log_q = np.logaddexp(log_t(y, scales[0]), log_t(y, scales[1])) + np.log(0.5)
+        log_p = np.asarray(batch(jnp.asarray(draws)))
+        log_r = np.where(np.isfinite(log_p), log_p - log_q, -np.inf)
+        if not np.any(np.isfinite(log_r)):
+            return "importance sampling found no finite log density"
+        w = np.exp(log_r - log_r.max())
+        w /= w.sum()
+        ess = 1.0 / np.sum(w**2)
+        center = w @ draws
+        covariance = (w[:, None] * (draws - center)).T @ (draws - center)
+        try:
+            factor = np.linalg.cholesky(covariance)
+        except np.linalg.LinAlgError:
+            return "importance sampling gave a singular covariance"
+    if ess < IMPORTANCE_MIN_ESS:
+        return f"importance sampling kept an effective sample size of {ess:.0f} only"
+    at = np.minimum(np.searchsorted(np.cumsum(w), (np.arange(n) + rng.random()) / n),
+                    IMPORTANCE_DRAWS - 1)  # fmt: skip
+    chosen = draws[at] + 0.05 * q @ approx.factor.T
+    if n > d:  # the weighted mean and covariance exactly
+        c = chosen - chosen.mean(axis=0)
+        whitened = np.linalg.solve(np.linalg.cholesky(np.cov(c.T, bias=True)), c.T).T
+        chosen = center + whitened @ factor.T
+    return ImportanceStart(
+        chosen, center, covariance,
+        f"Laplace log-weight sd {spread:.2g}; effective sample size {ess:.0f} of "
+        f"{IMPORTANCE_DRAWS}",
+    )  # fmt: skip
 
 
 def _finite_start(

@@ -24,9 +24,11 @@ Conventions (written down here because the contract leaves them open):
   Liu 2019) whose metric comes from the inverse Hessian at the mode, so that parameters
   on very different scales move together; on that metric the bandwidth is 8 d (the
   median heuristic's collapses 20 particles to 0.8 of the posterior's sd in 3
-  dimensions). ``init="spread"`` (particles at ``z ~ Normal(log(init_scale),
-  1)``, plain steps) is the old behaviour; see :mod:`ptdcore.inference.start` and
-  docs/svgd.md.
+  dimensions). Where the log density at the Laplace particles is far from the
+  Gaussian's (a weakly identified parameter), they are drawn by importance sampling
+  instead and its covariance sets the metric. ``init="spread"`` (particles at
+  ``z ~ Normal(log(init_scale), 1)``, plain steps) is the old behaviour; see
+  :mod:`ptdcore.inference.start` and docs/svgd.md.
 - ``SVGD(loglik=f, theta_dim=P)`` samples ``p(theta) prop. to exp(f(theta)) prior(theta)``
   for any scalar JAX log-likelihood ``f`` (an SFS likelihood, a sum over loci, ...).
 """
