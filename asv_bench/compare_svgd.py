@@ -113,9 +113,10 @@ def main() -> None:
           "wall time (s) |")  # fmt: skip
     print("|---|---|---|---|---|---|")
     methods = {
-        "ptdcore SVGD (default: diagonal metric)": lambda k: ptdcore_svgd(
+        "ptdcore SVGD (default: precondition='auto')": lambda k: ptdcore_svgd(
+            loglik, log_prior, k, "auto"),
+        "ptdcore SVGD (precondition='diagonal')": lambda k: ptdcore_svgd(
             loglik, log_prior, k, "diagonal"),
-        "ptdcore SVGD (precondition='full')": lambda k: ptdcore_svgd(loglik, log_prior, k, "full"),
         "numpyro SteinVI": lambda k: steinvi(loglik, k),
         "blackjax svgd": lambda k: blackjax_svgd(loglik, log_prior, k),
     }  # fmt: skip

@@ -7,9 +7,10 @@ parameters):
   gradient and Hessian, :func:`ptdcore.inference.laplace.find_mode`) and the Laplace
   covariance ``Sigma = inv(-H)``; particles at ``z* + L q``, ``L L^T = Sigma`` and ``q``
   evenly spread standard normal points (:func:`normal_points`). The steps are taken in
-  coordinates scaled by the Laplace standard deviations (``precondition="diagonal"``,
-  the default), whitened by the whole covariance (``"full"``), or on ``z`` itself
-  (``None``); see docs/svgd.md. Where the Laplace approximation is poor at its own
+  coordinates whitened by the whole covariance (``precondition="full"``), scaled by its
+  standard deviations (``"diagonal"``), or on ``z`` itself (``None``); the default
+  ``"auto"`` whitens where the Laplace approximation stands and scales where the
+  importance start replaced it; see docs/svgd.md. Where the Laplace approximation is poor at its own
   particles (:func:`importance_start`), they are drawn by importance sampling instead,
   and its mean and covariance set the metric. Where there is no Laplace approximation
   (the mode search fails, or ``-H`` is not positive definite), the start falls back to a
@@ -34,7 +35,7 @@ import numpy as np
 from .laplace import Laplace, laplace
 
 STRATEGIES = ("laplace", "spread")
-METRICS = ("diagonal", "full", None)
+METRICS = ("auto", "diagonal", "full", None)
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class Start:
         return self.center + u @ self.factor.T
 
 
-def check_strategy(init: Any, precondition: Any = "diagonal") -> None:
+def check_strategy(init: Any, precondition: Any = "auto") -> None:
     """ValueError for an ``init`` that is neither a known strategy nor a callable, or a
     ``precondition`` that is not one of :data:`METRICS`."""
     if not (callable(init) or init in STRATEGIES):
@@ -173,6 +174,8 @@ def choose_start(
             how = f"importance ({checked.description}; laplace by {kind})"
         if precondition is None:
             return Start(z, zero, eye, how, approx)
+        if precondition == "auto":  # whitened where the Laplace approximation stands
+            precondition = "full" if checked is None else "diagonal"
         factor = np.linalg.cholesky(covariance)
         if precondition == "diagonal":
             factor = np.diag(np.sqrt(np.diag(covariance)))

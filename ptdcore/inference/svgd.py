@@ -19,14 +19,16 @@ Conventions (written down here because the contract leaves them open):
   times too wide).
 - Particles start from the Laplace approximation at the posterior mode on the fitted
   scale (``init="laplace"``, exact Hessian), and the steps are taken in coordinates
-  scaled by its standard deviations (``precondition="diagonal"``; ``"full"`` whitens by
-  the whole covariance): SVGD with a constant matrix-valued kernel (Wang, Tang, Bajaj &
-  Liu 2019) whose metric comes from the inverse Hessian at the mode, so that parameters
+  whitened by its covariance (``precondition="auto"``, the default; ``"full"`` always,
+  ``"diagonal"`` scales by its standard deviations only): SVGD with a constant
+  matrix-valued kernel (Wang, Tang, Bajaj & Liu 2019) whose metric comes from the
+  inverse Hessian at the mode, so that parameters
   on very different scales move together; on that metric the bandwidth is 8 d (the
   median heuristic's collapses 20 particles to 0.8 of the posterior's sd in 3
   dimensions). Where the log density at the Laplace particles is far from the
   Gaussian's (a weakly identified parameter), they are drawn by importance sampling
-  instead and its covariance sets the metric. ``init="spread"`` (particles at
+  instead and its standard deviations set the metric (``"auto"``: diagonal there, the
+  better of the two on such curved posteriors). ``init="spread"`` (particles at
   ``z ~ Normal(log(init_scale), 1)``, plain steps) is the old behaviour; see
   :mod:`ptdcore.inference.start` and docs/svgd.md.
 - ``SVGD(loglik=f, theta_dim=P)`` samples ``p(theta) prop. to exp(f(theta)) prior(theta)``
@@ -179,9 +181,11 @@ class SVGD:
         ``init(n_particles, theta_dim, seed) -> z`` on the fitted scale; see
         :mod:`ptdcore.inference.start`.
     precondition
-        With ``init="laplace"``: take the steps in coordinates scaled by the Laplace
-        standard deviations (``"diagonal"``, the default), whitened by the whole Laplace
-        covariance (``"full"``), or plain steps in ``z`` (None).
+        With ``init="laplace"``: take the steps in coordinates whitened by the start's
+        covariance (``"full"``), scaled by its standard deviations (``"diagonal"``), or
+        plain steps in ``z`` (None). ``"auto"`` (the default): ``"full"`` where the
+        Laplace approximation stands, ``"diagonal"`` where the importance start replaced
+        it.
     progress
         Show a progress bar; None shows one when stderr is a terminal.
     param_names
@@ -210,7 +214,7 @@ class SVGD:
         param_names: Any = None,
         loglik: Callable[[Any], Any] | None = None,
         init: Any = "laplace",
-        precondition: str | None = "diagonal",
+        precondition: str | None = "auto",
     ) -> None:
         from ..float64 import require_float64
 
