@@ -292,7 +292,8 @@ def importance_start(
     chosen = draws[at] + 0.05 * q @ approx.factor.T
     if n > d:  # the weighted mean and covariance exactly
         c = chosen - chosen.mean(axis=0)
-        whitened = np.linalg.solve(np.linalg.cholesky(np.cov(c.T, bias=True)), c.T).T
+        spread_of_chosen = np.linalg.cholesky(np.atleast_2d(np.cov(c.T, bias=True)))
+        whitened = np.linalg.solve(spread_of_chosen, c.T).T
         chosen = center + whitened @ factor.T
     return ImportanceStart(
         chosen, center, covariance,
