@@ -140,31 +140,25 @@ inline void integrate_occupancy(const NumericGraph& g, double D, bool jac, Epoch
                        dfull, buf.next.data(), buf.dnext.data(), q, dq);
 }
 
-// The epoch's occupancy q = (v(a) - v(b)) U and its tangents dq (P x n) by solves, g
-// factorised, and the state at its end (buf.next) unless it is the open last epoch.
-inline void solved_occupancy(NumericGraph& g, BlockSolver& solver, bool last, double D, bool jac,
-                             EpochBuffers& buf, SeriesBuffers& series, SquaringBuffers& squaring,
-                             NumericGraph& aug, double* q, double* dq, double* diff,
-                             double* ddiff, std::vector<double>& c) {
-  cross_epoch(g, last, D, jac, buf, series, squaring, aug);
-  epoch_occupancy(g, solver, buf, last, jac ? g.P : 0, q, dq, diff, ddiff, c);
-}
-
 // The epoch's occupancy q = int v dt (P x n tangents dq) and, unless it is the open
 // last epoch, the state at its end (buf.next): by solves where g factorises (then
 // *solved = true), else, a class being closed in this finite epoch only, by the
-// series with accumulators. False where the open last epoch cannot be factorised
-// (mass trapped for ever). diff, ddiff and c are scratch.
+// series with accumulators, unless `series_by_caller` (the cross moments: their
+// reward columns' series carry v, integrate_rewards). False where the open last
+// epoch cannot be factorised (mass trapped for ever). diff, ddiff and c are scratch.
 inline bool occupancy(NumericGraph& g, const SccTopology& topo, BlockSolver& solver, bool last,
                       double D, bool jac, EpochBuffers& buf, SeriesBuffers& series,
                       SquaringBuffers& squaring, NumericGraph& aug, double* q, double* dq,
-                      double* diff, double* ddiff, std::vector<double>& c, bool* solved) {
+                      double* diff, double* ddiff, std::vector<double>& c, bool* solved,
+                      bool series_by_caller = false) {
   *solved = solver.factorise(topo, g) == MomentStatus::kFinite;
   if (!*solved && last) return false;
-  if (*solved)
-    solved_occupancy(g, solver, last, D, jac, buf, series, squaring, aug, q, dq, diff, ddiff, c);
-  else
+  if (*solved) {
+    cross_epoch(g, last, D, jac, buf, series, squaring, aug);
+    epoch_occupancy(g, solver, buf, last, jac ? g.P : 0, q, dq, diff, ddiff, c);
+  } else if (!series_by_caller) {
     integrate_occupancy(g, D, jac, buf, series, aug, q, dq);
+  }
   return true;
 }
 
@@ -287,11 +281,11 @@ inline void evaluate_epoch_reward_moments(const Structure& s, const SccTopology&
     NumericGraph& g = buf.graphs[e];
     const bool last = e + 1 == E;
     const double D = last ? 0.0 : breaks[e] - (e ? breaks[e - 1] : 0.0);
-    const bool solvable = solver.factorise(topo, g) == MomentStatus::kFinite;
-    if (!solvable && last) return fail();  // mass trapped for ever
-    if (solvable)
-      detail::solved_occupancy(g, solver, last, D, jac, buf, series, squaring, aug, q.data(),
-                               dq.data(), diff.data(), ddiff.data(), c);
+    bool solvable = false;
+    if (!detail::occupancy(g, topo, solver, last, D, jac, buf, series, squaring, aug, q.data(),
+                           dq.data(), diff.data(), ddiff.data(), c, &solvable,
+                           /*series_by_caller=*/true))
+      return fail();
     if (solvable) {
       // the ends of every u_i, then y_i = (q o r_i + u_i(a) - u_i(b)) U, as
       // u_i' = u_i S + v o r_i

@@ -42,10 +42,11 @@ inline constexpr double kAdaptiveDrop = 1e-25;
 namespace detail {
 
 // The states that hold mass or a tangent above kAdaptiveDrop of its total (v: n,
-// dv: n x P or null), and every state they reach (out: CSR by source); the
-// others are set to zero. Returns the largest out-rate among those kept.
+// dv: n x P or null), and every state they reach by any edge (a zero weight may
+// still carry a tangent; CSR by source: edges_by_source); the others are set to
+// zero. Returns the largest out-rate among those kept.
 inline double keep_live_states(const NumericGraph& g, const std::vector<int64_t>& out_ptr,
-                               const std::vector<int64_t>& out_dst, double* v, double* dv,
+                               const std::vector<int64_t>& out_edge, double* v, double* dv,
                                std::vector<char>& live, std::vector<int64_t>& stack) {
   const int64_t n = g.n, P = dv ? g.P : 0;
   double total = 0.0;
@@ -62,12 +63,7 @@ inline double keep_live_states(const NumericGraph& g, const std::vector<int64_t>
       above = std::fabs(dv[i * P + p]) > kAdaptiveDrop * column[p];
     if (above) live[i] = 1, stack.push_back(i);
   }
-  while (!stack.empty()) {
-    const int64_t i = stack.back();
-    stack.pop_back();
-    for (int64_t e = out_ptr[i]; e < out_ptr[i + 1]; ++e)
-      if (!live[out_dst[e]]) live[out_dst[e]] = 1, stack.push_back(out_dst[e]);
-  }
+  close_reached(out_ptr, out_edge, g.dst, [](int64_t) { return true; }, live, stack);
   double lambda = 0.0;
   for (int64_t i = 0; i < n; ++i) {
     if (live[i]) {
@@ -91,15 +87,9 @@ inline double keep_live_states(const NumericGraph& g, const std::vector<int64_t>
 // (they shrink with the rate). Every term non-negative, as in the series.
 inline void adaptive_series_state(const NumericGraph& g, double t, double* sv, double* sdv,
                                   SeriesBuffers& series, NumericGraph& sub) {
-  const int64_t n = g.n, P = g.with_grad && sdv ? g.P : 0, E = g.nr_edges();
-  std::vector<int64_t> out_ptr(n + 1, 0), out_edge(E), out_dst(E), stack, states;
-  for (int64_t e = 0; e < E; ++e) ++out_ptr[g.src[e] + 1];
-  for (int64_t i = 0; i < n; ++i) out_ptr[i + 1] += out_ptr[i];
-  {
-    std::vector<int64_t> at(out_ptr.begin(), out_ptr.end() - 1);
-    for (int64_t e = 0; e < E; ++e) out_edge[at[g.src[e]]++] = e;
-    for (int64_t k = 0; k < E; ++k) out_dst[k] = g.dst[out_edge[k]];
-  }
+  const int64_t n = g.n, P = g.with_grad && sdv ? g.P : 0;
+  std::vector<int64_t> out_ptr, out_edge, stack, states;
+  edges_by_source(n, g.src, out_ptr, out_edge);
   std::vector<char> live;
   std::vector<int64_t> index(n, -1);
   std::vector<double> v(g.alpha), dv(n * P, 0.0), sub_v, sub_dv;
@@ -108,7 +98,7 @@ inline void adaptive_series_state(const NumericGraph& g, double t, double* sv, d
   int stalls = 0;
   bool finite = true;
   while (rest > 0.0 && finite) {
-    const double lambda = detail::keep_live_states(g, out_ptr, out_dst, v.data(),
+    const double lambda = detail::keep_live_states(g, out_ptr, out_edge, v.data(),
                                                    P ? dv.data() : nullptr, live, stack);
     if (!(lambda > 0.0)) break;  // nothing left moves
     if (rest < t && lambda >= previous) ++stalls, mean *= 2.0;

@@ -49,15 +49,7 @@ inline SccTopology build_topology(int64_t n, const std::vector<int64_t>& src,
                                   const std::vector<int64_t>& dst) {
   SccTopology t;
   t.n = n;
-  const int64_t E = static_cast<int64_t>(src.size());
-  t.out_ptr.assign(n + 1, 0);
-  for (int64_t e = 0; e < E; ++e) ++t.out_ptr[src[e] + 1];
-  for (int64_t i = 0; i < n; ++i) t.out_ptr[i + 1] += t.out_ptr[i];
-  t.out_edge.assign(E, 0);
-  {
-    std::vector<int64_t> fill(t.out_ptr.begin(), t.out_ptr.end() - 1);
-    for (int64_t e = 0; e < E; ++e) t.out_edge[fill[src[e]]++] = e;
-  }
+  edges_by_source(n, src, t.out_ptr, t.out_edge);
   // Iterative Tarjan; components are emitted sinks first.
   std::vector<int64_t> index(n, -1), low(n, 0), stack, call_state, call_pos;
   std::vector<char> on_stack(n, 0);
@@ -261,15 +253,8 @@ class BlockSolver {
     stack_.clear();
     for (int64_t i = 0; i < t.n; ++i)
       if (g.alpha[i] > 0.0) reached_[i] = 1, stack_.push_back(i);
-    while (!stack_.empty()) {
-      const int64_t i = stack_.back();
-      stack_.pop_back();
-      for (int64_t k = t.out_ptr[i]; k < t.out_ptr[i + 1]; ++k) {
-        const int64_t edge = t.out_edge[k];
-        const int64_t j = g.dst[edge];
-        if (g.w[edge] > 0.0 && !reached_[j]) reached_[j] = 1, stack_.push_back(j);
-      }
-    }
+    close_reached(t.out_ptr, t.out_edge, g.dst, [&](int64_t e) { return g.w[e] > 0.0; },
+                  reached_, stack_);
   }
 
   // GTH elimination of one block in place: a holds the off-diagonal entries

@@ -34,6 +34,35 @@ struct NumericGraph {
 };
 
 // The uniformisation rate: the largest total out-weight (0 when no state leaves).
+// The edges grouped by source (CSR): the edges out of state i are
+// out_edge[out_ptr[i] .. out_ptr[i + 1]), in their original order.
+inline void edges_by_source(int64_t n, const std::vector<int64_t>& src,
+                            std::vector<int64_t>& out_ptr, std::vector<int64_t>& out_edge) {
+  const int64_t E = static_cast<int64_t>(src.size());
+  out_ptr.assign(n + 1, 0);
+  for (int64_t e = 0; e < E; ++e) ++out_ptr[src[e] + 1];
+  for (int64_t i = 0; i < n; ++i) out_ptr[i + 1] += out_ptr[i];
+  out_edge.assign(E, 0);
+  std::vector<int64_t> fill(out_ptr.begin(), out_ptr.end() - 1);
+  for (int64_t e = 0; e < E; ++e) out_edge[fill[src[e]]++] = e;
+}
+
+// Closes `reached` (states already marked; `stack` holds them on entry) under the
+// edges `follow(edge)` accepts (CSR by source: edges_by_source).
+template <class Follow>
+void close_reached(const std::vector<int64_t>& out_ptr, const std::vector<int64_t>& out_edge,
+                   const std::vector<int64_t>& dst, Follow follow, std::vector<char>& reached,
+                   std::vector<int64_t>& stack) {
+  while (!stack.empty()) {
+    const int64_t i = stack.back();
+    stack.pop_back();
+    for (int64_t k = out_ptr[i]; k < out_ptr[i + 1]; ++k) {
+      const int64_t edge = out_edge[k], j = dst[edge];
+      if (!reached[j] && follow(edge)) reached[j] = 1, stack.push_back(j);
+    }
+  }
+}
+
 inline double max_out_rate(const NumericGraph& g) {
   double lambda = 0.0;
   for (int64_t i = 0; i < g.n; ++i) lambda = std::max(lambda, g.out[i]);
