@@ -154,14 +154,18 @@ def choose_start(
     spread = spread_points(n, d, seed, center)
     if strategy == "spread":
         return Start(spread, zero, eye, "spread")
-    z0 = _finite_start(log_density, np.full(d, center), spread)
+    from .quick_jit import quick_jit
+
+    density = quick_jit(log_density)  # (one point at a time: the start's few evaluations)
+    z0 = _finite_start(density, np.full(d, center), spread)
     approx = laplace(log_density, z0) if z0 is not None else "no finite log density to start from"
     q = normal_points(n, d, seed)
     if isinstance(approx, Laplace):
         kind = "exact Hessian" if approx.exact_hessian else "differenced exact gradient"
         z = approx.mode + q @ approx.factor.T
-        center, covariance, how = approx.mode, approx.covariance, f"laplace ({kind})"
-        checked = importance_start(log_density, approx, q, seed)
+        center, covariance, lower = approx.mode, approx.covariance, approx.factor
+        how = f"laplace ({kind})"
+        checked = importance_start(log_density, density, approx, q, seed)
         if isinstance(checked, str):
             warnings.warn(
                 f"SVGD: the Laplace approximation is a poor start here and {checked}; "
@@ -170,13 +174,18 @@ def choose_start(
                 stacklevel=4,
             )
         elif checked is not None:
-            z, center, covariance = checked.z, checked.mean, checked.covariance
+            z, center, covariance, lower = (
+                checked.z,
+                checked.mean,
+                checked.covariance,
+                checked.factor,
+            )
             how = f"importance ({checked.description}; laplace by {kind})"
         if precondition is None:
             return Start(z, zero, eye, how, approx)
         if precondition == "auto":  # whitened where the Laplace approximation stands
             precondition = "full" if checked is None else "diagonal"
-        factor = np.linalg.cholesky(covariance)
+        factor = lower
         if precondition == "diagonal":
             factor = np.diag(np.sqrt(np.diag(covariance)))
         u = np.linalg.solve(factor, (z - center).T).T
@@ -221,14 +230,22 @@ class ImportanceStart:
     z: np.ndarray
     mean: np.ndarray
     covariance: np.ndarray
+    factor: np.ndarray
+    """Lower Cholesky factor of ``covariance``."""
     description: str
 
 
 def importance_start(
-    log_density: Callable[[Any], Any], approx: Laplace, q: np.ndarray, seed: int
+    log_density: Callable[[Any], Any],
+    density: Callable[[Any], Any],
+    approx: Laplace,
+    q: np.ndarray,
+    seed: int,
 ) -> ImportanceStart | str | None:
     """Particles drawn from the target by importance sampling where the Laplace
     approximation is poor; None where it is good; a sentence where sampling failed.
+    ``density`` is ``log_density`` compiled for one point (the check's few
+    evaluations); the sampling rounds compile ``log_density`` for a batch.
 
     The check: the log density at the Laplace particles ``mode + L q`` against the
     Gaussian's, ``log w = f(z) + |q|^2 / 2``; it stands where ``sd(log w)`` is at most
@@ -248,11 +265,11 @@ def importance_start(
     from .quick_jit import quick_jit
 
     n, d = q.shape
-    batch = quick_jit(jax.vmap(log_density))
     z = approx.mode + q @ approx.factor.T
-    log_w = np.asarray(batch(jnp.asarray(z))) + 0.5 * np.sum(q**2, axis=1)
+    log_w = np.array([float(density(x)) for x in z]) + 0.5 * np.sum(q**2, axis=1)
     if np.all(np.isfinite(log_w)) and np.std(log_w) <= LAPLACE_LOG_WEIGHT_SD:
         return None
+    batch = quick_jit(jax.vmap(log_density))
     spread = float(np.std(log_w)) if np.all(np.isfinite(log_w)) else np.inf
     rng = np.random.default_rng(seed)
     df = 3.0
@@ -296,22 +313,19 @@ def importance_start(
         whitened = np.linalg.solve(spread_of_chosen, c.T).T
         chosen = center + whitened @ factor.T
     return ImportanceStart(
-        chosen, center, covariance,
+        chosen, center, covariance, factor,
         f"Laplace log-weight sd {spread:.2g}; effective sample size {ess:.0f} of "
         f"{IMPORTANCE_DRAWS}",
     )  # fmt: skip
 
 
 def _finite_start(
-    log_density: Callable[[Any], Any], z0: np.ndarray, candidates: np.ndarray
+    density: Callable[[Any], Any], z0: np.ndarray, candidates: np.ndarray
 ) -> np.ndarray | None:
-    """``z0`` where the log density is finite there, else the candidate with the highest
-    finite log density, else None."""
-    from .quick_jit import quick_jit
-
-    f = quick_jit(log_density)
-    if math.isfinite(float(f(z0))):
+    """``z0`` where the (compiled) log density is finite there, else the candidate with
+    the highest finite log density, else None."""
+    if math.isfinite(float(density(z0))):
         return z0
-    values = np.array([float(f(z)) for z in candidates])
+    values = np.array([float(density(z)) for z in candidates])
     finite = np.isfinite(values)
     return candidates[np.argmax(np.where(finite, values, -np.inf))] if finite.any() else None
