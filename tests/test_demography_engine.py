@@ -62,7 +62,7 @@ def test_engine_route_against_the_dense_route(graph, samples, kind):
     assert relabels_only(d.schedule)
     shape = (sum(samples.values()) + 1,) if kind == "pooled" else d.shape
     sparse = EngineChain(d.schedule, d.counts, kind, shape, d.ploidy, 10**5)
-    struct, R, _ = d._sfs_route(kind)
+    struct, R = d._sfs_route(kind)
 
     def dense(v):
         return expected_rewards(d.schedule, struct, R, v, d.ploidy)

@@ -131,11 +131,11 @@ class Demography:
         """The shape of the SFS computed for ``kind`` ("pooled" or "joint")."""
         return (self._n + 1,) if kind == "pooled" else self.shape
 
-    def _sfs_route(self, kind: str) -> tuple[Structure, np.ndarray, tuple[int, ...]]:
-        """(chain, rewards, output shape) of the dense expected SFS of this kind (structured
-        models: the lumped one needs no chain)."""
+    def _sfs_route(self, kind: str) -> tuple[Structure, np.ndarray]:
+        """(chain, rewards) of the dense expected SFS of this kind, shaped as
+        ``_shape(kind)`` (structured models: the lumped one needs no chain)."""
         chain = self._chain(kind)
-        return chain, reward_matrix(chain.states, self._shape(kind)), self._shape(kind)
+        return chain, reward_matrix(chain.states, self._shape(kind))
 
     def _on_engine(self, kind: str) -> EngineChain | None:
         """The engine's sparse chain for this kind, where the model allows it (its events
@@ -213,7 +213,7 @@ class Demography:
         elif route not in self._cache:
             sparse, shape = self._on_engine(route), self._shape(route)
             if sparse is None:
-                struct, R, _ = self._sfs_route(route)
+                struct, R = self._sfs_route(route)
 
             def sfs(v: Any) -> Any:
                 if sparse is not None:
@@ -242,7 +242,7 @@ class Demography:
             return self._engine_moments(self._values(values))
         sparse = self._on_engine(kind)
         if sparse is None:
-            struct, R, _ = self._sfs_route(kind)
+            struct, R = self._sfs_route(kind)
 
         def moments(v: Any) -> tuple[Any, Any]:
             if sparse is not None:
