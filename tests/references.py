@@ -238,3 +238,135 @@ def mp_hypoexponential(rates, t, survival=False, dps=DPS):
                     coef *= rj / (rj - ri)
             total += coef * (1 if survival else ri) * mpmath.exp(-ri * t)
         return total
+
+
+def _mp_engine_model(graph, theta):
+    """(alpha, S, [dS_p]) in mpmath with the weights rounded to float64 as the engine
+    rounds them (constant, then each coefficient times its parameter, in order): the
+    model the engine is given. On stiff graphs a tiny derivative moves by ~1e-11 between
+    that model and the exact rational one, which no float64 algorithm can resolve; what
+    is compared is the engine's arithmetic. The diagonal is minus the exit minus the
+    other rates, exactly (not a float64 row sum)."""
+    s = graph.structure()
+    n, P = s.nr_states, s.nr_params
+    S = mpmath.zeros(n, n)
+    dS = [mpmath.zeros(n, n) for _ in range(P)]
+    for e in range(s.nr_edges):
+        w = float(s.constant[e])
+        for k in range(s.coef_ptr[e], s.coef_ptr[e + 1]):
+            w += float(s.coef_value[k]) * float(theta[s.coef_index[k]])
+        i, j = int(s.src[e]), int(s.dst[e])
+        S[i, i] -= w
+        if j >= 0:
+            S[i, j] += w
+        for k in range(s.coef_ptr[e], s.coef_ptr[e + 1]):
+            c = mpmath.mpf(float(s.coef_value[k]))
+            dS[s.coef_index[k]][i, i] -= c
+            if j >= 0:
+                dS[s.coef_index[k]][i, j] += c
+    return _mp_matrix(s.alpha), S, dS
+
+
+def mp_moment_derivatives(graph, theta, K, dps=50):
+    """E[T^k], their Jacobian (K, P) and Hessian (K, P, P), k = 1..K, at ``dps`` digits
+    (:func:`_mp_engine_model`'s model).
+
+    ``x_k = U x_{k-1}`` with ``dU/dtheta_p = U dS_p U`` and ``d2U/dtheta_p dtheta_q =
+    U dS_p U dS_q U + U dS_q U dS_p U`` (the rates are linear in theta).
+    """
+    P = graph.structure().nr_params
+    with mpmath.workdps(dps):
+        A, S, dS = _mp_engine_model(graph, theta)
+        n = S.rows
+        U = mpmath.inverse(-S)
+        dU = [U * dS[p] * U for p in range(P)]
+        d2U = [[_second_derivative_of_inverse(U, dS, p, q) for q in range(P)] for p in range(P)]
+        x = mpmath.matrix([[1] for _ in range(n)])
+        dx = [mpmath.zeros(n, 1) for _ in range(P)]
+        d2x = [[mpmath.zeros(n, 1) for _ in range(P)] for _ in range(P)]
+        moments, jac, hess = np.zeros(K), np.zeros((K, P)), np.zeros((K, P, P))
+        for k in range(1, K + 1):
+            new_d2x = [
+                [d2U[p][q] * x + dU[p] * dx[q] + dU[q] * dx[p] + U * d2x[p][q] for q in range(P)]
+                for p in range(P)
+            ]
+            dx, x, d2x = [dU[p] * x + U * dx[p] for p in range(P)], U * x, new_d2x
+            f = math.factorial(k)
+            moments[k - 1] = float(f * (A * x)[0])
+            for p in range(P):
+                jac[k - 1, p] = float(f * (A * dx[p])[0])
+                for q in range(P):
+                    hess[k - 1, p, q] = float(f * (A * d2x[p][q])[0])
+        return moments, jac, hess
+
+
+def _second_derivative_of_inverse(U, dS, p, q):
+    """d2U / dtheta_p dtheta_q for rates linear in theta."""
+    return U * dS[p] * U * dS[q] * U + U * dS[q] * U * dS[p] * U
+
+
+def on_log_scale(theta, jac, hess=None):
+    """Derivatives in log theta: J_p theta_p and H_pq theta_p theta_q + delta_pq J_p theta_p."""
+    theta = np.asarray(theta, dtype=float)
+    jl = jac * theta
+    if hess is None:
+        return jl
+    return jl, hess * np.outer(theta, theta) + np.einsum("...p,pq->...pq", jl, np.eye(len(theta)))
+
+
+def mp_reward_moment_derivatives(graph, rewards, theta, dps=50):
+    """Means and cross moments of the reward columns (``ptdcore.reward_moments``'s layout,
+    m + m^2), their Jacobian and Hessian at ``dps`` digits (:func:`_mp_engine_model`'s
+    model): E[Y_j] = a . r_j and E[Y_i Y_j] = a . (r_i x_j + r_j x_i) with x_j = U r_j
+    and a = alpha U, differentiated by the product rule (dx_p = U dS_p x, d2x_pq =
+    U (dS_p dx_q + dS_q dx_p), and likewise a from the left)."""
+    rewards = np.asarray(rewards, dtype=float)
+    m = rewards.shape[1]
+    P = graph.structure().nr_params
+    with mpmath.workdps(dps):
+        A, S, dS = _mp_engine_model(graph, theta)
+        n = S.rows
+        U = mpmath.inverse(-S)
+        r = [mpmath.matrix([[mpmath.mpf(float(v))] for v in rewards[:, j]]) for j in range(m)]
+
+        def column(b):  # x, dx[p], d2x[p][q] of x = U b
+            x = U * b
+            dx = [U * (dS[p] * x) for p in range(P)]
+            d2x = [[U * (dS[p] * dx[q] + dS[q] * dx[p]) for q in range(P)] for p in range(P)]
+            return x, dx, d2x
+
+        a = A * U
+        da = [(a * dS[p]) * U for p in range(P)]
+        d2a = [[(da[p] * dS[q] + da[q] * dS[p]) * U for q in range(P)] for p in range(P)]
+        cols = [column(r[j]) for j in range(m)]
+
+        def dot(row, vec):
+            return sum(row[k] * vec[k] for k in range(n))
+
+        def pair(row, xi, xj, i, j):  # row . (r_i o x_j + r_j o x_i)
+            return sum(row[k] * (r[i][k] * xj[k] + r[j][k] * xi[k]) for k in range(n))
+
+        size = m + m * m
+        values, jac, hess = np.zeros(size), np.zeros((size, P)), np.zeros((size, P, P))
+        for j in range(m):
+            x, dx, d2x = cols[j]
+            values[j] = float(dot(A, x))
+            for p in range(P):
+                jac[j, p] = float(dot(A, dx[p]))
+                for q in range(P):
+                    hess[j, p, q] = float(dot(A, d2x[p][q]))
+        for i in range(m):
+            for j in range(m):
+                (xi, dxi, d2xi), (xj, dxj, d2xj) = cols[i], cols[j]
+                o = m + i * m + j
+                values[o] = float(pair(a, xi, xj, i, j))
+                for p in range(P):
+                    jac[o, p] = float(pair(da[p], xi, xj, i, j) + pair(a, dxi[p], dxj[p], i, j))
+                    for q in range(P):
+                        hess[o, p, q] = float(
+                            pair(d2a[p][q], xi, xj, i, j)
+                            + pair(da[p], dxi[q], dxj[q], i, j)
+                            + pair(da[q], dxi[p], dxj[p], i, j)
+                            + pair(a, d2xi[p][q], d2xj[p][q], i, j)
+                        )
+        return values, jac, hess

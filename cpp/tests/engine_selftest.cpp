@@ -142,6 +142,41 @@ int main() {
       check(close(values[2][q], sf, 1e-14), "exponential sf");
     }
   }
+  {  // stiff derivatives, refined in double-double (refined_solves.hpp): a fast state
+     // before a slow one, and a fast 2-cycle's reward means (full layout and means alone)
+    ptdcore::Structure s = chain(2, false);
+    s.nr_params = 2;
+    s.coef_index = {0, 1};
+    ptdcore::PreparedModel m(s);
+    const double theta[2] = {1e7, 1.0}, a = 1e7;
+    double mom[2], dmom[4], d2mom[8], none[1];
+    ptdcore::Workspace ws;
+    m.evaluate_rows(theta, 0, 1, nullptr, 0, 2, Outputs{none, mom, none, dmom, none, d2mom}, ws);
+    check(close(dmom[0], -1.0 / (a * a), 1e-14) && close(dmom[1], -1.0, 1e-15) &&
+              close(d2mom[0], 2.0 / (a * a * a), 1e-14),
+          "refined moment derivatives");
+    ptdcore::Structure c;  // 0 <-> 1 at rate theta, exits 1 and 2, rewards the identity
+    c.nr_states = 2;
+    c.nr_params = 1;
+    c.alpha = {1.0, 0.0};
+    c.src = {0, 1, 0, 1};
+    c.dst = {1, 0, -1, -1};
+    c.constant = {0.0, 0.0, 1.0, 2.0};
+    c.coef_index = {0, 0};
+    c.coef_value = {1.0, 1.0};
+    c.coef_ptr = {0, 1, 2, 2, 2};
+    c.rewards = {1.0, 0.0, 0.0, 1.0};
+    c.reward_matrix = true;
+    ptdcore::PreparedModel cm(c);
+    const double rate[1] = {1e6}, det = 3.0 * 1e6 + 2.0;
+    double full[6], dfull[6], means[2], dmeans[2];
+    cm.evaluate_rows(rate, 0, 1, nullptr, 0, 6, Outputs{none, full, none, dfull}, ws);
+    cm.evaluate_rows(rate, 0, 1, nullptr, 0, 2, Outputs{none, means, none, dmeans}, ws);
+    check(close(dfull[0], -4.0 / (det * det), 1e-13) && close(dfull[1], 2.0 / (det * det), 1e-13) &&
+              close(dmeans[0], -4.0 / (det * det), 1e-13) &&
+              close(dmeans[1], 2.0 / (det * det), 1e-13),
+          "refined reward mean derivatives");
+  }
   {  // Hessians: Erlang(3, theta) against the closed form, and a zero-reward model
     ptdcore::PreparedModel m(chain(3, false));
     const double theta[1] = {2.0};

@@ -8,66 +8,22 @@
 // Discrete: factorial moments E[N (N-1) ... (N-k+1)] = k! alpha T^{k-1}
 // (I - T)^{-k} 1, turned into raw moments with Stirling numbers of the
 // second kind.
-// Jacobians by forward mode: M dx_k = r o dx_{k-1} - dM x_k, where
-// (dM_p x)_i = dout_{i,p} x_i - sum_{e: i->j} g_{e,p} x_j.
+// Jacobians by forward mode: M dx_k = r o dx_{k-1} - dM x_k (tangents.hpp).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
 #include "ptdcore/linear_solver.hpp"
 #include "ptdcore/numeric_graph.hpp"
+#include "ptdcore/refined_solves.hpp"
+#include "ptdcore/tangents.hpp"
 
 namespace ptdcore {
 
 namespace detail {
-
-// y += dM_p x for parameter p.
-inline void add_dM_times(const NumericGraph& g, int64_t p, const double* x, double* y) {
-  const int64_t n = g.n, P = g.P;
-  for (int64_t i = 0; i < n; ++i) y[i] += g.dout[i * P + p] * x[i];
-  for (int64_t e = 0; e < g.nr_edges(); ++e) y[g.src[e]] -= g.g[e * P + p] * x[g.dst[e]];
-}
-
-// c = x dM_p for a row vector x: (x dM_p)_j = x_j dout_jp - sum_{i -> j} x_i g_ep.
-inline void row_times_dM(const NumericGraph& g, int64_t p, const double* x, double* c) {
-  for (int64_t j = 0; j < g.n; ++j) c[j] = x[j] * g.dout[j * g.P + p];
-  for (int64_t e = 0; e < g.nr_edges(); ++e) c[g.dst[e]] -= x[g.src[e]] * g.g[e * g.P + p];
-}
-
-// Tangents of x = M^{-1} b for a constant b: dx_p = -M^{-1} dM_p x, p < P
-// (dx: P x n, parameter-major).
-inline void solve_tangents(const NumericGraph& g, const BlockSolver& solver, const double* x,
-                           double* dx, int64_t P, std::vector<double>& scratch) {
-  scratch.resize(g.n);
-  for (int64_t p = 0; p < P; ++p) {
-    std::fill(scratch.begin(), scratch.end(), 0.0);
-    add_dM_times(g, p, x, scratch.data());
-    for (double& v : scratch) v = -v;
-    solver.solve(scratch.data(), dx + p * g.n);
-  }
-}
-
-// Tangents of the row vector y = rhs M^{-1}: dy_p = (drhs_p - y dM_p) M^{-1}, p < P
-// (drhs: P x n parameter-major, or null for a constant rhs; dy: P x n).
-inline void solve_transposed_tangents(const NumericGraph& g, const BlockSolver& solver,
-                                      const double* y, const double* drhs, double* dy, int64_t P,
-                                      std::vector<double>& scratch) {
-  const int64_t n = g.n;
-  scratch.resize(n);
-  for (int64_t p = 0; p < P; ++p) {
-    row_times_dM(g, p, y, scratch.data());
-    for (int64_t i = 0; i < n; ++i) scratch[i] = (drhs ? drhs[p * n + i] : 0.0) - scratch[i];
-    solver.solve_transposed(scratch.data(), dy + p * n);
-  }
-}
-
-// y = M x (sparse product).
-inline void M_times(const NumericGraph& g, const double* x, double* y) {
-  for (int64_t i = 0; i < g.n; ++i) y[i] = g.out[i] * x[i];
-  for (int64_t e = 0; e < g.nr_edges(); ++e) y[g.src[e]] -= g.w[e] * x[g.dst[e]];
-}
 
 // k! as a mantissa in [0.5, 1) and a binary exponent: k! * x is returned for any x
 // whose product is representable, although k! itself overflows from k = 171.
@@ -89,6 +45,64 @@ inline double dot(const std::vector<double>& a, const double* b) {
   double s = 0.0;
   for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
   return s;
+}
+
+// The continuous moments and their derivatives (d2moments may be null) with every
+// vector of the recursions x_k, dx_k, d2x_k carried in double-double and every solve
+// refined (refined_solves.hpp), for stiff graphs; solver factorised.
+inline void refined_continuous_moments(const NumericGraph& g, const BlockSolver& solver,
+                                       const double* rewards, int64_t K, double* moments,
+                                       double* dmoments, double* d2moments) {
+  const int64_t n = g.n, P = g.P;
+  const bool hess = d2moments != nullptr;
+  std::vector<double> x((K + 1) * n, 0.0), dx((K + 1) * P * n, 0.0);
+  std::vector<double> d2x(hess ? (K + 1) * P * P * n : 0, 0.0);
+  std::fill(x.begin(), x.begin() + n, 1.0);
+  auto DX = [&](int64_t k, int64_t p) { return dx.data() + (k * P + p) * n; };
+  auto D2X = [&](int64_t k, int64_t p, int64_t q) { return d2x.data() + ((k * P + p) * P + q) * n; };
+  std::vector<double> xl(x.size(), 0.0), dxl(dx.size(), 0.0), d2xl(d2x.size(), 0.0);
+  RefinedSolver refined(g, solver);
+  auto XL = [&](int64_t k) { return xl.data() + k * n; };
+  auto DXL = [&](int64_t k, int64_t p) { return dxl.data() + (k * P + p) * n; };
+  auto D2XL = [&](int64_t k, int64_t p, int64_t q) { return d2xl.data() + ((k * P + p) * P + q) * n; };
+  // rhs = r o (vh + vl)
+  auto start = [&](const double* vh, const double* vl) -> std::vector<CompensatedSum>& {
+    std::vector<CompensatedSum>& acc = refined.rhs();
+    for (int64_t i = 0; i < n; ++i) acc[i].add_product(rewards ? rewards[i] : 1.0, vh[i], vl[i]);
+    return acc;
+  };
+  for (int64_t k = 1; k <= K; ++k) {
+    start(x.data() + (k - 1) * n, XL(k - 1));
+    refined.solve(x.data() + k * n, XL(k));
+    for (int64_t p = 0; p < P; ++p) {
+      auto& acc = start(DX(k - 1, p), DXL(k - 1, p));
+      subtract_dM_times_compensated(g, p, x.data() + k * n, XL(k), acc);
+      refined.solve(DX(k, p), DXL(k, p));
+    }
+    if (!hess) continue;
+    for (int64_t p = 0; p < P; ++p)
+      for (int64_t q = p; q < P; ++q) {
+        auto& acc = start(D2X(k - 1, p, q), D2XL(k - 1, p, q));
+        subtract_dM_times_compensated(g, p, DX(k, q), DXL(k, q), acc);
+        subtract_dM_times_compensated(g, q, DX(k, p), DXL(k, p), acc);
+        refined.solve(D2X(k, p, q), D2XL(k, p, q));
+        if (q != p) {
+          std::copy(D2X(k, p, q), D2X(k, p, q) + n, D2X(k, q, p));
+          std::copy(D2XL(k, p, q), D2XL(k, p, q) + n, D2XL(k, q, p));
+        }
+      }
+  }
+  ScaledFactorial factorial;
+  for (int64_t k = 1; k <= K; ++k) {
+    factorial.times(k);
+    moments[k - 1] = factorial.of(dot_compensated(g.alpha, x.data() + k * n, XL(k)));
+    for (int64_t p = 0; p < P; ++p)
+      dmoments[(k - 1) * P + p] =
+          factorial.of(dot_compensated(g.alpha, DX(k, p), DXL(k, p)));
+    for (int64_t pq = 0; pq < P * P && hess; ++pq)
+      d2moments[(k - 1) * P * P + pq] = factorial.of(
+          dot_compensated(g.alpha, D2X(k, pq / P, pq % P), D2XL(k, pq / P, pq % P)));
+  }
 }
 
 }  // namespace detail
@@ -124,9 +138,22 @@ inline MomentStatus compute_moments(const SccTopology& topo, const NumericGraph&
     for (int64_t i = 0; i < n; ++i) b[i] -= tmp[i];
   };
   std::fill(x.begin(), x.begin() + n, 1.0);
+  scaled(x.data());
+  solver.solve(b.data(), x.data() + n);
+  // Stiff: the derivative recursions in double-double (refined_solves.hpp).
+  if (jac && !discrete && stiffness(g, x.data() + n, rewards) > kRefineStiffness) {
+    std::vector<double> a(n);
+    solver.solve_transposed(g.alpha.data(), a.data());
+    if (needs_refinement(g, a.data(), x.data() + n, tmp)) {
+      detail::refined_continuous_moments(g, solver, rewards, K, moments, dmoments, d2moments);
+      return MomentStatus::kFinite;
+    }
+  }
   for (int64_t k = 1; k <= K; ++k) {
-    scaled(x.data() + (k - 1) * n);
-    solver.solve(b.data(), x.data() + k * n);
+    if (k > 1) {
+      scaled(x.data() + (k - 1) * n);
+      solver.solve(b.data(), x.data() + k * n);
+    }
     if (!jac) continue;
     for (int64_t p = 0; p < P; ++p) {
       scaled(DX(k - 1, p));

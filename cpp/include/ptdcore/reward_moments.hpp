@@ -14,12 +14,14 @@
 // and d2a M = -da_p dM_q - da_q dM_p.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
 #include "ptdcore/linear_solver.hpp"
 #include "ptdcore/moments.hpp"
 #include "ptdcore/numeric_graph.hpp"
+#include "ptdcore/refined_solves.hpp"
 
 namespace ptdcore {
 
@@ -33,15 +35,16 @@ namespace detail {
 
 // Second derivatives of the m means and m^2 cross moments (d2out: (m + m^2) x P x P),
 // from the first-order quantities in buf (X, dX, a, da filled).
+// With `solved`, d2X and d2a are filled already (refined_reward_vectors).
 inline void reward_moment_hessians(const NumericGraph& g, const double* rewards, int64_t m,
                                    double* d2out, const BlockSolver& solver,
-                                   RewardMomentBuffers& buf) {
+                                   RewardMomentBuffers& buf, bool solved = false) {
   const int64_t n = g.n, P = g.P, PP = P * P;
   buf.rhs.resize(n);
-  buf.d2X.assign(m * PP * n, 0.0);
-  buf.d2a.assign(PP * n, 0.0);
+  if (!solved) buf.d2X.assign(m * PP * n, 0.0);
+  if (!solved) buf.d2a.assign(PP * n, 0.0);
   buf.tmp.resize(n);
-  for (int64_t p = 0; p < P; ++p)
+  for (int64_t p = 0; p < P && !solved; ++p)
     for (int64_t q = p; q < P; ++q) {
       for (int64_t j = 0; j < m; ++j) {  // M d2x = -(dM_p dx_q + dM_q dx_p)
         std::fill(buf.rhs.begin(), buf.rhs.end(), 0.0);
@@ -88,6 +91,94 @@ inline void reward_moment_hessians(const NumericGraph& g, const double* rewards,
         }
 }
 
+// Whether the derivative solves, done in double, need redoing refined
+// (refined_solves.hpp), judged on the absorption time: first max_i out_i x E[T]
+// against kRefineStiffness (free: E[T] = sum of alpha U, in buf.a), then the rounding
+// bound of the tangents of x = U 1 (one more solve).
+inline bool stiff_for_rewards(const NumericGraph& g, const BlockSolver& solver,
+                              RewardMomentBuffers& buf) {
+  const int64_t n = g.n;
+  double time = 0.0;
+  for (int64_t i = 0; i < n; ++i) time += buf.a[i];
+  if (max_out_rate(g) * time <= kRefineStiffness) return false;
+  buf.r.assign(n, 1.0);
+  buf.tmp.resize(n);
+  solver.solve(buf.r.data(), buf.tmp.data());
+  return needs_refinement(g, buf.a.data(), buf.tmp.data(), buf.rhs);
+}
+
+// a = alpha U and its tangents da_p M = -a dM_p (and d2a: -da_p dM_q - da_q dM_p)
+// in double-double, rounded into buf.a, buf.da (buf.d2a with `second`).
+inline void refined_row_vectors(const NumericGraph& g, RefinedSolver& refined, bool second,
+                                RewardMomentBuffers& buf) {
+  const int64_t n = g.n, P = g.P, PP = P * P;
+  RefinedVector a, tangent;
+  std::vector<RefinedVector> da(P);
+  a.zero(n);
+  std::vector<CompensatedSum>& acc = refined.rhs();
+  for (int64_t i = 0; i < n; ++i) acc[i].hi = g.alpha[i];
+  refined.solve_transposed(a.hi.data(), a.lo.data());
+  buf.a.resize(n);
+  a.round_into(buf.a.data());
+  buf.da.assign(P * n, 0.0);
+  for (int64_t p = 0; p < P; ++p) {
+    da[p].zero(n);
+    subtract_row_dM_compensated(g, p, a.hi.data(), a.lo.data(), refined.rhs());
+    refined.solve_transposed(da[p].hi.data(), da[p].lo.data());
+    da[p].round_into(buf.da.data() + p * n);
+  }
+  if (!second) return;
+  buf.d2a.assign(PP * n, 0.0);
+  tangent.zero(n);
+  for (int64_t p = 0; p < P; ++p)
+    for (int64_t q = p; q < P; ++q) {
+      std::vector<CompensatedSum>& rhs = refined.rhs();
+      subtract_row_dM_compensated(g, q, da[p].hi.data(), da[p].lo.data(), rhs);
+      subtract_row_dM_compensated(g, p, da[q].hi.data(), da[q].lo.data(), rhs);
+      refined.solve_transposed(tangent.hi.data(), tangent.lo.data());
+      tangent.round_into(buf.d2a.data() + (p * P + q) * n);
+      tangent.round_into(buf.d2a.data() + (q * P + p) * n);
+    }
+}
+
+// x_j = U r_j, a = alpha U and their tangents (second ones with `second`), every
+// solve refined in double-double, rounded into buf (X, dX, a, da; d2X, d2a).
+inline void refined_reward_vectors(const NumericGraph& g, const BlockSolver& solver,
+                                   const double* rewards, int64_t m, bool second,
+                                   RewardMomentBuffers& buf) {
+  const int64_t n = g.n, P = g.P, PP = P * P;
+  RefinedSolver refined(g, solver);
+  RefinedVector x, tangent;
+  std::vector<RefinedVector> dx(P);
+  x.zero(n);
+  tangent.zero(n);
+  buf.X.assign(m * n, 0.0);
+  buf.dX.assign(m * P * n, 0.0);
+  if (second) buf.d2X.assign(m * PP * n, 0.0);
+  for (int64_t j = 0; j < m; ++j) {
+    std::vector<CompensatedSum>& acc = refined.rhs();
+    for (int64_t i = 0; i < n; ++i) acc[i].hi = rewards[i * m + j];
+    refined.solve(x.hi.data(), x.lo.data());
+    x.round_into(buf.X.data() + j * n);
+    for (int64_t p = 0; p < P; ++p) {
+      dx[p].zero(n);
+      subtract_dM_times_compensated(g, p, x.hi.data(), x.lo.data(), refined.rhs());
+      refined.solve(dx[p].hi.data(), dx[p].lo.data());
+      dx[p].round_into(buf.dX.data() + (j * P + p) * n);
+    }
+    for (int64_t p = 0; p < P && second; ++p)
+      for (int64_t q = p; q < P; ++q) {
+        std::vector<CompensatedSum>& rhs = refined.rhs();
+        subtract_dM_times_compensated(g, p, dx[q].hi.data(), dx[q].lo.data(), rhs);
+        subtract_dM_times_compensated(g, q, dx[p].hi.data(), dx[p].lo.data(), rhs);
+        refined.solve(tangent.hi.data(), tangent.lo.data());
+        tangent.round_into(buf.d2X.data() + (j * PP + p * P + q) * n);
+        tangent.round_into(buf.d2X.data() + (j * PP + q * P + p) * n);
+      }
+  }
+  refined_row_vectors(g, refined, second, buf);
+}
+
 }  // namespace detail
 
 // rewards: n x m row-major. out: mean (m) then cross (m x m row-major);
@@ -115,6 +206,8 @@ inline MomentStatus compute_reward_moments(const SccTopology& topo, const Numeri
   solver.solve_transposed(g.alpha.data(), buf.a.data());
   buf.da.assign(P * n, 0.0);
   detail::solve_transposed_tangents(g, solver, buf.a.data(), nullptr, buf.da.data(), P, buf.rhs);
+  const bool refined = P && detail::stiff_for_rewards(g, solver, buf);
+  if (refined) detail::refined_reward_vectors(g, solver, rewards, m, d2out != nullptr, buf);
   for (int64_t j = 0; j < m; ++j) {
     const double* x = buf.X.data() + j * n;
     out[j] = detail::dot(g.alpha, x);
@@ -141,7 +234,7 @@ inline MomentStatus compute_reward_moments(const SccTopology& topo, const Numeri
         dout[(m + i * m + j) * P + p] = dout[(m + j * m + i) * P + p] = d;
       }
     }
-  if (dout && d2out) detail::reward_moment_hessians(g, rewards, m, d2out, solver, buf);
+  if (dout && d2out) detail::reward_moment_hessians(g, rewards, m, d2out, solver, buf, refined);
   return MomentStatus::kFinite;
 }
 
@@ -161,6 +254,10 @@ inline MomentStatus compute_reward_means(const SccTopology& topo, const NumericG
   buf.da.assign(P * n, 0.0);
   if (P) detail::solve_transposed_tangents(g, solver, buf.a.data(), nullptr, buf.da.data(), P,
                                            buf.rhs);
+  if (P && detail::stiff_for_rewards(g, solver, buf)) {
+    RefinedSolver refined(g, solver);
+    detail::refined_row_vectors(g, refined, false, buf);
+  }
   for (int64_t j = 0; j < m; ++j) {
     double mean = 0.0;
     for (int64_t s = 0; s < n; ++s) mean += buf.a[s] * rewards[s * m + j];
