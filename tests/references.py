@@ -370,3 +370,42 @@ def mp_reward_moment_derivatives(graph, rewards, theta, dps=50):
                             + pair(a, d2xi[p][q], d2xj[p][q], i, j)
                         )
         return values, jac, hess
+
+
+def mp_epoch_mean_jacobian(graph, row, dps=40):
+    """E[T] of a two-epoch model (row = theta_0, theta_1, break) and its Jacobian in the
+    row at ``dps`` digits: E[T] = alpha U_0 (1 - e^{S_0 b} 1) + alpha e^{S_0 b} U_1 1,
+    differentiated by mpmath (the weights exact in the parameters)."""
+    s = graph.structure()
+    n, P = s.nr_states, s.nr_params
+
+    def generator(theta):
+        S = mpmath.zeros(n, n)
+        for e in range(s.nr_edges):
+            w = mpmath.mpf(float(s.constant[e]))
+            for k in range(s.coef_ptr[e], s.coef_ptr[e + 1]):
+                w += mpmath.mpf(float(s.coef_value[k])) * theta[s.coef_index[k]]
+            i, j = int(s.src[e]), int(s.dst[e])
+            S[i, i] -= w
+            if j >= 0:
+                S[i, j] += w
+        return S
+
+    def mean(r):
+        S0, S1 = generator(r[:P]), generator(r[P : 2 * P])
+        A = _mp_matrix(s.alpha)
+        one = mpmath.matrix([[1] for _ in range(n)])
+        E0 = mpmath.expm(S0 * r[2 * P])
+        return (A * mpmath.inverse(-S0) * (one - E0 * one) + A * E0 * mpmath.inverse(-S1) * one)[0]
+
+    with mpmath.workdps(dps):
+        r = [mpmath.mpf(float(x)) for x in row]
+        jac = [
+            float(
+                mpmath.diff(
+                    lambda x, p=p: mean([x if q == p else r[q] for q in range(len(r))]), r[p]
+                )
+            )
+            for p in range(len(r))
+        ]
+        return float(mean(r)), np.array(jac)

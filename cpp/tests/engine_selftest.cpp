@@ -176,6 +176,18 @@ int main() {
               close(dmeans[0], -4.0 / (det * det), 1e-13) &&
               close(dmeans[1], 2.0 / (det * det), 1e-13),
           "refined reward mean derivatives");
+    ptdcore::Structure ce = c;  // the same chain over two equal epochs (break 0.5): the two
+    ce.rewards.clear();         // epochs' columns of dE[T]/dtheta add up to -2 / det^2
+    ce.reward_matrix = false;
+    ce.epochs = 2;
+    ce.nr_params = 3;  // theta_0, theta_1, b
+    ptdcore::PreparedModel em(ce);
+    const double row[3] = {1e6, 1e6, 0.5};
+    double emom[1], demom[3];
+    em.evaluate_rows(row, 0, 1, nullptr, 0, 1, Outputs{none, emom, none, demom}, ws);
+    check(close(emom[0], (2.0 * 1e6 + 2.0) / det, 1e-14) &&
+              close(demom[0] + demom[1], -2.0 / (det * det), 1e-11),
+          "refined epoch moment derivatives");
   }
   {  // Hessians: Erlang(3, theta) against the closed form, and a zero-reward model
     ptdcore::PreparedModel m(chain(3, false));

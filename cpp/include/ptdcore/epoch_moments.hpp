@@ -13,6 +13,7 @@
 #include "ptdcore/epoch_state.hpp"
 #include "ptdcore/linear_solver.hpp"
 #include "ptdcore/moments.hpp"
+#include "ptdcore/refined_solves.hpp"
 
 namespace ptdcore {
 
@@ -26,6 +27,90 @@ inline void add_epoch_moments(double a, int64_t K, int64_t P, const std::vector<
       moments[k - 1] += c * J[j];
       for (int64_t p = 0; p < P && dmoments; ++p) dmoments[(k - 1) * P + p] += c * dJ[j * P + p];
     }
+}
+
+// J_1..J_K of one epoch and their derivatives (buf.J, buf.dJ; J_0 set by the caller)
+// as epoch_integrals computes them, with every vector of the recursion (the rows q_j,
+// their tangents and right-hand sides) in double-double and every transposed solve
+// refined (refined_solves.hpp): for stiff epochs, where the tangents' right-hand sides
+// dq_j - q_j dM_p cancel.
+inline void refined_epoch_integrals(const NumericGraph& g, const BlockSolver& solver,
+                                    const double* pi, const double* dpi, const double* next,
+                                    const double* dnext, double D, bool last, int64_t K,
+                                    int64_t P, EpochBuffers& buf) {
+  const int64_t n = g.n;
+  RefinedSolver refined(g, solver);
+  RefinedVector q;
+  std::vector<RefinedVector> dq(P);
+  q.zero(n);
+  for (auto& v : dq) v.zero(n);
+  std::vector<CompensatedSum> rhs(n), drhs(P * n);
+  auto total = [n](const RefinedVector& v) {
+    CompensatedSum s;
+    for (int64_t i = 0; i < n; ++i) s.add(v.hi[i]), s.lo += v.lo[i];
+    return s.value();
+  };
+  for (int64_t i = 0; i < n; ++i) {  // q_0's right-hand side: pi (last) or pi - pi'
+    rhs[i] = CompensatedSum{};
+    rhs[i].add(pi[i]);
+    if (!last) rhs[i].add(-next[i]);
+    for (int64_t p = 0; p < P; ++p) {
+      CompensatedSum& d = drhs[p * n + i];
+      d = CompensatedSum{};
+      d.add(dpi[i * g.P + p]);
+      if (!last) d.add(-dnext[i * g.P + p]);
+    }
+  }
+  double next_total = 0.0;
+  for (int64_t i = 0; i < n && !last; ++i) next_total += next[i];
+  double factorial = 1.0;
+  for (int64_t j = 1; j <= K; ++j) {
+    std::copy(rhs.begin(), rhs.end(), refined.rhs().begin());
+    refined.solve_transposed(q.hi.data(), q.lo.data());
+    for (int64_t p = 0; p < P; ++p) {
+      std::vector<CompensatedSum>& acc = refined.rhs();
+      std::copy(drhs.begin() + p * n, drhs.begin() + (p + 1) * n, acc.begin());
+      detail::subtract_row_dM_compensated(g, p, q.hi.data(), q.lo.data(), acc);
+      refined.solve_transposed(dq[p].hi.data(), dq[p].lo.data());
+    }
+    const double Dj = last ? 0.0 : std::pow(D, static_cast<double>(j));
+    const double weight = last ? (factorial *= static_cast<double>(j)) : static_cast<double>(j);
+    buf.J[j] = -Dj * next_total + weight * total(q);
+    for (int64_t p = 0; p < P; ++p) {
+      double dnt = 0.0;
+      for (int64_t i = 0; i < n && !last; ++i) dnt += dnext[i * g.P + p];
+      buf.dJ[j * P + p] = -Dj * dnt + weight * total(dq[p]);
+    }
+    // the next right-hand side: q_j itself (last), or -D^j pi' + j q_{j-1}
+    const double scale = last ? 1.0 : static_cast<double>(j);
+    for (int64_t i = 0; i < n; ++i) {
+      rhs[i] = CompensatedSum{};
+      if (!last) rhs[i].add_product(-Dj, next[i], 0.0);
+      rhs[i].add_product(scale, q.hi[i], q.lo[i]);
+      for (int64_t p = 0; p < P; ++p) {
+        CompensatedSum& d = drhs[p * n + i];
+        d = CompensatedSum{};
+        if (!last) d.add_product(-Dj, dnext[i * g.P + p], 0.0);
+        d.add_product(scale, dq[p].hi[i], dq[p].lo[i]);
+      }
+    }
+  }
+}
+
+// Whether epoch_integrals' first solve (q_0 = rhs U, rhs = pi or pi - pi') says the
+// epoch is stiff enough for refined_epoch_integrals: its occupation per unit of
+// starting mass times the fastest rate above kRefineStiffness, then the rounding
+// bound of the tangents (needs_refinement, with x = U 1: one more solve).
+inline bool stiff_epoch(const NumericGraph& g, const BlockSolver& solver, const double* pi,
+                        const double* q0, std::vector<double>& scratch) {
+  const int64_t n = g.n;
+  double mass = 0.0, time = 0.0;
+  for (int64_t i = 0; i < n; ++i) mass += std::fabs(pi[i]), time += std::fabs(q0[i]);
+  if (!(mass > 0.0) || max_out_rate(g) * time / mass <= kRefineStiffness) return false;
+  std::vector<double> ones(n, 1.0), x(n), a(n);
+  solver.solve(ones.data(), x.data());
+  for (int64_t i = 0; i < n; ++i) a[i] = std::fabs(q0[i]);
+  return needs_refinement(g, a.data(), x.data(), scratch);
 }
 
 // J_0..J_K of one epoch (finite when `last` is false: pi' = next, duration D;
@@ -65,6 +150,10 @@ inline bool epoch_integrals(const SccTopology& topo, const NumericGraph& g, cons
       for (int64_t i = 0; i < n; ++i) buf.drhs[p * n + i] = dpi[i * g.P + p];
     for (int64_t j = 1; j <= K; ++j) {
       solve_step();
+      if (j == 1 && P && stiff_epoch(g, solver, pi, buf.q.data(), c)) {
+        refined_epoch_integrals(g, solver, pi, dpi, nullptr, nullptr, D, true, K, P, buf);
+        return true;
+      }
       factorial *= static_cast<double>(j);
       buf.J[j] = factorial * total(buf.q.data());
       for (int64_t p = 0; p < P; ++p) buf.dJ[j * P + p] = factorial * total(buf.dq.data() + p * n);
@@ -88,8 +177,10 @@ inline bool epoch_integrals(const SccTopology& topo, const NumericGraph& g, cons
   for (int64_t p = 0; p < P; ++p)
     for (int64_t i = 0; i < n; ++i) buf.drhs[p * n + i] = dpi[i * g.P + p] - dnext[i * g.P + p];
   const double next_total = total(next);
+  bool refine = false;
   for (int64_t j = 1; j <= K; ++j) {
     solve_step();  // q_{j-1}
+    if (j == 1 && P) refine = stiff_epoch(g, solver, pi, buf.q.data(), c);
     const double Dj = std::pow(D, static_cast<double>(j));
     buf.J[j] = -Dj * next_total + static_cast<double>(j) * total(buf.q.data());
     solver.solve_transposed(rhs_mag.data(), qmag.data());
@@ -103,12 +194,14 @@ inline bool epoch_integrals(const SccTopology& topo, const NumericGraph& g, cons
       buf.dJ[j * P + p] = -Dj * dnt + static_cast<double>(j) * total(buf.dq.data() + p * n);
     }
     if (j == K) break;
+    if (refine) continue;  // J and dJ from refined_epoch_integrals below; the magnitudes here
     for (int64_t i = 0; i < n; ++i) buf.rhs[i] = -Dj * next[i] + static_cast<double>(j) * buf.q[i];
     for (int64_t p = 0; p < P; ++p)
       for (int64_t i = 0; i < n; ++i)
         buf.drhs[p * n + i] =
             -Dj * dnext[i * g.P + p] + static_cast<double>(j) * buf.dq[p * n + i];
   }
+  if (refine) refined_epoch_integrals(g, solver, pi, dpi, next, dnext, D, false, K, P, buf);
   return true;
 }
 

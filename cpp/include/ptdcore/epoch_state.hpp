@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ptdcore/method.hpp"
+#include "ptdcore/compensated.hpp"
 #include "ptdcore/numeric_graph.hpp"
 #include "ptdcore/structure.hpp"
 
@@ -226,12 +227,25 @@ inline void state_at_active(const NumericGraph& g, double t, double* sv, double*
 namespace detail {
 
 // y += x (S_a - S_b) for two epochs' graphs of one structure (same internal
-// edges): (x S)_j = sum_{i -> j} x_i w_ij - x_j out_j.
+// edges): each edge i -> j moves the flux x_i (w_a - w_b) out of i and into j, each
+// exit takes x_i (exit_a - exit_b). Accumulated exactly (compensated.hpp) and
+// rounded once per state: where the rates differ by a fast exchange, inflow and
+// outflow of a state nearly balance, and their rounding, amplified by the next
+// epoch's slow exit, was the largest error of a break's derivative (2.4e-9 on the
+// structured coalescent with migration 0.5 then 1e6).
 inline void add_generator_difference(const NumericGraph& a, const NumericGraph& b,
                                      const double* x, double* y, int64_t stride) {
-  for (int64_t j = 0; j < a.n; ++j) y[j * stride] -= x[j] * (a.out[j] - b.out[j]);
-  for (int64_t e = 0; e < a.nr_edges(); ++e)
-    y[a.dst[e] * stride] += x[a.src[e]] * (a.w[e] - b.w[e]);
+  std::vector<CompensatedSum> acc(a.n);
+  for (int64_t j = 0; j < a.n; ++j) {
+    acc[j].add(y[j * stride]);
+    acc[j].add_product(-x[j], a.exit[j] - b.exit[j], 0.0);
+  }
+  for (int64_t e = 0; e < a.nr_edges(); ++e) {
+    const double dw = a.w[e] - b.w[e];
+    acc[a.dst[e]].add_product(x[a.src[e]], dw, 0.0);
+    acc[a.src[e]].add_product(-x[a.src[e]], dw, 0.0);
+  }
+  for (int64_t j = 0; j < a.n; ++j) y[j * stride] = acc[j].value();
 }
 
 inline double binomial(int64_t k, int64_t j) {

@@ -137,42 +137,44 @@ class RefinedSolver {
   // y = M^{-1} rhs: in double, then once more on the residual rhs - M y computed in
   // double-double ((M y)_i = exit_i y_i + sum over the edges i -> j of w_e (y_i - y_j)).
   void solve(double* yh, double* yl) {
-    const int64_t n = g_.n;
     take_rhs();
     solver_.solve(tmp_.data(), yh);
-    for (int64_t i = 0; i < n; ++i) {
-      acc_[i] = CompensatedSum{b_[i], bl_[i]};
-      acc_[i].add_product(-g_.exit[i], yh[i], 0.0);
-    }
+    start_residual(yh);
     for (int64_t e = 0; e < g_.nr_edges(); ++e) {
       double d, d_err;
       two_sum(yh[g_.src[e]], -yh[g_.dst[e]], d, d_err);
       acc_[g_.src[e]].add_product(-g_.w[e], d, d_err);
     }
-    for (int64_t i = 0; i < n; ++i) tmp_[i] = acc_[i].value();
+    round_residual();
     solver_.solve(tmp_.data(), yl);
   }
 
   // The row vector y = rhs M^{-1} likewise ((y M)_j = y_j exit_j + the fluxes w_e y_i
   // of the edges out of j, less those into j).
   void solve_transposed(double* yh, double* yl) {
-    const int64_t n = g_.n;
     take_rhs();
     solver_.solve_transposed(tmp_.data(), yh);
-    for (int64_t i = 0; i < n; ++i) {
-      acc_[i] = CompensatedSum{b_[i], bl_[i]};
-      acc_[i].add_product(-g_.exit[i], yh[i], 0.0);
-    }
+    start_residual(yh);
     for (int64_t e = 0; e < g_.nr_edges(); ++e) {
       const int64_t i = g_.src[e], j = g_.dst[e];
       acc_[i].add_product(-g_.w[e], yh[i], 0.0);
       acc_[j].add_product(g_.w[e], yh[i], 0.0);
     }
-    for (int64_t i = 0; i < n; ++i) tmp_[i] = acc_[i].value();
+    round_residual();
     solver_.solve_transposed(tmp_.data(), yl);
   }
 
  private:
+  // The residual's start: rhs - exit o y (rhs as take_rhs kept it).
+  void start_residual(const double* yh) {
+    for (int64_t i = 0; i < g_.n; ++i) {
+      acc_[i] = CompensatedSum{b_[i], bl_[i]};
+      acc_[i].add_product(-g_.exit[i], yh[i], 0.0);
+    }
+  }
+  void round_residual() {
+    for (int64_t i = 0; i < g_.n; ++i) tmp_[i] = acc_[i].value();
+  }
   void take_rhs() {
     for (int64_t i = 0; i < g_.n; ++i) {
       b_[i] = acc_[i].hi, bl_[i] = acc_[i].lo;
