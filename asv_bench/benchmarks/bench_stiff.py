@@ -62,3 +62,35 @@ class StiffStructuredCoalescent:
         import jax
 
         jax.block_until_ready(self.fn(self.thetas))
+
+
+class StiffMomentDerivatives:
+    """The engine alone (pybind11, 100 rows): E[T^k], k <= 4, with Jacobians of the 3+2
+    structured coalescent, and the means of its pooled SFS with Jacobians (the route SFS
+    likelihoods take). From migration 1e4 on the derivative solves run refined in
+    double-double (cpp/include/ptdcore/refined_solves.hpp); 0.5 and 1e2 show the plain
+    path."""
+
+    params = MIGRATIONS
+    param_names = ["migration"]
+    timeout = 600
+
+    def setup(self, migration):
+        from ptdcore import get_backend
+        from ptdcore.coalescent import structured_graph, structured_sfs
+
+        self.backend = get_backend("pybind11")
+        self.tmrca = structured_graph((3, 2)).structure()
+        graph, rewards = structured_sfs((3, 2))
+        self.sfs = graph.structure().with_reward_matrix(rewards)
+        self.nr_bins = rewards.shape[1]
+        self.thetas = particles(migration)
+        self.none = np.zeros(0)
+
+    def time_moments_with_jacobian(self, migration):
+        self.backend.compute_pmf_and_moments(self.tmrca, self.thetas, self.none, 4, jacobian=True)
+
+    def time_sfs_means_with_jacobian(self, migration):
+        self.backend.compute_pmf_and_moments(
+            self.sfs, self.thetas, self.none, self.nr_bins, jacobian=True
+        )
