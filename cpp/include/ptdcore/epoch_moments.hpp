@@ -62,7 +62,11 @@ inline void refined_epoch_integrals(const NumericGraph& g, const BlockSolver& so
     }
   }
   double next_total = 0.0;
-  for (int64_t i = 0; i < n && !last; ++i) next_total += next[i];
+  std::vector<double> dnext_total(P, 0.0);
+  for (int64_t i = 0; i < n && !last; ++i) {
+    next_total += next[i];
+    for (int64_t p = 0; p < P; ++p) dnext_total[p] += dnext[i * g.P + p];
+  }
   double factorial = 1.0;
   for (int64_t j = 1; j <= K; ++j) {
     std::copy(rhs.begin(), rhs.end(), refined.rhs().begin());
@@ -76,11 +80,8 @@ inline void refined_epoch_integrals(const NumericGraph& g, const BlockSolver& so
     const double Dj = last ? 0.0 : std::pow(D, static_cast<double>(j));
     const double weight = last ? (factorial *= static_cast<double>(j)) : static_cast<double>(j);
     buf.J[j] = -Dj * next_total + weight * total(q);
-    for (int64_t p = 0; p < P; ++p) {
-      double dnt = 0.0;
-      for (int64_t i = 0; i < n && !last; ++i) dnt += dnext[i * g.P + p];
-      buf.dJ[j * P + p] = -Dj * dnt + weight * total(dq[p]);
-    }
+    for (int64_t p = 0; p < P; ++p)
+      buf.dJ[j * P + p] = -Dj * dnext_total[p] + weight * total(dq[p]);
     // the next right-hand side: q_j itself (last), or -D^j pi' + j q_{j-1}
     const double scale = last ? 1.0 : static_cast<double>(j);
     for (int64_t i = 0; i < n; ++i) {
@@ -98,19 +99,37 @@ inline void refined_epoch_integrals(const NumericGraph& g, const BlockSolver& so
 }
 
 // Whether epoch_integrals' first solve (q_0 = rhs U, rhs = pi or pi - pi') says the
-// epoch is stiff enough for refined_epoch_integrals: its occupation per unit of
-// starting mass times the fastest rate above kRefineStiffness, then the rounding
-// bound of the tangents (needs_refinement, with x = U 1: one more solve).
+// epoch is stiff enough for refined_epoch_integrals: refinement_needed with the
+// occupation |q_0| and its total per unit of starting mass.
 inline bool stiff_epoch(const NumericGraph& g, const BlockSolver& solver, const double* pi,
                         const double* q0, std::vector<double>& scratch) {
   const int64_t n = g.n;
   double mass = 0.0, time = 0.0;
-  for (int64_t i = 0; i < n; ++i) mass += std::fabs(pi[i]), time += std::fabs(q0[i]);
-  if (!(mass > 0.0) || max_out_rate(g) * time / mass <= kRefineStiffness) return false;
-  std::vector<double> ones(n, 1.0), x(n), a(n);
-  solver.solve(ones.data(), x.data());
-  for (int64_t i = 0; i < n; ++i) a[i] = std::fabs(q0[i]);
-  return needs_refinement(g, a.data(), x.data(), scratch);
+  std::vector<double> a(n);
+  for (int64_t i = 0; i < n; ++i) mass += std::fabs(pi[i]), a[i] = std::fabs(q0[i]), time += a[i];
+  return mass > 0.0 && refinement_needed(g, solver, a.data(), time / mass, scratch);
+}
+
+// buf.Jmag: the magnitudes the terms of a finite epoch's J_j carry, the recursion of
+// epoch_integrals on |rhs| (U = (-S)^{-1} is non-negative, so |q_j| <= qmag_j, and
+// qmag_j bounds what rounding in earlier differences can have left in q_j).
+inline void epoch_magnitudes(const BlockSolver& solver, int64_t n, const double* pi,
+                             const double* next, double D, int64_t K, EpochBuffers& buf) {
+  double pi_total = 0.0, next_total = 0.0;
+  for (int64_t i = 0; i < n; ++i) pi_total += pi[i];
+  for (int64_t i = 0; i < n; ++i) next_total += next[i];
+  buf.Jmag.assign(K + 1, 0.0);
+  buf.Jmag[0] = pi_total + next_total;
+  std::vector<double> rhs_mag(n), qmag(n);
+  for (int64_t i = 0; i < n; ++i) rhs_mag[i] = std::fabs(pi[i]) + std::fabs(next[i]);
+  for (int64_t j = 1; j <= K; ++j) {
+    const double Dj = std::pow(D, static_cast<double>(j));
+    solver.solve_transposed(rhs_mag.data(), qmag.data());
+    for (int64_t i = 0; i < n; ++i) {
+      rhs_mag[i] = Dj * std::fabs(next[i]) + static_cast<double>(j) * std::fabs(qmag[i]);
+      buf.Jmag[j] += rhs_mag[i];
+    }
+  }
 }
 
 // J_0..J_K of one epoch (finite when `last` is false: pi' = next, duration D;
@@ -165,43 +184,32 @@ inline bool epoch_integrals(const SccTopology& topo, const NumericGraph& g, cons
   buf.J[0] = total(pi) - total(next);
   for (int64_t p = 0; p < P; ++p)
     for (int64_t i = 0; i < n; ++i) buf.dJ[p] += dpi[i * g.P + p] - dnext[i * g.P + p];
-  // The magnitudes the terms carry: the same recursion on |rhs| (U = (-S)^{-1}
-  // is non-negative, so |q_j| <= qmag_j, and qmag_j bounds what rounding in
-  // earlier differences can have left in q_j).
-  buf.Jmag.assign(K + 1, 0.0);
-  buf.Jmag[0] = total(pi) + total(next);
-  std::vector<double> rhs_mag(n), qmag(n);
-  for (int64_t i = 0; i < n; ++i) rhs_mag[i] = std::fabs(pi[i]) + std::fabs(next[i]);
+  epoch_magnitudes(solver, n, pi, next, D, K, buf);
   // q_0 = (pi - pi') U
   for (int64_t i = 0; i < n; ++i) buf.rhs[i] = pi[i] - next[i];
   for (int64_t p = 0; p < P; ++p)
     for (int64_t i = 0; i < n; ++i) buf.drhs[p * n + i] = dpi[i * g.P + p] - dnext[i * g.P + p];
   const double next_total = total(next);
-  bool refine = false;
   for (int64_t j = 1; j <= K; ++j) {
     solve_step();  // q_{j-1}
-    if (j == 1 && P) refine = stiff_epoch(g, solver, pi, buf.q.data(), c);
+    if (j == 1 && P && stiff_epoch(g, solver, pi, buf.q.data(), c)) {
+      refined_epoch_integrals(g, solver, pi, dpi, next, dnext, D, false, K, P, buf);
+      return true;
+    }
     const double Dj = std::pow(D, static_cast<double>(j));
     buf.J[j] = -Dj * next_total + static_cast<double>(j) * total(buf.q.data());
-    solver.solve_transposed(rhs_mag.data(), qmag.data());
-    for (int64_t i = 0; i < n; ++i) {
-      rhs_mag[i] = Dj * std::fabs(next[i]) + static_cast<double>(j) * std::fabs(qmag[i]);
-      buf.Jmag[j] += rhs_mag[i];
-    }
     for (int64_t p = 0; p < P; ++p) {
       double dnt = 0.0;
       for (int64_t i = 0; i < n; ++i) dnt += dnext[i * g.P + p];
       buf.dJ[j * P + p] = -Dj * dnt + static_cast<double>(j) * total(buf.dq.data() + p * n);
     }
     if (j == K) break;
-    if (refine) continue;  // J and dJ from refined_epoch_integrals below; the magnitudes here
     for (int64_t i = 0; i < n; ++i) buf.rhs[i] = -Dj * next[i] + static_cast<double>(j) * buf.q[i];
     for (int64_t p = 0; p < P; ++p)
       for (int64_t i = 0; i < n; ++i)
         buf.drhs[p * n + i] =
             -Dj * dnext[i * g.P + p] + static_cast<double>(j) * buf.dq[p * n + i];
   }
-  if (refine) refined_epoch_integrals(g, solver, pi, dpi, next, dnext, D, false, K, P, buf);
   return true;
 }
 

@@ -10,8 +10,8 @@
 #include <limits>
 #include <vector>
 
-#include "ptdcore/method.hpp"
 #include "ptdcore/compensated.hpp"
+#include "ptdcore/method.hpp"
 #include "ptdcore/numeric_graph.hpp"
 #include "ptdcore/structure.hpp"
 

@@ -73,6 +73,18 @@ inline bool needs_refinement(const NumericGraph& g, const double* a, const doubl
   return false;
 }
 
+// The two-stage test for a recursion that has an occupation a >= 0 (alpha U, or an
+// epoch's first row) but not yet x = U 1: the fastest rate times `time` (that
+// occupation per unit of starting mass) against kRefineStiffness, then
+// needs_refinement with x = U 1 (one more solve).
+inline bool refinement_needed(const NumericGraph& g, const BlockSolver& solver, const double* a,
+                              double time, std::vector<double>& scratch) {
+  if (max_out_rate(g) * time <= kRefineStiffness) return false;
+  std::vector<double> ones(g.n, 1.0), x(g.n);
+  solver.solve(ones.data(), x.data());
+  return needs_refinement(g, a, x.data(), scratch);
+}
+
 // A vector hi + lo (n each).
 struct RefinedVector {
   std::vector<double> hi, lo;

@@ -91,20 +91,13 @@ inline void reward_moment_hessians(const NumericGraph& g, const double* rewards,
         }
 }
 
-// Whether the derivative solves, done in double, need redoing refined
-// (refined_solves.hpp), judged on the absorption time: first max_i out_i x E[T]
-// against kRefineStiffness (free: E[T] = sum of alpha U, in buf.a), then the rounding
-// bound of the tangents of x = U 1 (one more solve).
+// Whether the derivative solves need refining (refined_solves.hpp), judged on the
+// absorption time from alpha U (in buf.a): refinement_needed with E[T] = sum of a.
 inline bool stiff_for_rewards(const NumericGraph& g, const BlockSolver& solver,
                               RewardMomentBuffers& buf) {
-  const int64_t n = g.n;
   double time = 0.0;
-  for (int64_t i = 0; i < n; ++i) time += buf.a[i];
-  if (max_out_rate(g) * time <= kRefineStiffness) return false;
-  buf.r.assign(n, 1.0);
-  buf.tmp.resize(n);
-  solver.solve(buf.r.data(), buf.tmp.data());
-  return needs_refinement(g, buf.a.data(), buf.tmp.data(), buf.rhs);
+  for (int64_t i = 0; i < g.n; ++i) time += buf.a[i];
+  return refinement_needed(g, solver, buf.a.data(), time, buf.rhs);
 }
 
 // a = alpha U and its tangents da_p M = -a dM_p (and d2a: -da_p dM_q - da_q dM_p)
@@ -192,22 +185,26 @@ inline MomentStatus compute_reward_moments(const SccTopology& topo, const Numeri
   const int64_t n = g.n, P = dout ? g.P : 0;
   const MomentStatus status = solver.factorise(topo, g);
   if (status != MomentStatus::kFinite) return status;
-  buf.X.assign(m * n, 0.0);
-  buf.dX.assign(m * P * n, 0.0);
-  buf.r.resize(n);
-  buf.rhs.resize(n);
-  for (int64_t j = 0; j < m; ++j) {
-    for (int64_t i = 0; i < n; ++i) buf.r[i] = rewards[i * m + j];
-    double* x = buf.X.data() + j * n;
-    solver.solve(buf.r.data(), x);
-    detail::solve_tangents(g, solver, x, buf.dX.data() + j * P * n, P, buf.rhs);
-  }
   buf.a.resize(n);
-  solver.solve_transposed(g.alpha.data(), buf.a.data());
-  buf.da.assign(P * n, 0.0);
-  detail::solve_transposed_tangents(g, solver, buf.a.data(), nullptr, buf.da.data(), P, buf.rhs);
+  buf.rhs.resize(n);
+  solver.solve_transposed(g.alpha.data(), buf.a.data());  // (decides the route: first)
   const bool refined = P && detail::stiff_for_rewards(g, solver, buf);
-  if (refined) detail::refined_reward_vectors(g, solver, rewards, m, d2out != nullptr, buf);
+  if (refined) {
+    detail::refined_reward_vectors(g, solver, rewards, m, d2out != nullptr, buf);
+  } else {
+    buf.X.assign(m * n, 0.0);
+    buf.dX.assign(m * P * n, 0.0);
+    buf.r.resize(n);
+    for (int64_t j = 0; j < m; ++j) {
+      for (int64_t i = 0; i < n; ++i) buf.r[i] = rewards[i * m + j];
+      double* x = buf.X.data() + j * n;
+      solver.solve(buf.r.data(), x);
+      detail::solve_tangents(g, solver, x, buf.dX.data() + j * P * n, P, buf.rhs);
+    }
+    buf.da.assign(P * n, 0.0);
+    detail::solve_transposed_tangents(g, solver, buf.a.data(), nullptr, buf.da.data(), P,
+                                      buf.rhs);
+  }
   for (int64_t j = 0; j < m; ++j) {
     const double* x = buf.X.data() + j * n;
     out[j] = detail::dot(g.alpha, x);
@@ -251,12 +248,13 @@ inline MomentStatus compute_reward_means(const SccTopology& topo, const NumericG
   buf.a.resize(n);
   buf.rhs.resize(n);
   solver.solve_transposed(g.alpha.data(), buf.a.data());
-  buf.da.assign(P * n, 0.0);
-  if (P) detail::solve_transposed_tangents(g, solver, buf.a.data(), nullptr, buf.da.data(), P,
-                                           buf.rhs);
   if (P && detail::stiff_for_rewards(g, solver, buf)) {
     RefinedSolver refined(g, solver);
     detail::refined_row_vectors(g, refined, false, buf);
+  } else {
+    buf.da.assign(P * n, 0.0);
+    if (P) detail::solve_transposed_tangents(g, solver, buf.a.data(), nullptr, buf.da.data(), P,
+                                             buf.rhs);
   }
   for (int64_t j = 0; j < m; ++j) {
     double mean = 0.0;
